@@ -1,0 +1,126 @@
+"""The one place where the array library and the default float type are chosen.
+
+Every module that does array math imports ``xp`` from here::
+
+    from cnn.backend import xp
+    y = xp.maximum(x, 0)
+
+``xp`` forwards attribute access to the active array module (NumPy by default, CuPy after
+``set_backend("cupy")``), so switching the backend does not require re-importing anything.
+
+The default float type is float32 (``floatx()``); gradient checks switch to float64 with
+``set_floatx("float64")`` or the ``floatx_scope`` context manager.
+
+Random numbers come from one ``numpy.random.Generator`` (``rng()``), seeded by ``set_seed``;
+initialisers, shuffling and dropout all draw from it, so a seeded run is reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from types import ModuleType
+
+import numpy
+
+_VALID_FLOATX = ("float16", "float32", "float64")
+_VALID_BACKENDS = ("numpy", "cupy")
+
+_state = {
+    "module": numpy,
+    "name": "numpy",
+    "floatx": "float32",
+    "rng": numpy.random.default_rng(),
+    "seed": None,
+}
+
+
+class _ArrayModule:
+    """Forwards ``xp.<name>`` to the active array module (numpy or cupy)."""
+
+    def __getattr__(self, name):
+        return getattr(_state["module"], name)
+
+    def __repr__(self):
+        return f"<cnn array module: {_state['name']}>"
+
+
+xp = _ArrayModule()
+
+
+def backend_name() -> str:
+    """Name of the active array module: ``"numpy"`` or ``"cupy"``."""
+    return _state["name"]
+
+
+def array_module() -> ModuleType:
+    """The active array module itself (for code that needs the real module object)."""
+    return _state["module"]
+
+
+def set_backend(name: str) -> None:
+    """Select the array module by name (``"numpy"`` or ``"cupy"``)."""
+    if name not in _VALID_BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(_VALID_BACKENDS)}")
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"backend {name!r} is not installed: {exc}") from exc
+    _state["module"] = module
+    _state["name"] = name
+
+
+def floatx() -> str:
+    """The default float dtype name for parameters and activations (``"float32"``)."""
+    return _state["floatx"]
+
+
+def set_floatx(dtype) -> None:
+    """Set the default float dtype: ``"float16"``, ``"float32"`` or ``"float64"``."""
+    name = numpy.dtype(dtype).name
+    if name not in _VALID_FLOATX:
+        raise ValueError(f"unsupported float dtype {dtype!r}; valid: {', '.join(_VALID_FLOATX)}")
+    _state["floatx"] = name
+
+
+@contextlib.contextmanager
+def floatx_scope(dtype):
+    """Temporarily use another default float dtype (``with floatx_scope("float64"): ...``)."""
+    previous = floatx()
+    set_floatx(dtype)
+    try:
+        yield
+    finally:
+        set_floatx(previous)
+
+
+def set_seed(seed: int | None) -> None:
+    """Seed the generator used for initialisation, shuffling and dropout."""
+    _state["seed"] = seed
+    _state["rng"] = numpy.random.default_rng(seed)
+
+
+def rng() -> numpy.random.Generator:
+    """The shared random generator (always a NumPy generator, also under CuPy)."""
+    return _state["rng"]
+
+
+def to_numpy(a):
+    """Return ``a`` as a NumPy array (copies from the GPU under CuPy)."""
+    if _state["name"] == "cupy" and hasattr(a, "get"):
+        return a.get()
+    return numpy.asarray(a)
+
+
+def asarray(a, dtype=None):
+    """Convert to an array of the active module, by default in ``floatx()``."""
+    return _state["module"].asarray(a, dtype=dtype or floatx())
+
+
+def erf(x):
+    """The error function on the active backend (used by the exact GELU)."""
+    if _state["name"] == "cupy":
+        from cupyx.scipy.special import erf as _erf
+    else:
+        from scipy.special import erf as _erf
+    return _erf(x)
