@@ -124,3 +124,14 @@ def erf(x):
     else:
         from scipy.special import erf as _erf
     return _erf(x)
+
+
+@contextlib.contextmanager
+def using_rng(generator: numpy.random.Generator):
+    """Draw from ``generator`` inside the block (``fit`` uses one generator per epoch)."""
+    previous = _state["rng"]
+    _state["rng"] = generator
+    try:
+        yield generator
+    finally:
+        _state["rng"] = previous

@@ -1,0 +1,19 @@
+"""Layers, importable as in the seed: ``from cnn.layers import *``."""
+
+from cnn.layers.base import Layer, deserialize, layer_class, serialize
+from cnn.layers.conv import Conv2D
+from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
+from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
+
+__all__ = [
+    "Input",
+    "Conv2D",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "Flatten",
+    "Dense",
+    "Output",
+    "Dropout",
+    "Activation",
+    "Layer",
+]

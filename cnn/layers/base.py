@@ -1,0 +1,244 @@
+"""The Layer base class: shape inference, parameters, gradients, weights and configs.
+
+Shapes given to and returned by ``build`` exclude the batch axis; ``output_shape`` includes
+it as ``None``, as in the seed's ``summary`` (``(None, 20, 20, 20)``).
+
+A layer:
+
+* creates its parameters in ``build(input_shape)`` (called by the model, which infers
+  ``input_shape`` from the layer before); a shape given to the constructor (the seed's
+  ``input_shape=`` argument) is checked against the inferred one;
+* computes ``forward(x, training)`` keeping only what ``backward`` needs;
+* in ``backward(grad)`` fills ``self.grads`` (same keys as ``self.params``, summed over the
+  batch: the loss already divides by the batch size) and returns the gradient with respect to
+  its input (``None`` when ``needs_input_grad`` is False, which the model sets for the first
+  layer);
+* never updates its own parameters: the optimizer does.
+
+``params`` hold trainable arrays, ``buffers`` non-trainable state (moving statistics,
+carried recurrent state). ``get_weights()`` returns both, params first, in insertion order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnn import activations, backend
+from cnn.utils.naming import snake_case
+
+_LAYER_CLASSES: dict[str, type] = {}
+
+
+def normalize_shape(shape, what="input_shape") -> tuple[int, ...] | None:
+    """``None`` -> None; ``2000`` -> ``(2000,)``; sequences -> tuple of positive ints."""
+    if shape is None:
+        return None
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    try:
+        result = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be an int or a tuple of ints, got {shape!r}") from None
+    if any(s < 1 for s in result):
+        raise ValueError(f"{what} must contain positive sizes, got {shape!r}")
+    return result
+
+
+def format_shape(shape) -> str:
+    """``(20, 20)`` -> ``"(None, 20, 20)"``, the batch axis shown as None."""
+    return str((None, *shape))
+
+
+class Layer:
+    """Base class of all layers; subclasses implement ``_build``, ``forward``, ``backward``."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            _LAYER_CLASSES[cls.__name__] = cls
+
+    def __init__(self, input_shape=None, name: str | None = None, trainable: bool = True):
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise ValueError(f"layer name must be a non-empty string without '/', got {name!r}")
+        self.name = name
+        self.trainable = bool(trainable)
+        self.input_shape = normalize_shape(input_shape)
+        self._declared_input_shape = self.input_shape
+        self._output_shape: tuple | None = None
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.buffers: dict = {}
+        self.built = False
+        self.needs_input_grad = True
+        self.dtype = backend.floatx()
+
+    # -- shapes -----------------------------------------------------------------------------
+    @property
+    def output_shape(self):
+        """The output shape with the batch axis, ``(None, ...)``; needs the layer built."""
+        if self._output_shape is None:
+            raise ValueError(f"layer {self.describe()} is not built yet: add it to a model first")
+        return (None, *self._output_shape)
+
+    def build(self, input_shape) -> tuple:
+        """Check ``input_shape`` against the declared one, create parameters, return the
+        output shape (both without the batch axis)."""
+        input_shape = normalize_shape(input_shape)
+        declared = self._declared_input_shape
+        if declared is not None and declared != input_shape:
+            raise ValueError(
+                f"layer {self.describe()} was declared with input_shape {format_shape(declared)} "
+                f"but receives input of shape {format_shape(input_shape)} from the layer before"
+            )
+        self.dtype = backend.floatx()
+        output_shape = normalize_shape(self._build(input_shape), "output shape")
+        self.input_shape = input_shape
+        self._output_shape = output_shape
+        self.built = True
+        return output_shape
+
+    def _build(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def describe(self) -> str:
+        """``"dense_1" (Dense)`` for messages."""
+        return f'"{self.name}" ({type(self).__name__})' if self.name else type(self).__name__
+
+    def default_name(self) -> str:
+        return snake_case(type(self).__name__)
+
+    # -- computation ------------------------------------------------------------------------
+    def forward(self, x, training: bool = False):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    def __call__(self, x, training: bool = False):
+        return self.forward(x, training=training)
+
+    def check_input(self, x) -> None:
+        """Raise a clear ValueError when ``x`` (with batch axis) does not fit ``input_shape``."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"layer {self.describe()} expects input of shape {format_shape(self.input_shape)}, "
+                f"got an array of shape {tuple(x.shape)}"
+            )
+
+    # -- parameters -------------------------------------------------------------------------
+    def add_param(self, key: str, value, trainable: bool = True):
+        """Register an array (converted to the layer's dtype) as a parameter or buffer."""
+        array = backend.asarray(value, dtype=self.dtype)
+        (self.params if trainable else self.buffers)[key] = array
+        return array
+
+    def trainable_params(self) -> list[tuple[str, object]]:
+        return list(self.params.items()) if self.trainable else []
+
+    def weight_names(self) -> list[str]:
+        return list(self.params) + list(self.buffers)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the parameters then the buffers, as NumPy arrays."""
+        return [backend.to_numpy(v).copy() for v in (*self.params.values(), *self.buffers.values())]
+
+    def set_weights(self, weights) -> None:
+        """Replace parameters and buffers (same order and shapes as ``get_weights``)."""
+        targets = [*self.params.items(), *self.buffers.items()]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(
+                f"layer {self.describe()} has {len(targets)} weight arrays "
+                f"({', '.join(k for k, _ in targets) or 'none'}), got {len(weights)}"
+            )
+        for (key, current), value in zip(targets, weights):
+            value = np.asarray(backend.to_numpy(value))
+            if tuple(value.shape) != tuple(current.shape):
+                raise ValueError(
+                    f"layer {self.describe()} weight {key!r} has shape {tuple(current.shape)}, "
+                    f"got {tuple(value.shape)}"
+                )
+            if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
+                raise ValueError(f"layer {self.describe()} weight {key!r} must be finite numbers")
+            store = self.params if key in self.params else self.buffers
+            store[key] = backend.asarray(value, dtype=current.dtype)
+
+    def count_params(self) -> int:
+        return int(sum(int(np.prod(v.shape)) for v in (*self.params.values(), *self.buffers.values())))
+
+    def summary(self):
+        """``(type name, output shape, parameter count)`` as the seed's layers return it."""
+        return type(self).__name__, self.output_shape, self.count_params()
+
+    # -- configuration ----------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """Constructor arguments as JSON-able values (the input shape is inferred, not stored)."""
+        return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name or ''} output={self._output_shape}>"
+
+
+class ActivatedLayer(Layer):
+    """A layer computing ``a = activation(z)`` after a linear part ``z = f(x)``.
+
+    Subclasses implement ``forward_linear(x) -> z`` and ``backward_linear(grad_z) -> grad_x``.
+    The model may fuse the output activation with the loss: it then reads ``self.z`` and
+    calls ``backward_linear`` directly (``keep_preactivation`` keeps ``z`` for that).
+    """
+
+    def __init__(self, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+        self.keep_preactivation = False
+        self.z = None
+        self.a = None
+
+    def forward(self, x, training: bool = False):
+        z = self.forward_linear(x, training)
+        a = self.activation.forward(z)
+        keep_z = self.activation.needs_input or self.keep_preactivation
+        self.z = z if keep_z else None
+        self.a = a
+        return a
+
+    def backward(self, grad):
+        return self.backward_linear(self.activation.backward(grad, self.z, self.a))
+
+    def forward_linear(self, x, training: bool = False):
+        raise NotImplementedError
+
+    def backward_linear(self, grad_z):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation.get_config()}
+
+
+def layer_class(name: str) -> type:
+    """The layer class registered under ``name`` (its class name)."""
+    try:
+        return _LAYER_CLASSES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown layer type {name!r}; known layers: {', '.join(sorted(_LAYER_CLASSES))}"
+        ) from None
+
+
+def serialize(layer: Layer) -> dict:
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(spec: dict) -> Layer:
+    """Build a layer from ``{"class_name": ..., "config": {...}}`` (no code is executed)."""
+    if not isinstance(spec, dict) or "class_name" not in spec:
+        raise ValueError(f"a layer spec needs 'class_name' and 'config', got {spec!r}")
+    cls = layer_class(spec["class_name"])
+    try:
+        return cls.from_config(dict(spec.get("config", {})))
+    except TypeError as exc:
+        raise ValueError(f"bad config for layer {spec['class_name']}: {exc}") from None

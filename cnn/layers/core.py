@@ -1,0 +1,222 @@
+"""Input, Dense, Output, Flatten, Dropout and Activation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnn import activations, backend, initializers
+from cnn.layers.base import ActivatedLayer, Layer
+
+
+def choose(seed_value, keras_value, seed_name: str, keras_name: str, default=None):
+    """Accept an argument under the seed's name or Keras's name, not two different values."""
+    if seed_value is not None and keras_value is not None and seed_value != keras_value:
+        raise ValueError(
+            f"{seed_name}={seed_value!r} and {keras_name}={keras_value!r} are the same argument; "
+            "give only one"
+        )
+    if seed_value is not None:
+        return seed_value
+    return keras_value if keras_value is not None else default
+
+
+class Input(Layer):
+    """The model's input: its shape without the batch axis, e.g. ``Input((1, 28, 28))``.
+
+    ``Input(shape=(784,))`` (Keras) is accepted too. It holds no parameters and is not one of
+    ``model.layers``; the model checks every batch against it.
+    """
+
+    def __init__(self, input_shape=None, *, shape=None, name: str | None = None):
+        shape = choose(input_shape, shape, "input_shape", "shape")
+        if shape is None:
+            raise ValueError("Input needs a shape, e.g. Input((1, 28, 28))")
+        super().__init__(input_shape=shape, name=name or "input")
+        self.build(self.input_shape)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return x
+
+    def backward(self, grad):
+        return grad
+
+    def get_config(self):
+        return {"input_shape": list(self.input_shape), "name": self.name}
+
+
+class Dense(ActivatedLayer):
+    """Fully connected layer on the last axis: ``a = activation(x @ kernel.T + bias)``.
+
+    Args:
+        units: output size.
+        input_shape: the seed's explicit input size (int or tuple), checked when built.
+        activate_fcn / activation: activation name (default linear).
+        theta: initial kernel, shape (units, inputs) as the seed stores it.
+        use_bias: add a bias vector (the seed's layers had none: ``use_bias=False``).
+    Weights: ``kernel`` (units, inputs), ``bias`` (units,).
+    Shapes: (N, ..., inputs) -> (N, ..., units); the usual input is (N, inputs).
+    """
+
+    default_activation = None
+
+    def __init__(self, units, input_shape=None, activate_fcn=None, theta=None, *,
+                 activation=None, use_bias=True, kernel_initializer="he_uniform",
+                 bias_initializer="zeros", name=None, trainable=True):
+        activation = choose(activate_fcn, activation, "activate_fcn", "activation",
+                            self.default_activation)
+        super().__init__(activation=activation, input_shape=input_shape, name=name,
+                         trainable=trainable)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units must be a positive int, got {units!r}")
+        self.units = int(units)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        initializers.get(kernel_initializer)
+        initializers.get(bias_initializer)
+        self._initial_kernel = theta
+
+    def _build(self, input_shape):
+        fan_in = input_shape[-1]
+        shape = (self.units, fan_in)
+        if self._initial_kernel is not None:
+            kernel = np.asarray(backend.to_numpy(self._initial_kernel))
+            if kernel.shape != shape:
+                raise ValueError(
+                    f"layer {self.describe()}: theta has shape {kernel.shape}, expected {shape} "
+                    "(units, inputs)"
+                )
+            self._initial_kernel = None
+        else:
+            kernel = initializers.initialize(self.kernel_initializer, shape, fan_in, self.units)
+        self.add_param("kernel", kernel)
+        if self.use_bias:
+            self.add_param("bias", initializers.initialize(self.bias_initializer, (self.units,),
+                                                           fan_in, self.units))
+        return (*input_shape[:-1], self.units)
+
+    def forward_linear(self, x, training=False):
+        self.x = x
+        x2 = x.reshape(-1, x.shape[-1])
+        z = x2 @ self.params["kernel"].T
+        if self.use_bias:
+            z += self.params["bias"]
+        return z.reshape(*x.shape[:-1], self.units)
+
+    def backward_linear(self, grad_z):
+        x2 = self.x.reshape(-1, self.x.shape[-1])
+        g2 = grad_z.reshape(-1, self.units)
+        self.grads["kernel"] = g2.T @ x2
+        if self.use_bias:
+            self.grads["bias"] = g2.sum(axis=0)
+        dx = g2 @ self.params["kernel"] if self.needs_input_grad else None
+        self.x = None
+        return None if dx is None else dx.reshape(self.input_grad_shape(grad_z))
+
+    def input_grad_shape(self, grad_z):
+        return (*grad_z.shape[:-1], self.input_shape[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": _init_name(self.kernel_initializer),
+            "bias_initializer": _init_name(self.bias_initializer),
+        }
+
+
+def _init_name(init):
+    if isinstance(init, str):
+        return init
+    raise ValueError(f"a custom initializer {init!r} cannot be saved in a config; use a name")
+
+
+class Output(Dense):
+    """The seed's output layer: a Dense layer whose activation defaults to softmax.
+
+    With a cross-entropy loss the model fuses softmax and loss (gradient ``p - y``), as the
+    seed's ``Output`` did with its ``outflag``.
+    """
+
+    default_activation = "softmax"
+
+    def __init__(self, units, input_shape=None, activate_fcn=None, theta=None, **kwargs):
+        super().__init__(units, input_shape, activate_fcn, theta, **kwargs)
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order (channels first for conv maps)."""
+
+    def __init__(self, input_shape=None, *, name=None):
+        super().__init__(input_shape=input_shape, name=name)
+
+    def _build(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad):
+        return grad.reshape(grad.shape[0], *self.input_shape)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``rate`` and scale the
+    rest by ``1 / (1 - rate)``; identity at inference. Masks come from the seeded generator."""
+
+    def __init__(self, rate, input_shape=None, *, name=None, seed=None):
+        try:
+            rate = float(rate)
+        except (TypeError, ValueError):
+            raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}") from None
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        super().__init__(input_shape=input_shape, name=name)
+        self.rate = rate
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self.mask = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0.0:
+            self.mask = None
+            return x
+        rng = self._rng or backend.rng()
+        keep = rng.random(x.shape, dtype=np.float32) >= self.rate
+        self.mask = backend.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self.mask
+
+    def backward(self, grad):
+        return grad if self.mask is None else grad * self.mask
+
+    def get_config(self):
+        return {"rate": self.rate, "name": self.name, "seed": self.seed}
+
+
+class Activation(Layer):
+    """Applies an activation by name: ``Activation("relu")``."""
+
+    def __init__(self, activation, input_shape=None, *, name=None):
+        super().__init__(input_shape=input_shape, name=name)
+        self.activation = activations.get(activation)
+        self.z = None
+        self.a = None
+
+    def forward(self, x, training=False):
+        self.a = self.activation.forward(x)
+        self.z = x if self.activation.needs_input else None
+        return self.a
+
+    def backward(self, grad):
+        return self.activation.backward(grad, self.z, self.a)
+
+    def get_config(self):
+        return {"activation": self.activation.get_config(), "name": self.name}
+
+
+__all__ = ["Input", "Dense", "Output", "Flatten", "Dropout", "Activation"]

@@ -1,0 +1,115 @@
+"""Element-wise activation functions and their backward passes, as pure functions.
+
+Each ``*_backward(grad, z, a)`` takes the gradient with respect to the output ``a = f(z)``
+and returns the gradient with respect to ``z``. All functions are numerically stable for
+inputs of any magnitude: no ``exp`` of a large positive number is ever taken, so there are
+no overflow warnings and no NaN (the seed's ``1 / (1 + exp(-z))`` and ``exp(z) / sum``
+overflow for large ``|z|``).
+
+Softmax works along the last axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnn import backend
+from cnn.backend import xp
+
+
+def linear(z):
+    return z
+
+
+def linear_backward(grad, z, a):
+    return grad
+
+
+def relu(z):
+    return xp.maximum(z, 0)
+
+
+def relu_backward(grad, z, a):
+    return grad * (a > 0)
+
+
+def leaky_relu(z, alpha=0.01):
+    return xp.where(z > 0, z, z * z.dtype.type(alpha))
+
+
+def leaky_relu_backward(grad, z, a, alpha=0.01):
+    return xp.where(z > 0, grad, grad * grad.dtype.type(alpha))
+
+
+def elu(z, alpha=1.0):
+    negative = xp.expm1(xp.minimum(z, 0)) * z.dtype.type(alpha)
+    return xp.where(z > 0, z, negative)
+
+
+def elu_backward(grad, z, a, alpha=1.0):
+    return xp.where(z > 0, grad, grad * (a + a.dtype.type(alpha)))
+
+
+def sigmoid(z):
+    # exp(-|z|) never overflows; both branches are exact for their sign of z.
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(grad, z, a):
+    return grad * a * (1 - a)
+
+
+def tanh(z):
+    return xp.tanh(z)
+
+
+def tanh_backward(grad, z, a):
+    return grad * (1 - a * a)
+
+
+def softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    e = xp.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(grad, z, a):
+    return a * (grad - (grad * a).sum(axis=-1, keepdims=True))
+
+
+def log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softplus(z):
+    return xp.logaddexp(0, z)
+
+
+def softplus_backward(grad, z, a):
+    return grad * sigmoid(z)
+
+
+def silu(z):
+    return z * sigmoid(z)
+
+
+def silu_backward(grad, z, a):
+    s = sigmoid(z)
+    return grad * (s * (1 + z * (1 - s)))
+
+
+_SQRT_HALF = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def gelu(z):
+    """Exact GELU, ``z * Phi(z)`` with the normal CDF (PyTorch's and Keras's default)."""
+    return z * (0.5 * (1 + backend.erf(z * z.dtype.type(_SQRT_HALF))))
+
+
+def gelu_backward(grad, z, a):
+    cdf = 0.5 * (1 + backend.erf(z * z.dtype.type(_SQRT_HALF)))
+    pdf = xp.exp(-0.5 * z * z) * z.dtype.type(_INV_SQRT_2PI)
+    return grad * (cdf + z * pdf)

@@ -1,0 +1,67 @@
+"""Shared test utilities: numerical gradient checks of layers and whole models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnn.backend import floatx_scope
+from cnn.utils.gradient_check import numerical_gradient, relative_error
+
+TOLERANCE = 1e-6
+
+
+def build_layer(layer, input_shape):
+    """Build ``layer`` for ``input_shape`` in float64 (gradient checks need it)."""
+    with floatx_scope("float64"):
+        layer.build(input_shape)
+    return layer
+
+
+def check_layer_gradients(layer, x, seed=0, training=False, tolerance=TOLERANCE):
+    """Compare a built layer's backward with central differences of ``sum(forward(x) * r)``.
+
+    Returns the relative errors by name ("input", and each parameter key).
+    """
+    rng = np.random.default_rng(seed)
+    out = layer.forward(x, training=training)
+    r = rng.standard_normal(out.shape)
+
+    def objective():
+        return float((layer.forward(x, training=training) * r).sum())
+
+    layer.forward(x, training=training)
+    layer.needs_input_grad = True
+    dx = layer.backward(r.copy())
+    analytic = {"input": dx, **{k: v.copy() for k, v in layer.grads.items()}}
+    errors = {"input": gradient_error(dx, numerical_gradient(objective, x))}
+    for key, param in layer.params.items():
+        errors[key] = gradient_error(analytic[key], numerical_gradient(objective, param))
+    for key, error in errors.items():
+        assert error < tolerance, f"{layer.describe()} gradient of {key}: relative error {error:.2e}"
+    return errors
+
+
+def gradient_error(analytic, numeric):
+    """Relative error, except for gradients that are zero up to rounding (e.g. a bias under a
+    softmax over the axis it is constant on), where the absolute error is returned."""
+    if np.linalg.norm(numeric) < 1e-7 and np.linalg.norm(analytic) < 1e-7:
+        return float(np.linalg.norm(np.asarray(analytic) - numeric))
+    return relative_error(analytic, numeric)
+
+
+def check_model_gradients(model, x, y, tolerance=TOLERANCE):
+    """Check every parameter gradient of a compiled float64 model against its loss."""
+    targets = np.asarray(y, dtype=np.float64)
+    output = model.forward(x, training=True)
+    _, grad = model._loss_and_output_grad(output, targets, None)
+    model._backward(grad)
+    analytic = [g.copy() for g in model._gradients()]
+
+    def objective():
+        out = model.forward(x, training=True)
+        value, _ = model._loss_and_output_grad(out, targets, None)
+        return float(value)
+
+    for param, grad in zip(model.trainable_weights, analytic):
+        error = gradient_error(grad, numerical_gradient(objective, param))
+        assert error < tolerance, f"model gradient relative error {error:.2e}"

