@@ -266,3 +266,40 @@ def test_activation_registry_case_insensitive():
     assert activations.get("Linear").name == "linear"
     assert activations.get(None).name == "linear"
     assert activations.get("leaky_relu(0.2)").name == "leaky_relu(0.2)"
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_recurrent_gradients_with_carried_state(activation, use_bias):
+    from cnn.layers import Recurrent
+    from cnn.utils.gradient_check import numerical_gradient
+    from helpers import gradient_error
+
+    layer = build_layer(Recurrent(4, activation=activation, use_bias=use_bias), (3,))
+    start = random((4,), seed=8) * 0.5
+    x = random((6, 3), seed=9)
+    r = random((6, 4), seed=10)
+
+    def objective():
+        layer.buffers["state"] = start.copy()
+        return float((layer.forward(x) * r).sum())
+
+    objective()
+    dx = layer.backward(r.copy())
+    analytic = {k: v.copy() for k, v in layer.grads.items()}
+    assert gradient_error(dx, numerical_gradient(objective, x)) < 1e-6
+    for key, param in layer.params.items():
+        assert gradient_error(analytic[key], numerical_gradient(objective, param)) < 1e-6, key
+
+
+def test_recurrent_carries_and_resets_state():
+    from cnn.layers import Recurrent
+
+    layer = build_layer(Recurrent(3), (2,))
+    x = random((5, 2))
+    whole = layer.forward(x)
+    layer.reset_states()
+    first, second = layer.forward(x[:2]), layer.forward(x[2:])
+    np.testing.assert_allclose(np.concatenate([first, second]), whole)
+    layer.reset_states()
+    np.testing.assert_array_equal(layer.buffers["state"], np.zeros(3))

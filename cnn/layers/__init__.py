@@ -4,6 +4,7 @@ from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
+from cnn.layers.recurrent import Recurrent
 
 __all__ = [
     "Input",
@@ -13,6 +14,7 @@ __all__ = [
     "Flatten",
     "Dense",
     "Output",
+    "Recurrent",
     "Dropout",
     "Activation",
     "Layer",
