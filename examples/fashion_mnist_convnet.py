@@ -48,7 +48,7 @@ def main():
 
     start = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        verbose=2, validation_data=(x_test, y_test))
+                        verbose=2)
     seconds = time.perf_counter() - start
     accuracy, loss = model.evaluate(x_test, y_test)
     print(f"training time: {seconds:.1f} s ({seconds / args.epochs:.1f} s/epoch)")

@@ -242,6 +242,8 @@ def test_stop_training_from_a_callback():
     assert len(history["loss"]) == 1
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
 def test_nan_loss_stops_with_epoch_and_batch_and_keeps_last_good_weights():
     x, y = toy_data(64)
     model = small_model()
