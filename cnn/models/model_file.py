@@ -130,7 +130,7 @@ def read_int(item, name: str, minimum: int = 0) -> int:
         value, where = read_array(member(item, name, h5py.Dataset)), f"dataset {name!r}"
     value = np.asarray(value)
     if value.shape != () or value.dtype.kind not in "iu" or int(value) < minimum:
-        raise ValueError(f"{where} should be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{where} should be an integer >= {minimum}, got {value.tolist()!r}")
     return int(value)
 
 

@@ -248,7 +248,7 @@ def _read_weights(group, model) -> None:
                 f"{layer.describe()} does not have (it has {', '.join(names) or 'no weights'})"
             )
         layer.set_weights([
-            read_array(member(layer_group, name, h5py.Dataset, f"weight {layer.name}/{name}"))
+            read_array(member(layer_group, name, h5py.Dataset, f"weight model_weights/{layer.name}/{name}"))
             for name in names
         ])
 
