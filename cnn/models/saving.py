@@ -197,13 +197,15 @@ def _read_model(f, compile: bool, dtype):
     from cnn.models.model import Model
 
     config = read_json(f, "model_config")
-    _check_keys(config, "model_config", ("input_shape", "layers"), list)
+    _check_keys(config, "model_config", ("input_shape", "layers"))
+    if not isinstance(config["layers"], list):
+        raise ValueError("model_config: 'layers' should be a list")
     if dtype is not None:
         config["dtype"] = np.dtype(dtype).name
     compile_config = None
     if compile and "compile_config" in f:
         compile_config = read_json(f, "compile_config")
-        _check_keys(compile_config, "compile_config", ("optimizer", "loss", "metrics"), None)
+        _check_keys(compile_config, "compile_config", ("optimizer", "loss", "metrics"))
     # Layers draw initial weights that the file's weights replace: draw them from a
     # throwaway generator so that loading leaves the user's random stream untouched.
     with backend.using_rng(np.random.default_rng(0)):
@@ -220,14 +222,12 @@ def _read_model(f, compile: bool, dtype):
     return model
 
 
-def _check_keys(config, what: str, keys, list_key_type) -> None:
+def _check_keys(config, what: str, keys) -> None:
     if not isinstance(config, dict):
         raise ValueError(f"{what} should be a JSON object, got {type(config).__name__}")
     missing = [key for key in keys if key not in config]
     if missing:
         raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}")
-    if list_key_type is not None and not isinstance(config["layers"], list_key_type):
-        raise ValueError(f"{what}: 'layers' should be a list")
 
 
 def _read_weights(group, model) -> None:
