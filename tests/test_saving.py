@@ -348,18 +348,38 @@ def saved(tmp_path):
     return path
 
 
-def edited(saved, edit):
-    """A copy of the saved file changed by ``edit(h5py.File)``."""
-    path = saved.with_name("bad.h5")
-    shutil.copyfile(saved, path)
-    with h5py.File(path, "r+") as f:
-        edit(f)
-    return path
+def edited(*edits):
+    """A maker of bad files: a copy of the saved file changed by each ``edit(h5py.File)``."""
+    def make(saved):
+        path = saved.with_name("bad.h5")
+        shutil.copyfile(saved, path)
+        with h5py.File(path, "r+") as f:
+            for edit in edits:
+                edit(f)
+        return path
+
+    return make
 
 
-def replace(f, name, data):
-    del f[name]
-    f.create_dataset(name, data=data)
+def replaced(name, data):
+    def edit(f):
+        del f[name]
+        f.create_dataset(name, data=data)
+
+    return edit
+
+
+def deleted(name):
+    return lambda f: f.__delitem__(name)
+
+
+def with_attribute(group, key, value):
+    return lambda f: f[group].attrs.__setitem__(key, value)
+
+
+def json_edited(name, old, new):
+    """Replace the text ``old`` by ``new`` in the JSON dataset ``name``."""
+    return lambda f: replaced(name, f[name][()].decode().replace(old, new))(f)
 
 
 def truncated(saved):
@@ -387,48 +407,40 @@ BAD_FILES = {
     "truncated": (truncated, "truncated"),
     "text_file": (text_file, "not an HDF5 file"),
     "other_program": (other_program, "not a cnn model file.*images"),
-    "foreign_format_attribute": (lambda s: edited(s, lambda f: f.attrs.modify("format", "keras")),
+    "foreign_format_attribute": (edited(with_attribute("/", "format", "keras")),
                                  "'format' attribute is 'keras'"),
-    "newer_version": (lambda s: edited(s, lambda f: f.attrs.modify("format_version", 99)),
+    "newer_version": (edited(with_attribute("/", "format_version", 99)),
                       "format version 99.*upgrade cnn"),
-    "weight_shape": (lambda s: edited(s, lambda f: replace(f, "model_weights/head/kernel",
-                                                           np.zeros((3, 7), np.float32))),
+    "weight_shape": (edited(replaced("model_weights/head/kernel", np.zeros((3, 7), np.float32))),
                      r"'kernel' has shape \(3, 50\), got \(3, 7\)"),
-    "weight_missing": (lambda s: edited(s, lambda f: f.__delitem__("model_weights/head/bias")),
+    "weight_missing": (edited(deleted("model_weights/head/bias")),
                        "weight model_weights/head/bias is missing"),
-    "weight_extra": (lambda s: edited(s, lambda f: f.create_dataset("model_weights/head/gamma",
-                                                                    data=np.ones(3))),
+    "weight_extra": (edited(lambda f: f.create_dataset("model_weights/head/gamma", data=np.ones(3))),
                      "holds gamma, which layer"),
-    "weight_as_bytes": (lambda s: edited(s, lambda f: replace(f, "model_weights/head/bias",
-                                                              np.void(b"\x80\x04pickle"))),
+    "weight_as_bytes": (edited(replaced("model_weights/head/bias", np.void(b"\x80\x04pickle"))),
                         "should hold numbers"),
-    "weight_not_finite": (lambda s: edited(s, lambda f: replace(f, "model_weights/head/bias",
-                                                                np.array([0, np.nan, 0], np.float32))),
-                          "finite"),
-    "broken_json": (lambda s: edited(s, lambda f: replace(f, "model_config", '{"layers": [')),
+    "weight_not_finite": (edited(replaced("model_weights/head/bias",
+                                          np.array([0, np.nan, 0], np.float32))), "finite"),
+    "broken_json": (edited(replaced("model_config", '{"layers": [')),
                     "model_config' is not valid JSON"),
-    "unknown_layer": (lambda s: edited(s, lambda f: replace(
-        f, "model_config", f["model_config"][()].decode().replace('"Conv2D"', '"Conv3D"'))),
-        "unknown layer type 'Conv3D'"),
-    "bad_layer_argument": (lambda s: edited(s, lambda f: replace(
-        f, "model_config", f["model_config"][()].decode().replace('"filters"', '"filterz"'))),
-        "bad config for layer Conv2D"),
-    "config_not_object": (lambda s: edited(s, lambda f: replace(f, "model_config", "[1, 2]")),
+    "unknown_layer": (edited(json_edited("model_config", '"Conv2D"', '"Conv3D"')),
+                      "unknown layer type 'Conv3D'"),
+    "bad_layer_argument": (edited(json_edited("model_config", '"filters"', '"filterz"')),
+                           "bad config for layer Conv2D"),
+    "config_not_object": (edited(replaced("model_config", "[1, 2]")),
                           "model_config should be a JSON object"),
-    "unknown_optimizer": (lambda s: edited(s, lambda f: replace(
-        f, "compile_config", f["compile_config"][()].decode().replace('"adam"', '"adamax2"'))),
-        "unknown optimizer 'adamax2'"),
-    "optimizer_state_shape": (lambda s: edited(s, lambda f: replace(f, "optimizer_weights/0/m",
-                                                                    np.zeros(3, np.float32))),
+    "unknown_optimizer": (edited(json_edited("compile_config", '"adam"', '"adamax2"')),
+                          "unknown optimizer 'adamax2'"),
+    "optimizer_state_shape": (edited(replaced("optimizer_weights/0/m", np.zeros(3, np.float32))),
                               "optimizer state '0/m' has shape"),
-    "optimizer_state_missing": (lambda s: edited(s, lambda f: f.__delitem__("optimizer_weights/2/v")),
-                                "lacks the state 2/v"),
-    "optimizer_for_other_params": (lambda s: edited(s, lambda f: f["optimizer_weights"].attrs.__setitem__(
-        "param_names", np.array(["a/kernel"], dtype=h5py.string_dtype()))), "are for the parameters"),
-    "training_state_missing": (lambda s: edited(s, lambda f: f.__delitem__("training_state")),
+    "optimizer_state_missing": (edited(deleted("optimizer_weights/2/v")), "lacks the state 2/v"),
+    "optimizer_for_other_params": (edited(with_attribute(
+        "optimizer_weights", "param_names", np.array(["a/kernel"], dtype=h5py.string_dtype()))),
+        "are for the parameters"),
+    "training_state_missing": (edited(deleted("training_state")),
                                "group 'training_state' is missing"),
-    "negative_epoch": (lambda s: edited(s, lambda f: f["training_state"].attrs.modify("epoch", -3)),
-                       "'epoch' should be an integer >= 0"),
+    "negative_epoch": (edited(with_attribute("training_state", "epoch", -3)),
+                       "'epoch' should be an integer >= 0, got -3"),
 }
 
 
