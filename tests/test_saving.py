@@ -15,8 +15,7 @@ from cnn.backend import floatx_scope
 from cnn.callbacks import ModelCheckpoint
 from cnn.layers import (Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Input,
                         MaxPooling2D, Output, Recurrent)
-from cnn.models import Model, load_model, saving
-from cnn.models.model_file import ModelFileError
+from cnn.models import Model, ModelFileError, load_model, saving
 from cnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 
 # -- every layer type and option: adding a layer means adding a line here -------------------

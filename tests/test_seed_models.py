@@ -12,8 +12,7 @@ import scipy.io
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnn.datasets import mnist_sample
-from cnn.models import load_model
-from cnn.models.model_file import ModelFileError
+from cnn.models import ModelFileError, load_model
 
 
 def find_seed_dir():

@@ -55,7 +55,7 @@ def read_model(f: h5py.File, compile: bool = True, dtype=None):
                          f"metric], got {names}")
     learning_rate = read_array(member(f, "lr", h5py.Dataset))
     if learning_rate.shape != () or not learning_rate > 0:
-        raise ValueError(f"dataset 'lr' should be one positive number, got {learning_rate!r}")
+        raise ValueError(f"dataset 'lr' should be one positive number, got {learning_rate.tolist()!r}")
     _check_layer_groups(f, layer_count)
 
     with backend.floatx_scope(dtype or backend.floatx()), \
