@@ -47,24 +47,26 @@ def save_model(model, path) -> None:
     if model.input is None or not model.layers:
         raise ValueError(f"cannot save to {path}: the model has no input and layers")
     model_config = _to_json(model.get_config(), "model config", path)
-    compile_config = model.compile_config()
-    _check_reloadable(model, compile_config, path)
+    compile_config = None
+    if model.loss is not None:
+        _check_learning_rate(model.optimizer, path)
+        compile_config = _to_json(model.compile_config(), "compile config", path)
+    _check_reloadable(model_config, compile_config, path)
     try:
         with atomic_path(path) as temporary:
             with h5py.File(temporary, "w") as f:
-                _write(f, model, model_config, compile_config, path)
+                _write(f, model, model_config, compile_config)
     except OSError as exc:
         raise _write_error(path, exc) from exc
 
 
-def _write(f, model, model_config: str, compile_config, path) -> None:
+def _write(f, model, model_config: str, compile_config: str | None) -> None:
     f.attrs["format"] = FORMAT_NAME
     f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["cnn_version"] = cnn.__version__
     f.create_dataset("model_config", data=model_config, dtype=_STRINGS)
     if compile_config is not None:
-        f.create_dataset("compile_config", data=_to_json(compile_config, "compile config", path),
-                         dtype=_STRINGS)
+        f.create_dataset("compile_config", data=compile_config, dtype=_STRINGS)
     _write_weights(f.create_group("model_weights"), model)
     state = f.create_group("training_state")
     state.attrs["epoch"] = int(model.epoch)
@@ -114,23 +116,27 @@ def _json_number(value):
     raise TypeError(f"{value!r} of type {type(value).__name__} is not JSON serializable")
 
 
-def _check_reloadable(model, compile_config, path) -> None:
-    """Fail before writing if ``load_model`` could not rebuild the configs."""
-    if compile_config is not None:
-        learning_rate = model.optimizer.learning_rate
-        if callable(learning_rate) and not hasattr(learning_rate, "get_config"):
-            raise ValueError(
-                f"cannot save to {path}: the learning-rate schedule {learning_rate!r} has no "
-                "get_config(), so it could not be rebuilt when loading; use a schedule class "
-                "registered with cnn.optimizers.register_schedule"
-            )
+def _check_learning_rate(optimizer, path) -> None:
+    learning_rate = optimizer.learning_rate
+    if callable(learning_rate) and not hasattr(learning_rate, "get_config"):
+        raise ValueError(
+            f"cannot save to {path}: the learning-rate schedule {learning_rate!r} has no "
+            "get_config(), so it could not be rebuilt when loading; use a schedule class "
+            "registered with cnn.optimizers.register_schedule"
+        )
+
+
+def _check_reloadable(model_config: str, compile_config: str | None, path) -> None:
+    """Fail before writing if ``load_model`` could not rebuild the layers and compile
+    settings from these JSON configs (building layers allocates no weights)."""
     try:
-        for spec in model.get_config()["layers"]:
+        for spec in json.loads(model_config)["layers"]:
             deserialize(spec)
         if compile_config is not None:
-            optimizers.get(compile_config["optimizer"])
-            losses.get(compile_config["loss"])
-            for metric in compile_config["metrics"]:
+            settings = json.loads(compile_config)
+            optimizers.get(settings["optimizer"])
+            losses.get(settings["loss"])
+            for metric in settings["metrics"]:
                 metrics.get(metric)
     except ValueError as exc:
         raise ValueError(f"cannot save to {path}: the saved model could not be rebuilt ({exc})") from None

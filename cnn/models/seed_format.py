@@ -63,9 +63,9 @@ def read_model(f: h5py.File, compile: bool = True, dtype=None):
         model = Model(Input(tuple(input_shape)), names[0])
         for index in range(layer_count):
             group = member(f, f"layer_{index}", h5py.Group)
-            kind = _layer_type(group)
+            kind, *strings = _layer_strings(group)
             try:
-                model.add_layer(_read_layer(group, kind))
+                model.add_layer(_read_layer(group, kind, strings))
             except ValueError as exc:
                 raise ValueError(f"layer_{index} ({kind}): {exc}") from None
     if compile:
@@ -80,31 +80,36 @@ def _check_layer_groups(f, layer_count: int) -> None:
                          f"{', '.join(f'layer_{i}' for i in indices) or 'none'}")
 
 
-def _layer_type(group) -> str:
+def _layer_strings(group) -> list[str]:
+    """``_str``: the layer type, then its string arguments."""
     strings = read_strings(member(group, "_str", h5py.Dataset))
     if not strings:
         raise ValueError(f"{group.name}/_str is empty: it should start with the layer type")
-    return strings[0]
+    return strings
 
 
-def _read_layer(group, kind: str):
+def _read_layer(group, kind: str, strings: list[str]):
     """The layer stored in ``group``, built by the entry of ``_BUILDERS`` for its type."""
     if kind not in _BUILDERS:
         raise ValueError(f"unknown layer type; the original implementation's files hold "
                          f"{', '.join(_BUILDERS)}")
-    strings = read_strings(group["_str"])[1:]
-    init_params = None
-    if read_int(group, "init_params_flag") == 1:
-        init_params = _int_list(read_array(member(group, "init_params", h5py.Dataset)),
-                                "init_params")
-    params = None
-    if read_int(group, "params_flag") == 1:
-        params = read_array(member(group, "params", h5py.Dataset))
+    init_params = _flagged_dataset(group, "init_params")
+    if init_params is not None:
+        init_params = _int_list(init_params, "init_params")
+    params = _flagged_dataset(group, "params")
     parts = _Parts(init_params, strings, params)
     layer = _BUILDERS[kind](parts)
     if params is not None and not parts.weights_used:
         raise ValueError(f"has params of shape {params.shape}, but this layer type has none")
     return layer
+
+
+def _flagged_dataset(group, name: str):
+    """``group[name]`` if ``group[name + "_flag"]`` is 1, None if it is 0."""
+    flag = read_int(group, f"{name}_flag")
+    if flag not in (0, 1):
+        raise ValueError(f"{name}_flag should be 0 or 1, got {flag}")
+    return read_array(member(group, name, h5py.Dataset)) if flag else None
 
 
 class _Parts:
