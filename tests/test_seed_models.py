@@ -128,7 +128,7 @@ def summary_rows(model):
 @pytest.fixture(scope="module")
 def images():
     (_, _), (x_test, _) = mnist_sample.load_data()
-    return x_test[:12]
+    return x_test[:8]
 
 
 @pytest.mark.parametrize("name", CNN_FILES)
@@ -161,7 +161,7 @@ def test_cnn_predictions_equal_a_direct_numpy_computation(name, images):
 def test_a_seed_model_trains_further_and_round_trips_through_our_format(images, tmp_path):
     model = load_model(SEED / "models" / "test_cnn.h5")
     labels = np.arange(len(images)) % 10
-    model.fit(images, labels, batch_size=6, epochs=1, verbose=0, seed=0)
+    model.fit(images, labels, batch_size=4, epochs=1, verbose=0, seed=0)
     model.save(tmp_path / "ours.h5")
     loaded = load_model(tmp_path / "ours.h5")
     np.testing.assert_array_equal(loaded.predict(images), model.predict(images))
