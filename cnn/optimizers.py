@@ -29,11 +29,14 @@ Gradient clipping (every optimizer): ``clipvalue`` clips each element to ``[-c, 
 (PyTorch's ``clip_grad_norm_``). Order: value, per-array norm, global norm.
 
 The learning rate may be a float or a schedule: any callable ``schedule(step) -> lr`` called
-with the number of steps taken so far.
+with the number of steps taken so far. A schedule that can be saved has ``get_config()``
+returning ``{"name": ..., **arguments}`` and is registered with ``register_schedule`` so that
+``get(config)`` rebuilds it (``load_model`` relies on that).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 
 from cnn import backend
@@ -334,6 +337,46 @@ _OPTIMIZERS = {
 }
 
 
+_SCHEDULES: dict[str, type] = {}
+
+
+def register_schedule(cls):
+    """Let ``get(config)`` rebuild the learning-rate schedule class ``cls`` from its config.
+
+    ``cls.name`` (or the class name) is the key its ``get_config()["name"]`` must hold; the
+    rest of the config is passed to ``cls.from_config`` if it has one, else to ``cls``.
+    Usable as a class decorator.
+    """
+    _SCHEDULES[getattr(cls, "name", cls.__name__).lower()] = cls
+    return cls
+
+
+def schedule_from_config(config: dict):
+    """Build a registered schedule from ``{"name": ..., **args}`` or Keras's
+    ``{"class_name": ..., "config": {...}}``."""
+    config = dict(config)
+    if "class_name" in config:
+        name, arguments = config["class_name"], dict(config.get("config", {}))
+    else:
+        name, arguments = config.pop("name", None), config
+    if not isinstance(name, str) or name.lower() not in _SCHEDULES:
+        _import_schedules()
+    cls = lookup("learning rate schedule", name, _SCHEDULES)
+    try:
+        return cls.from_config(arguments) if hasattr(cls, "from_config") else cls(**arguments)
+    except TypeError as exc:
+        raise ValueError(f"bad config for learning rate schedule {name!r}: {exc}") from None
+
+
+def _import_schedules() -> None:
+    """Import ``cnn.schedules`` (if this version has it) so that its classes register."""
+    try:
+        importlib.import_module("cnn.schedules")
+    except ModuleNotFoundError as exc:
+        if exc.name != "cnn.schedules":
+            raise
+
+
 def get(identifier, learning_rate=None) -> Optimizer:
     """Resolve an optimizer given by name (optionally with a learning rate), config or instance."""
     if isinstance(identifier, Optimizer):
@@ -343,7 +386,12 @@ def get(identifier, learning_rate=None) -> Optimizer:
     if isinstance(identifier, dict):
         config = dict(identifier)
         cls = lookup("optimizer", config.pop("name", None), _OPTIMIZERS)
-        return cls(**config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedule_from_config(config["learning_rate"])
+        try:
+            return cls(**config)
+        except TypeError as exc:
+            raise ValueError(f"bad config for optimizer {cls.name!r}: {exc}") from None
     cls = lookup("optimizer", identifier, _OPTIMIZERS)
     return cls() if learning_rate is None else cls(learning_rate=learning_rate)
 

@@ -8,9 +8,13 @@ Setting ``self.model.stop_training = True`` ends training after the current batc
 
 ``logs`` passed to ``on_epoch_end`` hold the epoch's ``loss`` and metrics, and ``val_*``
 values when validating; ``on_batch_end`` receives the running means over the epoch so far.
+
+``ModelCheckpoint(filepath, monitor="val_loss", save_best_only=False, ...)`` saves the model
+every epoch or whenever the monitored value improves.
 """
 
 from cnn.callbacks.base import Callback, CallbackList, History
+from cnn.callbacks.checkpoint import ModelCheckpoint
 from cnn.callbacks.progress import ProgbarLogger
 
-__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger"]
+__all__ = ["Callback", "CallbackList", "History", "ModelCheckpoint", "ProgbarLogger"]

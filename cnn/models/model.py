@@ -502,6 +502,7 @@ class Model:
         return {
             "name": self.name,
             "input_shape": list(self.input.input_shape) if self.input else None,
+            "dtype": self.dtype,
             "layers": [serialize(layer) for layer in self.layers],
         }
 
@@ -516,9 +517,11 @@ class Model:
 
     @classmethod
     def from_config(cls, config: dict, compile_config: dict | None = None) -> "Model":
-        model = cls(Input(config["input_shape"]), config.get("name", "cnn"))
-        for spec in config["layers"]:
-            model.add_layer(deserialize(spec))
+        """Rebuild a model from ``get_config()`` (in its ``dtype``) and ``compile_config()``."""
+        with backend.floatx_scope(config.get("dtype", backend.floatx())):
+            model = cls(Input(config["input_shape"]), config.get("name", "cnn"))
+            for spec in config["layers"]:
+                model.add_layer(deserialize(spec))
         if compile_config:
             model.compile(optimizer=optimizers.get(compile_config["optimizer"]),
                           loss=losses.get(compile_config["loss"]),

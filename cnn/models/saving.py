@@ -1,102 +1,284 @@
-"""Saving and loading models as HDF5 (see docs/FORMAT.md for the layout).
+"""Saving and loading models as HDF5; the layout is documented in docs/FORMAT.md.
 
-Files are written atomically (a temporary file beside the target, renamed when complete)
-and read without executing or unpickling anything: the architecture is JSON, the weights are
-plain datasets.
+``save_model`` writes everything needed to continue training exactly: the architecture
+(JSON), the compile settings (optimizer with its learning rate or schedule, loss, metrics),
+every weight and buffer, the optimizer's state and the training position (epoch reached and
+the training seed). The file is written to a temporary name beside the target and renamed
+when complete, so an interrupted save never replaces a good file with a broken one.
+
+``load_model`` reads this format and the original implementation's files
+(``cnn.models.seed_format``). Reading never unpickles or evaluates anything: configs are
+JSON, weights are numeric datasets, and every way a file can be bad raises one
+``ModelFileError`` (a ``ValueError``) naming the file, or an ``OSError`` for I/O problems.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import h5py
 import numpy as np
 
 import cnn
+from cnn import backend, losses, metrics, optimizers
+from cnn.layers.base import deserialize
+from cnn.models import seed_format
+from cnn.models.model_file import (member, open_model_file, read_array, read_int, read_json,
+                                   ModelFileError)
 from cnn.utils.fileio import atomic_path
 
 FORMAT_NAME = "cnn"
 FORMAT_VERSION = 1
 
+_STRINGS = h5py.string_dtype()
 
+
+# -- saving ---------------------------------------------------------------------------------
 def save_model(model, path) -> None:
-    """Write ``model`` to ``path`` (HDF5): config, compile settings, weights, training state."""
+    """Write ``model`` to ``path`` (HDF5), atomically.
+
+    Raises:
+        ValueError: the model cannot be saved so that it loads again (no layers, a config
+            value that is not JSON, a learning-rate schedule without a registered config).
+        OSError: the file cannot be written; the message names ``path``. An existing file
+            at ``path`` is then left untouched.
+    """
     if model.input is None or not model.layers:
-        raise ValueError("cannot save a model without an input and layers")
-    with atomic_path(path) as temporary:
-        with h5py.File(temporary, "w") as f:
-            f.attrs["format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["cnn_version"] = cnn.__version__
-            f.create_dataset("model_config", data=json.dumps(model.get_config()))
-            compile_config = model.compile_config()
-            if compile_config is not None:
-                f.create_dataset("compile_config", data=json.dumps(compile_config))
-            _write_weights(f.create_group("model_weights"), model)
-            state = f.create_group("training_state")
-            state.attrs["epoch"] = int(model.epoch)
-            if model.train_seed is not None:
-                state.attrs["train_seed"] = int(model.train_seed)
-            if model.optimizer is not None:
-                _write_optimizer(f.create_group("optimizer_weights"), model.optimizer)
+        raise ValueError(f"cannot save to {path}: the model has no input and layers")
+    model_config = _to_json(model.get_config(), "model config", path)
+    compile_config = None
+    if model.loss is not None:
+        _check_learning_rate(model.optimizer, path)
+        compile_config = _to_json(model.compile_config(), "compile config", path)
+    _check_reloadable(model_config, compile_config, path)
+    try:
+        with atomic_path(path) as temporary:
+            with h5py.File(temporary, "w") as f:
+                _write(f, model, model_config, compile_config)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def _write(f, model, model_config: str, compile_config: str | None) -> None:
+    f.attrs["format"] = FORMAT_NAME
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["cnn_version"] = cnn.__version__
+    f.create_dataset("model_config", data=model_config, dtype=_STRINGS)
+    if compile_config is not None:
+        f.create_dataset("compile_config", data=compile_config, dtype=_STRINGS)
+    _write_weights(f.create_group("model_weights"), model)
+    state = f.create_group("training_state")
+    state.attrs["epoch"] = int(model.epoch)
+    if model.train_seed is not None:
+        state.attrs["train_seed"] = int(model.train_seed)
+    if model.optimizer is not None:
+        _write_optimizer(f.create_group("optimizer_weights"), model)
 
 
 def _write_weights(group, model) -> None:
-    group.attrs["layer_names"] = json.dumps([layer.name for layer in model.layers])
+    group.attrs["layer_names"] = _string_list([layer.name for layer in model.layers])
     for layer in model.layers:
         layer_group = group.create_group(layer.name)
         names = layer.weight_names()
-        layer_group.attrs["weight_names"] = json.dumps(names)
+        layer_group.attrs["weight_names"] = _string_list(names)
         for name, value in zip(names, layer.get_weights()):
             layer_group.create_dataset(name, data=value)
 
 
-def _write_optimizer(group, optimizer) -> None:
-    state = optimizer.get_state()
+def _write_optimizer(group, model) -> None:
+    state = model.optimizer.get_state()
     group.attrs["iterations"] = int(state.pop("iterations"))
+    group.attrs["param_names"] = _string_list(_trainable_names(model))
     for key, value in state.items():
         group.create_dataset(key, data=value)
 
 
-def load_model(path, compile: bool = True):
-    """Read a model written by ``Model.save`` (or by the original implementation)."""
+def _trainable_names(model) -> list[str]:
+    """``"<layer>/<weight>"`` of every trainable array, in the optimizer's order."""
+    return [f"{layer.name}/{key}" for layer in model.layers for key, _ in layer.trainable_params()]
+
+
+def _string_list(values) -> np.ndarray:
+    return np.array(values, dtype=_STRINGS)
+
+
+def _to_json(config, what: str, path) -> str:
+    try:
+        return json.dumps(config, default=_json_number)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot save to {path}: the {what} is not JSON ({exc})") from None
+
+
+def _json_number(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{value!r} of type {type(value).__name__} is not JSON serializable")
+
+
+def _check_learning_rate(optimizer, path) -> None:
+    learning_rate = optimizer.learning_rate
+    if callable(learning_rate) and not hasattr(learning_rate, "get_config"):
+        raise ValueError(
+            f"cannot save to {path}: the learning-rate schedule {learning_rate!r} has no "
+            "get_config(), so it could not be rebuilt when loading; use a schedule class "
+            "registered with cnn.optimizers.register_schedule"
+        )
+
+
+def _check_reloadable(model_config: str, compile_config: str | None, path) -> None:
+    """Fail before writing if ``load_model`` could not rebuild the layers and compile
+    settings from these JSON configs (building layers allocates no weights)."""
+    try:
+        for spec in json.loads(model_config)["layers"]:
+            deserialize(spec)
+        if compile_config is not None:
+            settings = json.loads(compile_config)
+            optimizers.get(settings["optimizer"])
+            losses.get(settings["loss"])
+            for metric in settings["metrics"]:
+                metrics.get(metric)
+    except ValueError as exc:
+        raise ValueError(f"cannot save to {path}: the saved model could not be rebuilt ({exc})") from None
+
+
+def _write_error(path, exc: OSError) -> OSError:
+    reason = exc.strerror or str(exc)
+    if exc.errno:  # OSError(errno, ...) picks the matching subclass (PermissionError, ...)
+        return OSError(exc.errno, f"cannot write the model file ({reason})", os.fspath(path))
+    return OSError(f"{path}: cannot write the model file ({reason})")
+
+
+# -- loading --------------------------------------------------------------------------------
+def load_model(path, compile: bool = True, dtype=None):
+    """Read a model written by ``Model.save`` or by the original implementation.
+
+    Args:
+        path: the .h5 file.
+        compile: also restore the optimizer (with its state), loss and metrics; ``False``
+            gives an uncompiled model for inference.
+        dtype: float type of the model's weights; default: the saved model's own dtype
+            (the original implementation's files, which record none, load in
+            ``cnn.floatx()``).
+    Returns:
+        The model, ready for ``predict``/``evaluate`` and, compiled, for ``fit`` to continue
+        where training stopped (``model.epoch`` epochs done).
+    Raises:
+        ModelFileError (a ValueError): the file is not HDF5, is truncated or damaged, comes
+            from another program or a newer format version, or its contents are inconsistent
+            (unknown layer, broken JSON, a weight of the wrong shape, ...); the message names
+            the file and the problem.
+        OSError: the file does not exist or cannot be read (FileNotFoundError, ...).
+    """
+    with open_model_file(path) as f:
+        if seed_format.is_seed_file(f):
+            return seed_format.read_model(f, compile=compile, dtype=dtype)
+        _check_format(f)
+        return _read_model(f, compile, dtype)
+
+
+def _check_format(f) -> None:
+    found = f.attrs.get("format")
+    if found is None:
+        contents = ", ".join(sorted(f.keys())[:12]) or "nothing"
+        raise ValueError(
+            "not a cnn model file: it has no 'format' attribute and is not in the original "
+            f"implementation's layout either (it holds: {contents})"
+        )
+    if isinstance(found, bytes):
+        found = found.decode("utf-8", errors="replace")
+    if found != FORMAT_NAME:
+        raise ValueError(f"not a cnn model file: its 'format' attribute is {found!r}, "
+                         f"expected {FORMAT_NAME!r}")
+    version = read_int(f.attrs, "format_version", minimum=1)
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"written in format version {version} (by cnn {f.attrs.get('cnn_version', '?')}); "
+            f"this cnn {cnn.__version__} reads format versions up to {FORMAT_VERSION}: "
+            "upgrade cnn to load it"
+        )
+
+
+def _read_model(f, compile: bool, dtype):
     from cnn.models.model import Model
 
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT_NAME:
-            raise ValueError(f"{path}: not a cnn model file")
-        config = json.loads(_read_string(f["model_config"]))
-        compile_config = None
-        if compile and "compile_config" in f:
-            compile_config = json.loads(_read_string(f["compile_config"]))
-        model = Model.from_config(config, compile_config)
-        _read_weights(f["model_weights"], model)
-        state = f["training_state"].attrs
-        model.epoch = int(state.get("epoch", 0))
-        model.train_seed = int(state["train_seed"]) if "train_seed" in state else None
-        if compile_config is not None and "optimizer_weights" in f:
-            _read_optimizer(f["optimizer_weights"], model)
+    config = read_json(f, "model_config")
+    _check_keys(config, "model_config", ("input_shape", "layers"))
+    if not isinstance(config["layers"], list):
+        raise ValueError("model_config: 'layers' should be a list")
+    if dtype is not None:
+        config["dtype"] = np.dtype(dtype).name
+    compile_config = None
+    if compile and "compile_config" in f:
+        compile_config = read_json(f, "compile_config")
+        _check_keys(compile_config, "compile_config", ("optimizer", "loss", "metrics"))
+    # Layers draw initial weights that the file's weights replace: draw them from a
+    # throwaway generator so that loading leaves the user's random stream untouched.
+    with backend.using_rng(np.random.default_rng(0)):
+        try:
+            model = Model.from_config(config, compile_config)
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"model_config or compile_config is invalid ({exc!r})") from None
+    _read_weights(member(f, "model_weights", h5py.Group), model)
+    state = member(f, "training_state", h5py.Group).attrs
+    model.epoch = read_int(state, "epoch")
+    model.train_seed = read_int(state, "train_seed") if "train_seed" in state else None
+    if model.optimizer is not None:
+        _read_optimizer(member(f, "optimizer_weights", h5py.Group), model)
     return model
 
 
-def _read_string(dataset) -> str:
-    value = dataset[()]
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+def _check_keys(config, what: str, keys) -> None:
+    if not isinstance(config, dict):
+        raise ValueError(f"{what} should be a JSON object, got {type(config).__name__}")
+    missing = [key for key in keys if key not in config]
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}")
 
 
 def _read_weights(group, model) -> None:
+    layer_names = {layer.name for layer in model.layers}
+    unknown = sorted(set(group) - layer_names)
+    if unknown:
+        raise ValueError(f"model_weights holds weights of layers that model_config does not "
+                         f"have: {', '.join(unknown)}")
     for layer in model.layers:
-        layer_group = group[layer.name]
-        names = json.loads(layer_group.attrs["weight_names"])
-        layer.set_weights([np.asarray(layer_group[name]) for name in names])
+        names = layer.weight_names()
+        if not names and layer.name not in group:
+            continue
+        layer_group = member(group, layer.name, h5py.Group, f"the weights of layer {layer.name!r}")
+        unexpected = sorted(set(layer_group) - set(names))
+        if unexpected:
+            raise ValueError(
+                f"model_weights/{layer.name} holds {', '.join(unexpected)}, which layer "
+                f"{layer.describe()} does not have (it has {', '.join(names) or 'no weights'})"
+            )
+        layer.set_weights([
+            read_array(member(layer_group, name, h5py.Dataset, f"weight model_weights/{layer.name}/{name}"))
+            for name in names
+        ])
 
 
 def _read_optimizer(group, model) -> None:
-    state = {"iterations": int(group.attrs.get("iterations", 0))}
+    optimizer = model.optimizer
+    if "param_names" in group.attrs:
+        stored = [str(name) for name in group.attrs["param_names"]]
+        expected = _trainable_names(model)
+        if stored != expected:
+            raise ValueError(f"optimizer_weights are for the parameters {stored}, but the model "
+                             f"trains {expected}")
+    state = {"iterations": read_int(group.attrs, "iterations")}
 
-    def collect(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            state[name] = np.asarray(obj)
+    def collect(name, item):
+        if isinstance(item, h5py.Dataset):
+            state[name] = read_array(item)
 
     group.visititems(collect)
-    model.optimizer.set_state(state, model.trainable_weights)
+    optimizer.set_state(state, model.trainable_weights)
+    if len(state) > 1 or state["iterations"] > 0:
+        missing = sorted(set(optimizer.get_state()) - set(state))
+        if missing:
+            raise ValueError(f"optimizer_weights lacks the state {', '.join(missing)}")
+
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model", "save_model"]
