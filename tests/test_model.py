@@ -362,3 +362,18 @@ def test_float64_inputs_are_cast_to_float32():
     model.fit(x.astype(np.float64), y, verbose=0)
     assert all(w.dtype == np.float32 for w in model.get_weights())
     assert math.isfinite(model.evaluate(x.astype(np.float64), y)[1])
+
+
+def test_sequential_rebuilds_from_its_config():
+    model = Sequential([Input(3), Dense(4, activation="relu"), Dense(2)], name="seq")
+    copy = Sequential.from_config(model.get_config())
+    assert type(copy) is Sequential and copy.name == "seq"
+    assert [layer.output_shape for layer in copy.layers] == [(None, 4), (None, 2)]
+
+
+def test_layer_registry_lists_only_concrete_layers():
+    from cnn.layers import layer_class
+
+    with pytest.raises(ValueError) as info:
+        layer_class("ActivatedLayer")
+    assert "Conv2D" in str(info.value) and "ActivatedLayer" not in str(info.value).split(";")[1]

@@ -52,9 +52,11 @@ def format_shape(shape) -> str:
 class Layer:
     """Base class of all layers; subclasses implement ``_build``, ``forward``, ``backward``."""
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, register: bool = True, **kwargs):
+        """Concrete layers register under their class name (for loading saved configs);
+        base classes opt out with ``class Base(Layer, register=False)``."""
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):
+        if register and not cls.__name__.startswith("_"):
             _LAYER_CLASSES[cls.__name__] = cls
 
     def __init__(self, input_shape=None, name: str | None = None, trainable: bool = True):
@@ -183,7 +185,7 @@ class Layer:
         return f"<{type(self).__name__} {self.name or ''} output={self._output_shape}>"
 
 
-class ActivatedLayer(Layer):
+class ActivatedLayer(Layer, register=False):
     """A layer computing ``a = activation(z)`` after a linear part ``z = f(x)``.
 
     Subclasses implement ``forward_linear(x) -> z`` and ``backward_linear(grad_z) -> grad_x``.

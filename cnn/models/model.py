@@ -519,7 +519,7 @@ class Model:
     def from_config(cls, config: dict, compile_config: dict | None = None) -> "Model":
         """Rebuild a model from ``get_config()`` (in its ``dtype``) and ``compile_config()``."""
         with backend.floatx_scope(config.get("dtype", backend.floatx())):
-            model = cls(Input(config["input_shape"]), config.get("name", "cnn"))
+            model = cls._empty(Input(config["input_shape"]), config.get("name", "cnn"))
             for spec in config["layers"]:
                 model.add_layer(deserialize(spec))
         if compile_config:
@@ -527,6 +527,10 @@ class Model:
                           loss=losses.get(compile_config["loss"]),
                           metrics=[metrics_module.get(m) for m in compile_config["metrics"]])
         return model
+
+    @classmethod
+    def _empty(cls, input_layer, name):
+        return cls(input_layer, name)
 
     def save(self, path) -> None:
         """Write the model (architecture, weights, compile and training state) to ``path``."""
@@ -555,3 +559,7 @@ class Sequential(Model):
         super().__init__(None, name)
         for layer in layers or []:
             self.add_layer(layer)
+
+    @classmethod
+    def _empty(cls, input_layer, name):
+        return cls([input_layer], name)
