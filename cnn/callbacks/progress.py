@@ -16,15 +16,22 @@ from cnn.utils.progbar import Progbar, format_duration, format_values
 
 
 class ProgbarLogger(Callback):
-    """Prints progress: a live bar per epoch (``verbose=1``) or one line per epoch (``2``)."""
+    """Prints progress: a live bar per epoch (``verbose=1``) or one line per epoch (``2``).
 
-    def __init__(self, verbose: int = 1, stream=None):
+    Args:
+        verbose: 0 (nothing), 1 or 2, as ``fit``'s argument.
+        stream: where to write (default ``sys.stdout``, looked up when the logger is made).
+        interval: the least number of seconds between two redraws of a live bar.
+    """
+
+    def __init__(self, verbose: int = 1, stream=None, interval: float = 0.05):
         super().__init__()
         if verbose not in (0, 1, 2):
             raise ValueError(f"ProgbarLogger verbose must be 0, 1 (bar) or 2 (a line per epoch), "
                              f"got {verbose!r}")
         self.verbose = verbose
         self.stream = stream or sys.stdout
+        self.interval = interval
         self._bar = None
         self._steps_done = 0
         self._epochs = 0
@@ -39,7 +46,7 @@ class ProgbarLogger(Callback):
         if self.verbose == 1:
             self.stream.write(f"Epoch {epoch + 1}/{self._epochs}\n")
             self.stream.flush()
-            self._bar = Progbar(self.params.get("steps", 0), stream=self.stream)
+            self._bar = Progbar(self.params.get("steps", 0), stream=self.stream, interval=self.interval)
 
     def on_batch_end(self, batch, logs=None):
         self._steps_done = batch + 1
