@@ -45,7 +45,7 @@ def format_bytes(count: float) -> str:
 
 def format_value(value) -> str:
     value = float(value)
-    return f"{value:.4e}" if value != 0 and abs(value) < 1e-3 else f"{value:.4f}"
+    return f"{value:.4e}" if value != 0 and not 1e-3 <= abs(value) < 1e6 else f"{value:.4f}"
 
 
 def format_values(values: dict) -> str:
