@@ -9,9 +9,10 @@ model's aspect ratio so nothing is distorted, resized to the model's H x W and s
 
 Inversion (``invert="auto"``, one-channel models only): MNIST and Fashion-MNIST images are
 light on a black background, while a digit written on paper is dark on light. An image is
-taken to be dark on light, and inverted (``255 - pixel``), when the mean of its border
+taken to be dark on light, and inverted (``255 - pixel``), when the median of its border
 pixels (the outermost row or column on each side) is above 127.5. ``invert=True`` or
-``False`` forces the choice.
+``False`` forces the choice. The median of the border is also the background colour used
+for padding.
 
 Cropping (``crop=True``): MNIST's digits were scaled to fit a 20 x 20 box centred in 28 x 28.
 For a photo or scan of a digit with a wide margin, ``crop`` cuts the image to the bounding
@@ -59,9 +60,9 @@ def load_image(path, input_shape, invert="auto", crop: bool = False) -> np.ndarr
     if invert not in ("auto", True, False):
         raise ValueError(f"invert must be 'auto', True or False, got {invert!r}")
     pixels = _read_pixels(path, channels)
-    if channels == 1 and (invert is True or (invert == "auto" and _border(pixels).mean() > 127.5)):
+    if channels == 1 and (invert is True or (invert == "auto" and np.median(_border(pixels)) > 127.5)):
         pixels = 255 - pixels
-    background = _border(pixels).mean(axis=0)
+    background = np.median(_border(pixels), axis=0)
     if crop:
         pixels = _crop_to_strokes(pixels, background)
         margin = round(_MARGIN * max(pixels.shape[:2]))
