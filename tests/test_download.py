@@ -138,7 +138,7 @@ def free_port_url():
 
 def test_load_downloads_verifies_and_caches(server, cache, fixture_files, no_sleep):
     dataset = fixture_dataset(fixture_files)
-    (x_train, y_train), (x_test, y_test) = idx_dataset.load(dataset, base_url=server.url, verbose=0)
+    (x_train, y_train), (x_test, y_test) = dataset.load_data(base_url=server.url, verbose=0)
     arrays = fixture_files[1]
     assert x_train.shape == (6, 1, 28, 28) and x_train.dtype == np.float32
     assert np.array_equal(x_train[:, 0], arrays["train-images-idx3-ubyte"] / np.float32(255))
@@ -151,9 +151,9 @@ def test_load_downloads_verifies_and_caches(server, cache, fixture_files, no_sle
 
 def test_second_load_is_a_cache_hit(server, cache, fixture_files):
     dataset = fixture_dataset(fixture_files)
-    first = idx_dataset.load(dataset, base_url=server.url, verbose=0, dtype="uint8")
+    first = dataset.load_data(base_url=server.url, verbose=0, dtype="uint8")
     requests = len(server.requests)
-    second = idx_dataset.load(dataset, base_url=server.url, verbose=0, dtype="uint8")
+    second = dataset.load_data(base_url=server.url, verbose=0, dtype="uint8")
     assert len(server.requests) == requests == 4
     assert np.array_equal(first[0][0], second[0][0])
 
@@ -162,14 +162,14 @@ def test_only_missing_files_are_downloaded(server, cache, fixture_files):
     directory = cache / "fixture-digits"
     directory.mkdir(parents=True)
     (directory / "t10k-labels-idx1-ubyte.gz").write_bytes(fixture_files[0]["t10k-labels-idx1-ubyte.gz"])
-    idx_dataset.load(fixture_dataset(fixture_files), base_url=server.url, verbose=0)
+    fixture_dataset(fixture_files).load_data(base_url=server.url, verbose=0)
     assert "/data/t10k-labels-idx1-ubyte.gz" not in server.requests and len(server.requests) == 3
 
 
 def test_checksum_mismatch_is_a_clear_error_and_leaves_nothing(server, cache, fixture_files, no_sleep):
     dataset = fixture_dataset(fixture_files, **{"train-images-idx3-ubyte.gz": "0" * 64})
     with pytest.raises(DownloadError, match="SHA-256 mismatch: expected 0{64}, got [0-9a-f]{64}") as error:
-        idx_dataset.load(dataset, base_url=server.url, verbose=0)
+        dataset.load_data(base_url=server.url, verbose=0)
     assert "train-images-idx3-ubyte.gz" in str(error.value)
     assert isinstance(error.value, OSError)
     assert files_in(cache) == []
@@ -179,7 +179,7 @@ def test_checksum_mismatch_is_a_clear_error_and_leaves_nothing(server, cache, fi
 def test_corrupted_transfer_is_rejected(server, cache, fixture_files):
     server.plan["train-images-idx3-ubyte.gz"] = ["corrupt"]
     with pytest.raises(DownloadError, match="SHA-256 mismatch"):
-        idx_dataset.load(fixture_dataset(fixture_files), base_url=server.url, verbose=0)
+        fixture_dataset(fixture_files).load_data(base_url=server.url, verbose=0)
     assert files_in(cache) == []
 
 
@@ -200,7 +200,7 @@ def test_pinned_digests_look_like_sha256():
 
 def test_truncated_transfer_is_retried(server, cache, fixture_files, no_sleep):
     server.plan["train-labels-idx1-ubyte.gz"] = ["truncate"]
-    idx_dataset.load(fixture_dataset(fixture_files), base_url=server.url, verbose=0, backoff=0.5)
+    fixture_dataset(fixture_files).load_data(base_url=server.url, verbose=0, backoff=0.5)
     assert server.requests.count("/data/train-labels-idx1-ubyte.gz") == 2
     assert no_sleep == [0.5]
     assert files_in(cache) == sorted(fixture_files[0])
@@ -209,7 +209,7 @@ def test_truncated_transfer_is_retried(server, cache, fixture_files, no_sleep):
 def test_truncated_every_time_fails_and_keeps_nothing(server, cache, fixture_files, no_sleep):
     server.plan["train-images-idx3-ubyte.gz"] = ["truncate"] * 3
     with pytest.raises(DownloadError, match=r"truncated transfer: \d+ of \d+ bytes"):
-        idx_dataset.load(fixture_dataset(fixture_files), base_url=server.url, verbose=0, retries=2)
+        fixture_dataset(fixture_files).load_data(base_url=server.url, verbose=0, retries=2)
     assert server.requests.count("/data/train-images-idx3-ubyte.gz") == 3
     assert no_sleep == [1.0, 2.0]  # backoff doubles
     assert files_in(cache) == []
@@ -266,13 +266,13 @@ def test_download_progress_on_a_non_terminal(server, tmp_path, fixture_files):
 
 def test_no_download_when_disabled(cache, fixture_files):
     with pytest.raises(FileNotFoundError, match="download=False") as error:
-        idx_dataset.load(fixture_dataset(fixture_files), download=False)
+        fixture_dataset(fixture_files).load_data(download=False)
     assert str(cache / "fixture-digits") in str(error.value)
 
 
 def test_bad_dtype_fails_before_any_download(server, cache, fixture_files):
     with pytest.raises(ValueError, match="dtype"):
-        idx_dataset.load(fixture_dataset(fixture_files), dtype="int32", base_url=server.url)
+        fixture_dataset(fixture_files).load_data(dtype="int32", base_url=server.url)
     assert server.requests == []
 
 

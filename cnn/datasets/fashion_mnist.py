@@ -35,8 +35,6 @@ DATASET = idx_dataset.IdxDataset(
 )
 NAME = DATASET.name
 
-
-def load_data(path=None, dtype="float32", *, download=True, base_url=None, verbose=1):
-    """``(x_train, y_train), (x_test, y_test)``; see the module docstring and
-    ``cnn.datasets.idx_dataset.load`` for the arguments."""
-    return idx_dataset.load(DATASET, path, dtype, download=download, base_url=base_url, verbose=verbose)
+#: ``load_data(path=None, dtype="float32", *, download=True, base_url=None, verbose=1)``;
+#: see ``cnn.datasets.idx_dataset.IdxDataset.load_data``.
+load_data = DATASET.load_data

@@ -42,6 +42,38 @@ class IdxDataset:
     mirrors: tuple = ()
     system_dirs: tuple = ()
 
+    def load_data(self, path=None, dtype="float32", *, download=True, base_url=None, verbose=1,
+                  **download_options):
+        """Find the data set here, or download it into the cache, and read it.
+
+        Args:
+            path: a directory to look in first.
+            dtype: ``"float32"`` (default) or another float type for images in [0, 1];
+                ``"uint8"`` for raw pixels 0..255.
+            download: download what is missing when no directory holds all four files.
+            base_url: a base URL (or a list of them) to download from instead of ``mirrors``.
+            verbose: 1 writes download messages and progress to stderr; 0 is silent.
+            download_options: ``retries``, ``backoff``, ``timeout`` (see ``download.download``).
+        Returns:
+            ``(x_train, y_train), (x_test, y_test)``: images (N, 1, H, W), labels (N,) int64.
+        Raises:
+            FileNotFoundError: not found and ``download`` is false; says where it looked.
+            cnn.datasets.download.DownloadError: a download failed (an OSError).
+            ValueError: a bad ``dtype``, or a malformed file (the message names it).
+        """
+        checked_dtype(dtype, self.name)
+        directory = find_dataset(self.name, path, self.system_dirs)
+        if directory is None:
+            if not download:
+                searched = ", ".join(str(d) for d in candidate_dirs(self.name, path, self.system_dirs))
+                raise FileNotFoundError(
+                    f"{self.name}: the IDX files ({', '.join(FILES.values())}, optionally .gz) "
+                    f"were not found in any of: {searched} (and download=False)"
+                )
+            progress = sys.stderr if verbose else None
+            directory = fetch(self, cache_dir() / self.name, base_url, progress, **download_options)
+        return read_dataset(directory, dtype)
+
 
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/cnn``, by default ``~/.cache/cnn``."""
@@ -90,40 +122,6 @@ def read_dataset(directory, dtype="float32"):
     dtype = checked_dtype(dtype, str(directory))
     return tuple((to_images(arrays[f"x_{s}"], dtype), arrays[f"y_{s}"].astype(np.int64))
                  for s in ("train", "test"))
-
-
-def load(dataset: IdxDataset, path=None, dtype="float32", *, download=True, base_url=None,
-         verbose=1, **download_options):
-    """Find data set ``dataset`` here, or download it into the cache, and read it.
-
-    Args:
-        dataset: what to load (name, pinned digests, mirrors, system directories).
-        path: a directory to look in first.
-        dtype: ``"float32"`` (default) or another float type for images in [0, 1];
-            ``"uint8"`` for raw pixels.
-        download: download what is missing when no directory holds all four files.
-        base_url: a base URL (or list of them) to download from instead of the mirrors.
-        verbose: 1 writes download messages and progress to stderr; 0 is silent.
-        download_options: ``retries``, ``backoff``, ``timeout`` (see ``download.download``).
-    Returns:
-        ``(x_train, y_train), (x_test, y_test)``: images (N, 1, H, W), labels (N,) int64.
-    Raises:
-        FileNotFoundError: not found and ``download`` is false; says where it looked.
-        cnn.datasets.download.DownloadError: a download failed (an OSError).
-        ValueError: a file is malformed (the message names it).
-    """
-    checked_dtype(dtype, dataset.name)
-    directory = find_dataset(dataset.name, path, dataset.system_dirs)
-    if directory is None:
-        searched = ", ".join(str(d) for d in candidate_dirs(dataset.name, path, dataset.system_dirs))
-        if not download:
-            raise FileNotFoundError(
-                f"{dataset.name}: the IDX files ({', '.join(FILES.values())}, optionally .gz) "
-                f"were not found in any of: {searched} (and download=False)"
-            )
-        progress = sys.stderr if verbose else None
-        directory = fetch(dataset, cache_dir() / dataset.name, base_url, progress, **download_options)
-    return read_dataset(directory, dtype)
 
 
 def fetch(dataset: IdxDataset, directory, base_url=None, progress=None, **download_options) -> Path:
