@@ -126,6 +126,16 @@ def test_train_continues_a_saved_model_and_its_history(tmp_path, trained, capsys
     assert history["epoch"] == [1, 2, 3] and history["loss"][:2] == earlier["loss"]
 
 
+def test_continuing_with_a_new_rate_or_a_new_optimizer(tmp_path, capsys):
+    common = ["--limit", 64, "--epochs", 1, "--verbose", 0]
+    assert run_cli(capsys, "train", "--model", "mlp", "--out", tmp_path, *common)[0] == 0
+    status, stdout, _ = run_cli(capsys, "train", "--model", tmp_path / "model.h5", "--lr", 0.0005, *common)
+    assert status == 0 and "optimizer adam (learning rate 0.0005)" in stdout and "a new" not in stdout
+    status, stdout, _ = run_cli(capsys, "train", "--model", tmp_path / "model.h5", "--optimizer", "sgd", *common)
+    assert status == 0 and "continues with a new sgd optimizer" in stdout
+    assert load_model(tmp_path / "model.h5").epoch == 3
+
+
 def test_train_with_validation_split_and_another_optimizer(tmp_path, capsys):
     status, stdout, _ = run_cli(capsys, "train", "--model", "mlp", "--optimizer", "sgd", "--lr", 0.05,
                                 "--validation-split", 0.25, "--limit", 200, "--epochs", 1,

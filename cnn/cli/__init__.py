@@ -51,11 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--epochs", type=_positive(int), default=5, help="default: %(default)s")
     train_parser.add_argument("--batch-size", type=_positive(int), default=32, help="default: %(default)s")
     train_parser.add_argument("--lr", type=_positive(float), default=None,
-                              help="learning rate (default: the network's: 0.1 for seed with sgd, "
-                                   "the optimizer's own otherwise)")
+                              help="learning rate (default: 0.1 for seed with sgd, the optimizer's "
+                                   "own otherwise, a saved model's own)")
     train_parser.add_argument("--optimizer", choices=optimizers.names(), default=None,
                               help="default: sgd for seed, adam for lenet and mlp; a saved model "
-                                   "keeps its own unless this or --lr is given")
+                                   "keeps its own (and its state) unless this is given")
     train_parser.add_argument("--validation-split", type=_fraction, default=0.0,
                               help="fraction of the training images held out for validation "
                                    "(default: 0, validate on the test set)")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import cnn
-from cnn import networks
+from cnn import networks, optimizers
 from cnn.cli.data import load_dataset
 from cnn.cli.modelfile import check_fits, class_names, read_model, save_model_with_class_names
 from cnn.utils.fileio import atomic_write
@@ -84,11 +84,13 @@ def _model(args, dataset):
         raise ValueError(f"unknown model {args.model!r}: expected one of {', '.join(networks.NAMES)} "
                          f"or a saved .h5 file")
     model = read_model(path)
-    if args.optimizer is not None or args.lr is not None or model.loss is None:
-        optimizer = cnn.optimizers.get(args.optimizer or "sgd", args.lr)
+    if args.optimizer is not None or model.loss is None:
+        optimizer = optimizers.get(args.optimizer or "sgd", args.lr)
         model.compile(optimizer=optimizer, loss=model.loss or "categorical_crossentropy",
                       metrics=model.metrics or ["accuracy"])
         print(f"{path}: training continues with a new {optimizer.get_config()['name']} optimizer")
+    elif args.lr is not None:
+        model.optimizer.learning_rate = args.lr  # the optimizer keeps its state (momenta, steps)
     names = class_names(path, model, dataset.class_names)
     out = Path(args.out) if args.out else path.parent
     return model, names, str(path), out
