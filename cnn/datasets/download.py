@@ -76,20 +76,19 @@ def download(file_name: str, mirrors, target, sha256: str, *, retries: int = 3, 
     failures = []
     for base_url in mirrors:
         url = base_url.rstrip("/") + "/" + file_name
-        for attempt in range(retries + 1):
+        for attempt in range(1, retries + 2):
             _say(progress, f"downloading {url}")
             try:
                 _fetch(url, target, sha256.lower(), timeout, progress)
                 return target
-            except _MirrorFailed as exc:
-                failures.append(f"{url}: {exc}")
+            except (_MirrorFailed, _Transient) as exc:
+                error = exc
+            if isinstance(error, _MirrorFailed) or attempt == retries + 1:
                 break
-            except _Transient as exc:
-                failures.append(f"{url}: {exc}")
-                if attempt < retries:
-                    delay = backoff * 2 ** attempt
-                    _say(progress, f"  {exc}; retrying in {delay:g} s")
-                    time.sleep(delay)
+            delay = backoff * 2 ** (attempt - 1)
+            _say(progress, f"  {error}; retrying in {delay:g} s")
+            time.sleep(delay)
+        failures.append(f"{url}: {error}" + (f" ({attempt} attempts)" if attempt > 1 else ""))
     raise DownloadError(f"{file_name}: could not download a verified copy into {target.parent}; "
                         + "; ".join(failures))
 

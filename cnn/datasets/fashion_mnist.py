@@ -6,7 +6,7 @@ clothing in 10 classes (``CLASS_NAMES``).
 Images (N, 1, 28, 28) float32 in [0, 1] (``dtype="uint8"`` for raw pixels 0..255), labels
 (N,) int64 class ids. The four IDX files are looked for in ``path``, ``$CNN_DATA``, the cache
 ``~/.cache/cnn/fashion-mnist`` and Debian's copy (``apt-get install dataset-fashion-mnist``
-puts it in ``/usr/share/datasets/fashion-mnist``); failing those they are downloaded (30 MB)
+puts it in ``/usr/share/datasets/fashion-mnist``); failing those they are downloaded (31 MB)
 into the cache and checked against the SHA-256 digests below, which TensorFlow Datasets
 publishes for Zalando's files. (Debian's files hold the same data but not the same bytes:
 its packaging rewrote their gzip headers.)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn.datasets.download import DownloadError
 from cnn.datasets.download import download as download_file
 from cnn.datasets.idx import read_idx
 from cnn.datasets.pixels import checked_dtype, to_images
@@ -71,7 +72,13 @@ class IdxDataset:
                     f"were not found in any of: {searched} (and download=False)"
                 )
             progress = sys.stderr if verbose else None
-            directory = fetch(self, cache_dir() / self.name, base_url, progress, **download_options)
+            target = cache_dir() / self.name
+            try:
+                directory = fetch(self, target, base_url, progress, **download_options)
+            except DownloadError as exc:
+                raise DownloadError(f"{exc}. Without a network, copy the four files "
+                                    f"({', '.join(FILES.values())}, optionally .gz) into {target}, "
+                                    f"or into a directory named by $CNN_DATA") from None
         return read_dataset(directory, dtype)
 
 

@@ -5,7 +5,7 @@
 Images (N, 1, 28, 28) float32 in [0, 1] (``dtype="uint8"`` for raw pixels 0..255), labels
 (N,) int64 digits 0..9. The four IDX files are looked for in ``path``, ``$CNN_DATA``, the
 cache ``~/.cache/cnn/mnist`` and ``/usr/share/datasets/mnist``; failing those they are
-downloaded (11 MB) into the cache and checked against the SHA-256 digests below, which
+downloaded (12 MB) into the cache and checked against the SHA-256 digests below, which
 TensorFlow Datasets publishes for these mirror files. For a small offline sample bundled
 with the package see ``cnn.datasets.mnist_sample``.
 """
