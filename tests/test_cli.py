@@ -114,13 +114,14 @@ def test_train_continues_a_saved_model_and_its_history(tmp_path, trained, capsys
     out, _ = trained
     run = tmp_path / "continued"
     run.mkdir()
-    for name in ("model.h5", "history.json"):
-        (run / name).write_bytes((out / name).read_bytes())
-    status, stdout, _ = run_cli(capsys, "train", "--model", run / "model.h5", "--limit", 120, "--epochs", 1,
+    (run / "seed.h5").write_bytes((out / "model.h5").read_bytes())
+    (run / "history.json").write_bytes((out / "history.json").read_bytes())
+    status, stdout, _ = run_cli(capsys, "train", "--model", run / "seed.h5", "--limit", 120, "--epochs", 1,
                                 "--verbose", 2)
     assert status == 0
     assert "from epoch 3" in stdout and "Epoch 3/3 - " in stdout
-    assert load_model(run / "model.h5").epoch == 3
+    assert load_model(run / "seed.h5").epoch == 3  # updated in place
+    assert not (run / "model.h5").exists() and (run / "accuracy.png").is_file()
     history = json.loads((run / "history.json").read_text())
     earlier = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2, 3] and history["loss"][:2] == earlier["loss"]

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--limit", type=_positive(int), default=None,
                               help="use only the first N training and N test images (quick trials)")
     train_parser.add_argument("--out", default=None,
-                              help="output directory (default: runs/NETWORK, or a saved model's directory)")
+                              help="output directory (default: runs/NETWORK; for a saved model, its "
+                                   "directory, and the model file is updated in place)")
     train_parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                               help="0 silent, 1 progress bar, 2 one line per epoch (default: %(default)s)")
     train_parser.set_defaults(run=train.run)

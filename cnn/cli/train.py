@@ -26,7 +26,8 @@ from cnn.utils.visualization import confusion_show, history_show, misclassified_
 def run(args) -> int:
     dataset = load_dataset(args.dataset, args.verbose).limited(args.limit)
     cnn.set_seed(args.seed)
-    model, names, label, out = _model(args, dataset)
+    model, names, label, model_file = _model(args, dataset)
+    out = model_file.parent
     check_fits(model, dataset, label)
     first_epoch = model.epoch
 
@@ -47,7 +48,7 @@ def run(args) -> int:
     predicted = model.predict_classes(dataset.x_test)
 
     files = {
-        "model": out / "model.h5",
+        "model": model_file,
         "history": out / "history.json",
         "history table": out / "history.csv",
         "accuracy plot": out / "accuracy.png",
@@ -71,13 +72,17 @@ def run(args) -> int:
 
 
 def _model(args, dataset):
-    """(model, class names, label for messages, output directory)."""
+    """(model, class names, a label for messages, the model file to write).
+
+    The model file is ``--out``/model.h5; without ``--out``, ``runs/<network>/model.h5`` for a
+    new network and the file itself for a saved model (training continues in place).
+    """
     if args.model in networks.NAMES:
         model = networks.build(args.model, dataset.input_shape, len(dataset.class_names))
         model.compile(optimizer=networks.default_optimizer(args.model, args.optimizer, args.lr),
                       loss="categorical_crossentropy", metrics=["accuracy"])
         out = Path(args.out) if args.out else Path("runs") / args.model
-        return model, dataset.class_names, f"network {args.model!r}", out
+        return model, dataset.class_names, f"network {args.model!r}", out / "model.h5"
 
     path = Path(args.model)
     if path.suffix.lower() not in (".h5", ".hdf5") and not path.is_file():
@@ -92,8 +97,7 @@ def _model(args, dataset):
     elif args.lr is not None:
         model.optimizer.learning_rate = args.lr  # the optimizer keeps its state (momenta, steps)
     names = class_names(path, model, dataset.class_names)
-    out = Path(args.out) if args.out else path.parent
-    return model, names, str(path), out
+    return model, names, str(path), (Path(args.out) / "model.h5" if args.out else path)
 
 
 def _continued_history(history_file: Path, history, first_epoch: int) -> dict:
