@@ -4,7 +4,9 @@ Most tests call ``main(argv)`` in-process on a few hundred images; two run ``pyt
 in a subprocess to check the exit status and the stderr a shell sees.
 """
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
@@ -32,25 +34,11 @@ OUTPUTS = ("model.h5", "history.json", "history.csv", "accuracy.png", "loss.png"
 def trained(tmp_path_factory):
     """A seed network trained for 2 epochs on 120 sample digits: (run directory, stdout)."""
     out = tmp_path_factory.mktemp("run") / "seed"
-    capture = _Capture()
-    with capture:
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
         status = main(["train", "--limit", "120", "--epochs", "2", "--verbose", "2", "--out", str(out)])
     assert status == 0
-    return out, capture.text
-
-
-class _Capture:
-    """Collects stdout in a module-scoped fixture (capsys is per test)."""
-
-    def __enter__(self):
-        import io
-
-        self._stdout, sys.stdout = sys.stdout, io.StringIO()
-        return self
-
-    def __exit__(self, *exc):
-        self.text = sys.stdout.getvalue()
-        sys.stdout = self._stdout
+    return out, stdout.getvalue()
 
 
 def run_cli(capsys, *argv):
