@@ -52,7 +52,8 @@ def test_verbose_1_on_a_non_terminal_prints_plain_lines(capsys, data):
     assert FINAL_LINE.match(lines[1]) and FINAL_LINE.match(lines[3]), lines
 
 
-def test_verbose_1_in_a_terminal_redraws_a_live_bar(data):
+def test_verbose_1_in_a_terminal_redraws_a_live_bar(data, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     x, y = data
     stream = TerminalStream()
     tiny_model().fit(x, y, batch_size=10, epochs=1, verbose=0, validation_data=(x[:8], y[:8]),
@@ -101,7 +102,20 @@ def test_progbar_logger_rejects_a_bad_verbose():
 # ---------------------------------------------------------------- Progbar
 
 
-def test_progbar_terminal_pads_over_a_longer_previous_line():
+def test_progbar_redraws_never_wrap_in_a_narrow_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    stream = TerminalStream()
+    bar = Progbar(125, stream=stream, interval=0)
+    values = {"loss": 0.25, "accuracy": 0.9}
+    bar.update(57, values)
+    bar.update(125, values, finalize=True)
+    redraw, final = stream.getvalue().split("\r")[1:]
+    assert len(redraw) == 59 and redraw.startswith(" 57/125 [====>.....] - ETA: ")  # bar narrowed to 10
+    assert final.startswith("125/125 [" + "=" * 30 + "] - ") and final.endswith("accuracy: 0.9000\n")
+
+
+def test_progbar_terminal_pads_over_a_longer_previous_line(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     stream = TerminalStream()
     bar = Progbar(10, width=10, stream=stream, interval=0)
     bar.update(1, {"loss": 123.456789})

@@ -6,13 +6,16 @@ seconds::
      120/1875 [=>............................] - ETA: 12s - loss: 0.3452 - accuracy: 0.9012
 
 When the stream is not a terminal (a log file, a pipe, CI), nothing is redrawn: only the
-final line of each bar is written, with no carriage returns. ``unit="B"`` counts bytes
+final line of each bar is written, with no carriage returns. A line redrawn in place is kept
+narrower than the terminal (a narrower bar, then a cut), since a wrapped line cannot be
+redrawn. ``unit="B"`` counts bytes
 (``4.2/26.4 MB [=====>....] - ETA: 3s``, and a transfer rate at the end); a target of
 ``None`` (size unknown) shows the count without a bar.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -97,13 +100,16 @@ class Progbar:
             return
         self._last_draw = now
         elapsed = now - self.start
-        line = self._count(current)
         if finalize:
-            line += f" - {format_duration(elapsed)} {self._speed(current, elapsed)}"
+            tail = f" - {format_duration(elapsed)} {self._speed(current, elapsed)}"
         elif self.target is not None:
-            eta = elapsed / max(current, 1) * (self.target - current)
-            line += f" - ETA: {format_duration(eta)}"
-        line += format_values(values or {})
+            tail = f" - ETA: {format_duration(elapsed / max(current, 1) * (self.target - current))}"
+        else:
+            tail = ""
+        tail += format_values(values or {})
+        line = self._count(current, self.width) + tail
+        if self.dynamic and not finalize:
+            line = self._fit_terminal(current, tail, line)
         if self.dynamic:
             padding = " " * max(self._last_length - len(line), 0)
             self.stream.write("\r" + line + padding)
@@ -114,21 +120,29 @@ class Progbar:
             self.stream.write("\n")
         self.stream.flush()
 
-    def _count(self, current: int) -> str:
+    def _fit_terminal(self, current: int, tail: str, line: str) -> str:
+        """A line that redraws in place must not wrap: narrow the bar, then cut the line."""
+        limit = shutil.get_terminal_size().columns - 1
+        if len(line) <= limit:
+            return line
+        width = max(self.width - (len(line) - limit), 10)
+        return (self._count(current, width) + tail)[:limit]
+
+    def _count(self, current: int, width: int) -> str:
         if self.unit == "B":
             done = format_bytes(current)
             count = done if self.target is None else f"{done}/{format_bytes(self.target)}"
         else:
             digits = len(str(self.target)) if self.target is not None else 0
             count = f"{current:>{digits}}" + ("" if self.target is None else f"/{self.target}")
-        return count if self.target is None else f"{count} [{self._bar(current)}]"
+        return count if self.target is None else f"{count} [{self._bar(current, width)}]"
 
-    def _bar(self, current: int) -> str:
+    def _bar(self, current: int, width: int) -> str:
         fraction = min(current / self.target, 1.0) if self.target else 1.0
-        filled = int(self.width * fraction)
-        if filled >= self.width:
-            return "=" * self.width
-        return "=" * filled + (">" if current else ".") + "." * (self.width - filled - 1)
+        filled = int(width * fraction)
+        if filled >= width:
+            return "=" * width
+        return "=" * filled + (">" if current else ".") + "." * (width - filled - 1)
 
     def _speed(self, current: int, elapsed: float) -> str:
         if self.unit == "B":
