@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -273,3 +274,96 @@ def test_package_exports_the_submodules():
 
     assert cnn.datasets.idx is idx and cnn.datasets.matfile is matfile
     assert cnn.datasets.mnist_sample is mnist_sample
+
+
+# ---------------------------------------------------------------- MNIST / Fashion-MNIST from IDX files
+
+
+def _write_idx_dataset(directory, n_train=5, n_test=3, seed=0, compress=True):
+    rng = np.random.default_rng(seed)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    for stem, array in arrays.items():
+        write_idx(directory / (stem + (".gz" if compress else "")), array, compress=compress)
+    return arrays
+
+
+@pytest.fixture
+def no_local_data(tmp_path, monkeypatch):
+    """Nothing in $CNN_DATA or the cache; downloads are refused by the tests that use it."""
+    monkeypatch.delenv("CNN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_mnist_load_data_from_a_directory(no_local_data, compress):
+    from cnn.datasets import mnist
+
+    arrays = _write_idx_dataset(no_local_data / "idx", compress=compress)
+    (x_train, y_train), (x_test, y_test) = mnist.load_data(no_local_data / "idx", download=False)
+    assert x_train.shape == (5, 1, 28, 28) and x_train.dtype == np.float32
+    assert x_test.shape == (3, 1, 28, 28) and 0 <= x_train.min() and x_train.max() <= 1
+    assert np.array_equal(x_train[:, 0] * 255, arrays["train-images-idx3-ubyte"])
+    assert y_train.dtype == np.int64 and np.array_equal(y_test, arrays["t10k-labels-idx1-ubyte"])
+    (raw, _), _ = mnist.load_data(no_local_data / "idx", dtype="uint8", download=False)
+    assert raw.dtype == np.uint8 and np.array_equal(raw[:, 0], arrays["train-images-idx3-ubyte"])
+
+
+def test_search_order_path_then_cnn_data_then_cache(no_local_data, monkeypatch):
+    from cnn.datasets import idx_dataset, mnist
+
+    root = no_local_data
+    _write_idx_dataset(root / "cache" / "cnn" / "mnist", n_train=2)
+    assert len(mnist.load_data(download=False)[0][0]) == 2
+    _write_idx_dataset(root / "data" / "mnist", n_train=3)
+    monkeypatch.setenv("CNN_DATA", str(root / "data"))
+    assert len(mnist.load_data(download=False)[0][0]) == 3
+    _write_idx_dataset(root / "mine", n_train=4)
+    assert len(mnist.load_data(root / "mine", download=False)[0][0]) == 4
+    dirs = idx_dataset.candidate_dirs("mnist", root / "mine", mnist.DATASET.system_dirs)
+    assert dirs == [root / "mine", root / "data" / "mnist", root / "data", root / "cache" / "cnn" / "mnist",
+                    Path("/usr/share/datasets/mnist")]
+
+
+def test_not_found_without_download_names_the_places(no_local_data):
+    from cnn.datasets import mnist
+
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte") as error:
+        mnist.load_data(no_local_data / "nowhere", download=False)
+    assert str(no_local_data / "nowhere") in str(error.value)
+    assert str(no_local_data / "cache" / "cnn" / "mnist") in str(error.value)
+
+
+def test_malformed_file_in_a_data_set_names_the_file(no_local_data):
+    from cnn.datasets import mnist
+
+    _write_idx_dataset(no_local_data / "idx")
+    broken = no_local_data / "idx" / "t10k-images-idx3-ubyte.gz"
+    broken.write_bytes(broken.read_bytes()[:-20])
+    with pytest.raises(ValueError, match="gzip") as error:
+        mnist.load_data(no_local_data / "idx", download=False)
+    assert str(broken) in str(error.value)
+
+
+def test_images_and_labels_that_disagree(no_local_data):
+    from cnn.datasets import mnist
+
+    directory = no_local_data / "idx"
+    _write_idx_dataset(directory)
+    write_idx(directory / "train-labels-idx1-ubyte.gz", np.zeros(4, dtype=np.uint8), compress=True)
+    with pytest.raises(ValueError, match=r"train images \(5, 28, 28\) and labels \(4,\) do not match"):
+        mnist.load_data(directory, download=False)
+
+
+def test_debian_fashion_mnist_is_found_and_read():
+    from cnn.datasets import fashion_mnist
+
+    if not Path("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data(dtype="uint8", download=False)
+    assert x_train.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
+    assert np.array_equal(np.bincount(y_test), np.full(10, 1000))
+    assert len(fashion_mnist.CLASS_NAMES) == 10 and fashion_mnist.CLASS_NAMES[9] == "Ankle boot"

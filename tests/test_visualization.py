@@ -234,6 +234,27 @@ def test_confusion_show_cell_text_and_colours(monkeypatch):
     assert axes.get_ylabel() == "True label" and axes.get_xlabel() == "Predicted label"
 
 
+def test_confusion_show_with_fashion_mnist_names_fits_every_label(monkeypatch):
+    import cnn.utils.visualization as visualization
+    from cnn.datasets.fashion_mnist import CLASS_NAMES
+
+    drawn = []
+    original = visualization._draw_confusion
+    monkeypatch.setattr(visualization, "_draw_confusion",
+                        lambda figure, *args: (original(figure, *args), drawn.append(figure)))
+    y_true = np.repeat(np.arange(10), 3)
+    confusion_show(CLASS_NAMES, np.roll(y_true, 1), y_true, show=False)
+    figure = drawn[0]
+    axes = figure.axes[0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == list(CLASS_NAMES)
+    assert [label.get_text() for label in axes.get_yticklabels()] == list(CLASS_NAMES)
+    renderer = figure.canvas.get_renderer()
+    canvas = figure.bbox
+    for label in axes.get_xticklabels() + axes.get_yticklabels():
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= canvas.x0 and box.y0 >= canvas.y0 and box.x1 <= canvas.x1, label.get_text()
+
+
 # ---------------------------------------------------------------- misclassified images
 
 
@@ -246,7 +267,8 @@ def test_misclassified_show_grid(tmp_path):
     figure = misclassified_show(images, y_pred, y_true, [str(d) for d in range(10)],
                                 file=tmp_path / "wrong.png", show=False)
     assert_valid_png(tmp_path / "wrong.png")
-    assert [axes.get_title() for axes in figure.axes] == ["2/9", "5/0", "7/1"]
+    assert [axes.get_title() for axes in figure.axes] == ["true: 2\npred: 9", "true: 5\npred: 0",
+                                                          "true: 7\npred: 1"]
 
 
 def test_misclassified_show_limits_the_number_of_images():

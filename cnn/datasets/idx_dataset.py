@@ -1,19 +1,26 @@
-"""MNIST-style data sets stored as the four standard IDX files, found on this machine.
+"""MNIST-style data sets stored as the four standard IDX files: found here, or downloaded.
 
 A data set is looked for, in order, in: the ``path`` argument, ``$CNN_DATA/<name>``,
-``$CNN_DATA``, the cache ``~/.cache/cnn/<name>``, and the system's copy (Debian's
-``dataset-fashion-mnist`` installs ``/usr/share/datasets/fashion-mnist``). Each of the four
-files may be gzipped (``.gz``) or not.
+``$CNN_DATA``, the cache ``~/.cache/cnn/<name>`` (``$XDG_CACHE_HOME/cnn/<name>`` when that is
+set), and the system's copy (Debian's ``dataset-fashion-mnist`` installs
+``/usr/share/datasets/fashion-mnist``). Each of the four files may be gzipped (``.gz``) or
+not. When no directory holds all four, the missing ones are downloaded into the cache from
+the data set's mirrors and checked against pinned SHA-256 digests (``cnn.datasets.download``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from cnn.datasets.download import DownloadError
+from cnn.datasets.download import download as download_file
 from cnn.datasets.idx import read_idx
+from cnn.datasets.pixels import checked_dtype, to_images
 
 FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -23,7 +30,60 @@ FILES = {
 }
 
 
+@dataclass(frozen=True)
+class IdxDataset:
+    """A data set of the four IDX files: its name, where to download it, where systems keep it.
+
+    ``sha256`` maps each downloadable file name (``"train-images-idx3-ubyte.gz"``, ...) to
+    its pinned digest; ``mirrors`` are base URLs tried in order.
+    """
+
+    name: str
+    sha256: dict = field(default_factory=dict)
+    mirrors: tuple = ()
+    system_dirs: tuple = ()
+
+    def load_data(self, path=None, dtype="float32", *, download=True, base_url=None, verbose=1,
+                  **download_options):
+        """Find the data set here, or download it into the cache, and read it.
+
+        Args:
+            path: a directory to look in first.
+            dtype: ``"float32"`` (default) or another float type for images in [0, 1];
+                ``"uint8"`` for raw pixels 0..255.
+            download: download what is missing when no directory holds all four files.
+            base_url: a base URL (or a list of them) to download from instead of ``mirrors``.
+            verbose: 1 writes download messages and progress to stderr; 0 is silent.
+            download_options: ``retries``, ``backoff``, ``timeout`` (see ``download.download``).
+        Returns:
+            ``(x_train, y_train), (x_test, y_test)``: images (N, 1, H, W), labels (N,) int64.
+        Raises:
+            FileNotFoundError: not found and ``download`` is false; says where it looked.
+            cnn.datasets.download.DownloadError: a download failed (an OSError).
+            ValueError: a bad ``dtype``, or a malformed file (the message names it).
+        """
+        checked_dtype(dtype, self.name)
+        directory = find_dataset(self.name, path, self.system_dirs)
+        if directory is None:
+            if not download:
+                searched = ", ".join(str(d) for d in candidate_dirs(self.name, path, self.system_dirs))
+                raise FileNotFoundError(
+                    f"{self.name}: the IDX files ({', '.join(FILES.values())}, optionally .gz) "
+                    f"were not found in any of: {searched} (and download=False)"
+                )
+            progress = sys.stderr if verbose else None
+            target = cache_dir() / self.name
+            try:
+                directory = fetch(self, target, base_url, progress, **download_options)
+            except DownloadError as exc:
+                raise DownloadError(f"{exc}. Without a network, copy the four files "
+                                    f"({', '.join(FILES.values())}, optionally .gz) into {target}, "
+                                    f"or into a directory named by $CNN_DATA") from None
+        return read_dataset(directory, dtype)
+
+
 def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/cnn``, by default ``~/.cache/cnn``."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnn"
 
 
@@ -55,9 +115,10 @@ def find_dataset(name: str, path=None, system_dirs=()) -> Path | None:
     return None
 
 
-def read_dataset(directory: Path, dtype="float32"):
-    """Read the four files: images (N, 1, 28, 28) scaled to [0, 1] (raw with ``uint8``),
-    labels (N,) int64."""
+def read_dataset(directory, dtype="float32"):
+    """Read the four files in ``directory`` as ``(x_train, y_train), (x_test, y_test)``:
+    images (N, 1, H, W) scaled to [0, 1] (raw with ``uint8``), labels (N,) int64."""
+    directory = Path(directory)
     arrays = {key: read_idx(find_file(directory, stem)) for key, stem in FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
@@ -65,27 +126,20 @@ def read_dataset(directory: Path, dtype="float32"):
             raise ValueError(
                 f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match"
             )
-    return tuple((_images(arrays[f"x_{s}"], dtype), arrays[f"y_{s}"].astype(np.int64))
+    dtype = checked_dtype(dtype, str(directory))
+    return tuple((to_images(arrays[f"x_{s}"], dtype), arrays[f"y_{s}"].astype(np.int64))
                  for s in ("train", "test"))
 
 
-def _images(raw: np.ndarray, dtype) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    images = raw[:, np.newaxis, :, :]
-    if dtype == np.uint8:
-        return np.ascontiguousarray(images)
-    if dtype.kind != "f":
-        raise ValueError(f"dtype must be 'uint8' or a float type, got {dtype}")
-    return images.astype(dtype) / dtype.type(255)
-
-
-def load(name: str, path=None, dtype="float32", system_dirs=()):
-    """Find and read data set ``name``; a clear FileNotFoundError says where it looked."""
-    directory = find_dataset(name, path, system_dirs)
-    if directory is None:
-        searched = ", ".join(str(d) for d in candidate_dirs(name, path, system_dirs))
-        raise FileNotFoundError(
-            f"{name}: the IDX files ({', '.join(FILES.values())}, optionally .gz) were not "
-            f"found in any of: {searched}"
-        )
-    return read_dataset(directory, dtype)
+def fetch(dataset: IdxDataset, directory, base_url=None, progress=None, **download_options) -> Path:
+    """Download into ``directory`` those of the four files that it lacks; return it."""
+    directory = Path(directory)
+    mirrors = dataset.mirrors if base_url is None else base_url
+    for stem in FILES.values():
+        if find_file(directory, stem) is None:
+            file_name = f"{stem}.gz"
+            if file_name not in dataset.sha256:
+                raise ValueError(f"{dataset.name}: no pinned SHA-256 for {file_name}; cannot download it")
+            download_file(file_name, mirrors, directory / file_name, dataset.sha256[file_name],
+                          progress=progress, **download_options)
+    return directory

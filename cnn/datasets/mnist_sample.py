@@ -13,6 +13,8 @@ from importlib import resources
 
 import numpy as np
 
+from cnn.datasets.pixels import checked_dtype, to_images
+
 CLASS_NAMES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 
 _DATA_FILE = "data/mnist_sample.npz"
@@ -32,26 +34,10 @@ def load_data(dtype="float32"):
         y_test: (1000,) int64 class ids.
     Every call returns fresh arrays that the caller may modify.
     """
-    dtype = _checked_dtype(dtype)
+    dtype = checked_dtype(dtype, "mnist_sample.load_data")
     source = resources.files(__package__).joinpath(_DATA_FILE)
     with source.open("rb") as stream, np.load(stream, allow_pickle=False) as archive:
         raw = {name: archive[name] for name in archive.files}
 
-    result = []
-    for split in _SPLITS:
-        images = raw[f"x_{split}"][:, np.newaxis, :, :]
-        if dtype != np.uint8:
-            images = images.astype(dtype) / dtype.type(255)
-        result.append((np.ascontiguousarray(images, dtype=dtype), raw[f"y_{split}"].astype(np.int64)))
-    return tuple(result)
-
-
-def _checked_dtype(requested) -> np.dtype:
-    try:
-        dtype = np.dtype(requested)
-    except TypeError:
-        dtype = None
-    if dtype is None or not (dtype == np.uint8 or dtype.kind == "f"):
-        raise ValueError(f"mnist_sample.load_data: dtype must be 'uint8' or a float type "
-                         f"('float32', 'float64', ...), got {requested!r}")
-    return dtype
+    return tuple((to_images(raw[f"x_{split}"], dtype), raw[f"y_{split}"].astype(np.int64))
+                 for split in _SPLITS)

@@ -217,7 +217,8 @@ def _draw_confusion(figure, matrix, labels, normalize):
 
 
 def misclassified_show(images, y_pred, y_true, labels, file=None, max_images=25, show=None):
-    """Draw a grid of the first ``max_images`` misclassified images, each titled "true/pred".
+    """Draw a grid of the first ``max_images`` misclassified images, each titled with its true
+    and its predicted class ("true: 7" over "pred: 1").
 
     Args:
         images: (N, 1, H, W), (N, 3, H, W) or (N, H, W) images.
@@ -244,18 +245,18 @@ def misclassified_show(images, y_pred, y_true, labels, file=None, max_images=25,
     columns = max(1, math.ceil(math.sqrt(len(shown))))
     rows = max(1, math.ceil(len(shown) / columns))
     show = _resolve_show(show)
-    figure = _new_figure(show, figsize=(1.6 * columns + 0.4, 1.7 * rows + 0.6))
+    figure = _new_figure(show, figsize=(1.6 * columns + 0.4, 1.9 * rows + 0.6))
     if len(shown) == 0:
         figure.text(0.5, 0.5, f"no misclassified images among {len(images)}", ha="center", va="center")
     else:
-        figure.suptitle(f"misclassified (true/pred): {len(wrong)} of {len(images)}"
+        figure.suptitle(f"misclassified: {len(wrong)} of {len(images)}"
                         + (f", first {len(shown)} shown" if len(shown) < len(wrong) else ""))
         low, high = images[shown].min(), images[shown].max()  # one grey scale for all images
         for position, index in enumerate(shown, start=1):
             axes = figure.add_subplot(rows, columns, position)
             axes.imshow(images[index], cmap="gray" if images[index].ndim == 2 else None,
                         vmin=low, vmax=high)
-            axes.set_title(f"{labels[true[index]]}/{labels[predicted[index]]}", fontsize=9)
+            axes.set_title(f"true: {labels[true[index]]}\npred: {labels[predicted[index]]}", fontsize=8)
             axes.set_axis_off()
         figure.tight_layout()
     _finish([(figure, file)], show)

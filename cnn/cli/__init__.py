@@ -1,0 +1,153 @@
+"""The command line: ``python -m cnn COMMAND ...``, also installed as ``cnn``.
+
+    cnn train      train a network on a data set; writes the model, history and plots
+    cnn evaluate   accuracy, loss and a per-class report of a saved model on a test set
+    cnn predict    classify image files or .npy arrays with a saved model
+    cnn summary    print a saved model's layers
+
+With no arguments, ``cnn`` runs ``cnn train``: the seed's network on the MNIST sample that
+ships with the package. A user error (a wrong argument, a missing or malformed file, a model
+that does not fit the data) prints one line, ``cnn: error: ...``, and exits with status 2;
+``--traceback`` shows the whole traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import cnn
+from cnn import networks, optimizers
+from cnn.cli import data, evaluate, predict, train
+from cnn.models import NonFiniteLossError
+
+USER_ERRORS = (ValueError, OSError, NonFiniteLossError)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog="cnn", description="Train and use cnn models. "
+                                     "With no arguments: train the seed's network on the bundled MNIST sample.")
+    parser.add_argument("--version", action="version", version=f"cnn {cnn.__version__}")
+    common = OneLineErrorParser(add_help=False)
+    common.add_argument("--traceback", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train_parser = commands.add_parser(
+        "train", parents=[common], help="train a network; write the model, history and plots",
+        description="Train a network and write into --out: model.h5, history.json, history.csv, "
+                    "accuracy.png, loss.png, confusion.png, misclassified.png.")
+    train_parser.add_argument("--dataset", default="mnist-sample", help=f"{data.HELP} (default: %(default)s)")
+    train_parser.add_argument("--model", default="seed",
+                              help=f"a network by name ({', '.join(networks.NAMES)}) or a saved .h5 "
+                                   "model to continue training (default: %(default)s)")
+    train_parser.add_argument("--epochs", type=_positive(int), default=5, help="default: %(default)s")
+    train_parser.add_argument("--batch-size", type=_positive(int), default=32, help="default: %(default)s")
+    train_parser.add_argument("--lr", type=_positive(float), default=None,
+                              help="learning rate (default: 0.1 for seed with sgd, the optimizer's "
+                                   "own otherwise, a saved model's own)")
+    train_parser.add_argument("--optimizer", choices=optimizers.names(), default=None,
+                              help="default: sgd for seed, adam for lenet and mlp; a saved model "
+                                   "keeps its own (and its state) unless this is given")
+    train_parser.add_argument("--validation-split", type=_fraction, default=0.0,
+                              help="fraction of the training images held out for validation "
+                                   "(default: 0, validate on the test set)")
+    train_parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    train_parser.add_argument("--limit", type=_positive(int), default=None,
+                              help="use only the first N training and N test images (quick trials)")
+    train_parser.add_argument("--out", default=None,
+                              help="output directory (default: runs/NETWORK; for a saved model, its "
+                                   "directory, and the model file is updated in place)")
+    train_parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                              help="0 silent, 1 progress bar, 2 one line per epoch (default: %(default)s)")
+    train_parser.set_defaults(run=train.run)
+
+    evaluate_parser = commands.add_parser(
+        "evaluate", parents=[common], help="accuracy, loss and per-class report on a test set")
+    evaluate_parser.add_argument("model", help="a saved .h5 model")
+    evaluate_parser.add_argument("--dataset", default="mnist-sample", help=f"{data.HELP} (default: %(default)s)")
+    evaluate_parser.add_argument("--batch-size", type=_positive(int), default=256, help="default: %(default)s")
+    evaluate_parser.set_defaults(run=evaluate.run)
+
+    predict_parser = commands.add_parser(
+        "predict", parents=[common], help="classify image files (PNG, JPEG, ...) or .npy arrays",
+        description="Classify images with a saved model. Image files are grey-scaled (RGB for "
+                    "3-channel models), padded to the model's aspect ratio, resized to its input "
+                    "and scaled to [0, 1]; dark-on-light images (border brighter than mid-grey) "
+                    "are inverted to MNIST's light-on-dark unless --invert says otherwise. .npy "
+                    "arrays of shape (H, W), (C, H, W) or (N, C, H, W) are used as they are "
+                    "(uint8 scaled to [0, 1]).")
+    predict_parser.add_argument("model", help="a saved .h5 model")
+    predict_parser.add_argument("inputs", nargs="+", metavar="INPUT", help="an image file or a .npy array")
+    predict_parser.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                                help="invert grey images (default: auto, by the border's brightness)")
+    predict_parser.add_argument("--crop", action="store_true",
+                                help="crop to the strokes and add an MNIST-like margin (photos of digits)")
+    predict_parser.add_argument("--top", type=_positive(int), default=1,
+                                help="show the K most likely classes (default: %(default)s)")
+    predict_parser.set_defaults(run=predict.run)
+
+    summary_parser = commands.add_parser("summary", parents=[common], help="print a saved model's layers")
+    summary_parser.add_argument("model", help="a saved .h5 model")
+    summary_parser.set_defaults(run=evaluate.summary)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv or ["train"])
+    try:
+        return args.run(args)
+    except USER_ERRORS as exc:
+        if args.traceback:
+            raise
+        print(f"cnn: error: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnn: interrupted", file=sys.stderr)
+        return 130
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: ``path: reason`` for file errors from the OS, the message otherwise."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        message = f"{exc.filename}: {exc.strerror}"
+    else:
+        message = str(exc) or type(exc).__name__
+    return " ".join(message.split())
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""``cnn evaluate`` (accuracy, loss and a per-class report on a test set) and ``cnn summary``."""
+
+from __future__ import annotations
+
+from cnn.cli.data import load_dataset
+from cnn.cli.modelfile import check_fits, class_names, read_model
+from cnn.utils.report import classification_report, format_report
+
+
+def run(args) -> int:
+    model = read_model(args.model)
+    dataset = load_dataset(args.dataset, verbose=1)
+    check_fits(model, dataset, str(args.model))
+    names = class_names(args.model, model, dataset.class_names)
+    if model.loss is None:
+        model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    results = model.evaluate(dataset.x_test, dataset.y_test, batch_size=args.batch_size, return_dict=True)
+    predicted = model.predict_classes(dataset.x_test, batch_size=args.batch_size)
+    report = classification_report(dataset.y_test, predicted, names)
+    print(f"{args.model} on the {len(dataset.x_test)} test images of {dataset.name}:")
+    print(f"accuracy {report['accuracy']:.4f}, loss {results['loss']:.4f}")
+    print()
+    print(format_report(report))
+    return 0
+
+
+def summary(args) -> int:
+    model = read_model(args.model)
+    model.summary()
+    names = class_names(args.model, model)
+    print(f"classes: {', '.join(names)}")
+    print(f"trained epochs: {model.epoch}")
+    return 0

@@ -1,0 +1,128 @@
+"""``cnn train``: train a named network (or continue a saved one) and write what a user looks at.
+
+Into ``--out`` go the model (``model.h5``), its history (``history.json``, ``history.csv``),
+the accuracy and loss curves (``accuracy.png``, ``loss.png``), the confusion matrix on the
+test set (``confusion.png``) and a grid of misclassified test images (``misclassified.png``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import cnn
+from cnn import networks, optimizers
+from cnn.cli.data import load_dataset
+from cnn.cli.modelfile import check_fits, class_names, read_model, save_model_with_class_names
+from cnn.utils.fileio import atomic_write
+from cnn.utils.visualization import confusion_show, history_show, misclassified_show
+
+
+def run(args) -> int:
+    dataset = load_dataset(args.dataset, args.verbose).limited(args.limit)
+    cnn.set_seed(args.seed)
+    model, names, label, model_file = _model(args, dataset)
+    out = model_file.parent
+    check_fits(model, dataset, label)
+    first_epoch = model.epoch
+
+    print(f"training {label} on {dataset.name}: {len(dataset.x_train)} images {dataset.input_shape}, "
+          f"{len(names)} classes, {args.epochs} epoch(s) from epoch {first_epoch + 1}, "
+          f"optimizer {model.optimizer.get_config()['name']} (learning rate {model.lr:g})")
+    fit_options = {"validation_split": args.validation_split}
+    if not args.validation_split:
+        fit_options = {"validation_data": (dataset.x_test, dataset.y_test)}
+        print(f"validating on the {len(dataset.x_test)} test images after each epoch")
+    model.summary()
+    start = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run ends in NonFiniteLossError
+        history = model.fit(dataset.x_train, dataset.y_train, batch_size=args.batch_size,
+                            epochs=args.epochs, verbose=args.verbose, seed=args.seed, **fit_options)
+    seconds = time.perf_counter() - start
+    accuracy, loss = model.evaluate(dataset.x_test, dataset.y_test)
+    predicted = model.predict_classes(dataset.x_test)
+
+    files = {
+        "model": model_file,
+        "history": out / "history.json",
+        "history table": out / "history.csv",
+        "accuracy plot": out / "accuracy.png",
+        "loss plot": out / "loss.png",
+        "confusion matrix": out / "confusion.png",
+        "misclassified": out / "misclassified.png",
+    }
+    save_model_with_class_names(model, files["model"], names)
+    record = _continued_history(files["history"], history, first_epoch)
+    write_history(record, files["history"], files["history table"])
+    history_show(record, files["accuracy plot"], files["loss plot"], show=False)
+    confusion_show(names, predicted, dataset.y_test, confusion_file=files["confusion matrix"], show=False)
+    misclassified_show(dataset.x_test, predicted, dataset.y_test, names, file=files["misclassified"],
+                       show=False)
+
+    print(f"trained {model.epoch - first_epoch} epoch(s) in {seconds:.1f} s; on the {len(dataset.x_test)} "
+          f"test images: accuracy {accuracy:.4f}, loss {loss:.4f}")
+    for what, path in files.items():
+        print(f"{what:>17}: {path}")
+    return 0
+
+
+def _model(args, dataset):
+    """(model, class names, a label for messages, the model file to write).
+
+    The model file is ``--out``/model.h5; without ``--out``, ``runs/<network>/model.h5`` for a
+    new network and the file itself for a saved model (training continues in place).
+    """
+    if args.model in networks.NAMES:
+        model = networks.build(args.model, dataset.input_shape, len(dataset.class_names))
+        model.compile(optimizer=networks.default_optimizer(args.model, args.optimizer, args.lr),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+        out = Path(args.out) if args.out else Path("runs") / args.model
+        return model, dataset.class_names, f"network {args.model!r}", out / "model.h5"
+
+    path = Path(args.model)
+    if path.suffix.lower() not in (".h5", ".hdf5") and not path.is_file():
+        raise ValueError(f"unknown model {args.model!r}: expected one of {', '.join(networks.NAMES)} "
+                         f"or a saved .h5 file")
+    model = read_model(path)
+    if args.optimizer is not None or model.loss is None:
+        optimizer = optimizers.get(args.optimizer or "sgd", args.lr)
+        model.compile(optimizer=optimizer, loss=model.loss or "categorical_crossentropy",
+                      metrics=model.metrics or ["accuracy"])
+        print(f"{path}: training continues with a new {optimizer.get_config()['name']} optimizer")
+    elif args.lr is not None:
+        model.optimizer.learning_rate = args.lr  # the optimizer keeps its state (momenta, steps)
+    names = class_names(path, model, dataset.class_names)
+    return model, names, str(path), (Path(args.out) / "model.h5" if args.out else path)
+
+
+def _continued_history(history_file: Path, history, first_epoch: int) -> dict:
+    """This run's history, after the earlier epochs' when ``history_file`` holds exactly the
+    epochs 1..first_epoch with the same keys (training continued in the same directory)."""
+    record = {"epoch": [epoch + 1 for epoch in history.epoch], **{k: list(v) for k, v in history.items()}}
+    if first_epoch == 0 or not history_file.is_file():
+        return record
+    try:
+        earlier = json.loads(history_file.read_text())
+    except (OSError, ValueError):
+        return record
+    if (isinstance(earlier, dict) and set(earlier) == set(record)
+            and earlier.get("epoch") == list(range(1, first_epoch + 1))):
+        return {key: list(earlier[key]) + record[key] for key in record}
+    return record
+
+
+def write_history(record: dict, json_file, csv_file) -> None:
+    """The per-epoch record as JSON (a dict of lists) and as CSV (a row per epoch)."""
+    with atomic_write(json_file, "w") as stream:
+        json.dump(record, stream, indent=2)
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(list(record))
+    writer.writerows(zip(*record.values()))
+    with atomic_write(csv_file, "w") as stream:
+        stream.write(table.getvalue())

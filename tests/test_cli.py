@@ -1,0 +1,303 @@
+"""Tests for the command line (cnn.cli): train, evaluate, predict, summary and user errors.
+
+Most tests call ``main(argv)`` in-process on a few hundred images; two run ``python -m cnn``
+in a subprocess to check the exit status and the stderr a shell sees.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import matplotlib.image
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnn.cli import build_parser, main
+from cnn.datasets import mnist_sample
+from cnn.datasets.idx import write_idx
+from cnn.datasets.matfile import save_mat
+from cnn.models import load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUTS = ("model.h5", "history.json", "history.csv", "accuracy.png", "loss.png", "confusion.png",
+           "misclassified.png")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A seed network trained for 2 epochs on 120 sample digits: (run directory, stdout)."""
+    out = tmp_path_factory.mktemp("run") / "seed"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        status = main(["train", "--limit", "120", "--epochs", "2", "--verbose", "2", "--out", str(out)])
+    assert status == 0
+    return out, stdout.getvalue()
+
+
+def run_cli(capsys, *argv):
+    """``main(argv)``'s exit status (also when argparse exits), stdout and stderr."""
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exit:
+        status = exit.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_user_error(status, err, *fragments):
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnn"), err
+    assert "error: " in lines[0] and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------- train
+
+
+def test_train_writes_model_history_and_plots(trained):
+    out, stdout = trained
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+        assert f": {out / name}" in stdout  # every file is announced
+    for name in OUTPUTS:
+        if name.endswith(".png"):
+            assert matplotlib.image.imread(out / name).shape[0] > 100
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    assert set(history) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}
+    rows = list(csv.reader((out / "history.csv").open()))
+    assert rows[0] == list(history) and len(rows) == 3
+    assert float(rows[2][1]) == pytest.approx(history["loss"][1])
+
+    model = load_model(out / "model.h5")
+    assert model.epoch == 2 and model.input.input_shape == (1, 28, 28)
+    with h5py.File(out / "model.h5") as f:
+        assert json.loads(f.attrs["class_names"]) == list("0123456789")
+    assert "validating on the 120 test images" in stdout
+    assert "Epoch 2/2 - " in stdout and "test images: accuracy 0." in stdout
+
+
+def test_train_is_reproducible_with_a_seed(tmp_path, capsys):
+    histories = []
+    for run in ("first", "second"):
+        status, _, _ = run_cli(capsys, "train", "--model", "mlp", "--limit", 100, "--epochs", 2,
+                               "--verbose", 0, "--out", tmp_path / run)
+        assert status == 0
+        histories.append(json.loads((tmp_path / run / "history.json").read_text()))
+    assert histories[0] == histories[1]
+
+
+def test_train_continues_a_saved_model_and_its_history(tmp_path, trained, capsys):
+    out, _ = trained
+    run = tmp_path / "continued"
+    run.mkdir()
+    (run / "seed.h5").write_bytes((out / "model.h5").read_bytes())
+    (run / "history.json").write_bytes((out / "history.json").read_bytes())
+    status, stdout, _ = run_cli(capsys, "train", "--model", run / "seed.h5", "--limit", 120, "--epochs", 1,
+                                "--verbose", 2)
+    assert status == 0
+    assert "from epoch 3" in stdout and "Epoch 3/3 - " in stdout
+    assert load_model(run / "seed.h5").epoch == 3  # updated in place
+    assert not (run / "model.h5").exists() and (run / "accuracy.png").is_file()
+    history = json.loads((run / "history.json").read_text())
+    earlier = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3] and history["loss"][:2] == earlier["loss"]
+
+
+def test_continuing_with_a_new_rate_or_a_new_optimizer(tmp_path, capsys):
+    common = ["--limit", 64, "--epochs", 1, "--verbose", 0]
+    assert run_cli(capsys, "train", "--model", "mlp", "--out", tmp_path, *common)[0] == 0
+    status, stdout, _ = run_cli(capsys, "train", "--model", tmp_path / "model.h5", "--lr", 0.0005, *common)
+    assert status == 0 and "optimizer adam (learning rate 0.0005)" in stdout and "a new" not in stdout
+    status, stdout, _ = run_cli(capsys, "train", "--model", tmp_path / "model.h5", "--optimizer", "sgd", *common)
+    assert status == 0 and "continues with a new sgd optimizer" in stdout
+    assert load_model(tmp_path / "model.h5").epoch == 3
+
+
+def test_train_with_validation_split_and_another_optimizer(tmp_path, capsys):
+    status, stdout, _ = run_cli(capsys, "train", "--model", "mlp", "--optimizer", "sgd", "--lr", 0.05,
+                                "--validation-split", 0.25, "--limit", 200, "--epochs", 1,
+                                "--verbose", 0, "--out", tmp_path)
+    assert status == 0
+    assert "optimizer sgd (learning rate 0.05)" in stdout and "validating on" not in stdout
+    assert "val_accuracy" in json.loads((tmp_path / "history.json").read_text())
+
+
+def test_train_on_a_mat_file(tmp_path, capsys):
+    (x_train, y_train), (x_test, y_test) = mnist_sample.load_data()
+    save_mat(tmp_path / "MNISTData.mat", x_train[:100], y_train[:100], x_test[:40], y_test[:40])
+    status, stdout, _ = run_cli(capsys, "train", "--dataset", tmp_path / "MNISTData.mat", "--model", "mlp",
+                                "--epochs", 1, "--verbose", 0, "--out", tmp_path / "run")
+    assert status == 0 and "100 images (1, 28, 28), 10 classes" in stdout
+    assert (tmp_path / "run" / "confusion.png").is_file()
+
+
+def test_train_on_a_directory_of_idx_files(tmp_path, capsys):
+    (x_train, y_train), (x_test, y_test) = mnist_sample.load_data("uint8")
+    data = tmp_path / "idx"
+    for stem, array in (("train-images-idx3-ubyte", x_train[:64, 0]), ("train-labels-idx1-ubyte", y_train[:64]),
+                        ("t10k-images-idx3-ubyte", x_test[:32, 0]), ("t10k-labels-idx1-ubyte", y_test[:32])):
+        write_idx(data / f"{stem}.gz", array, compress=True)
+    status, stdout, _ = run_cli(capsys, "train", "--dataset", data, "--model", "lenet", "--epochs", 1,
+                                "--batch-size", 64, "--verbose", 0, "--out", tmp_path / "run")
+    assert status == 0 and "network 'lenet'" in stdout and "optimizer adam" in stdout
+
+
+def test_no_arguments_means_train_with_the_readme_defaults(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("cnn.cli.train.run", lambda args: seen.setdefault("args", args) and 0)
+    assert main([]) == 0
+    args = seen["args"]
+    assert (args.dataset, args.model, args.epochs, args.batch_size, args.seed) == ("mnist-sample", "seed", 5, 32, 0)
+    assert args.out is None and args.lr is None and args.optimizer is None
+
+
+# ---------------------------------------------------------------- evaluate, summary, predict
+
+
+def test_evaluate_prints_accuracy_loss_and_a_per_class_report(trained, capsys):
+    out, _ = trained
+    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.h5", "--dataset", "mnist-sample")
+    assert status == 0
+    lines = stdout.splitlines()
+    assert lines[0] == f"{out / 'model.h5'} on the 1000 test images of mnist-sample:"
+    assert lines[1].startswith("accuracy 0.") and ", loss " in lines[1]
+    assert lines[3].split() == ["precision", "recall", "f1-score", "support"]
+    rows = [line.split() for line in lines[4:14]]
+    assert [row[0] for row in rows] == list("0123456789")
+    assert all(row[4] == "100" for row in rows)
+    assert lines[-2].split()[0] == "accuracy" and lines[-1].startswith("macro avg")
+    accuracy = float(lines[1].split()[1].rstrip(","))
+    assert float(lines[-2].split()[1]) == pytest.approx(accuracy)
+
+
+def test_summary_prints_layers_and_classes(trained, capsys):
+    out, _ = trained
+    status, stdout, _ = run_cli(capsys, "summary", out / "model.h5")
+    assert status == 0
+    assert "Conv2D" in stdout and "Total params: 202750" in stdout
+    assert "classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in stdout and "trained epochs: 2" in stdout
+
+
+def test_predict_images_and_arrays_agree(trained, tmp_path, capsys):
+    out, _ = trained
+    _, (x_test, _) = mnist_sample.load_data("uint8")
+    digits = x_test[:4, 0]
+    np.save(tmp_path / "digits.npy", digits)
+    np.save(tmp_path / "one.npy", digits[1].astype(np.float32) / 255)
+    # Dark on light, as a digit written on paper: auto-inversion makes it MNIST's light on dark.
+    Image.fromarray(255 - digits[1]).save(tmp_path / "paper.png")
+    Image.fromarray(digits[1]).convert("RGB").save(tmp_path / "screen.jpg", quality=100)
+    status, stdout, _ = run_cli(capsys, "predict", out / "model.h5", tmp_path / "digits.npy",
+                                tmp_path / "one.npy", tmp_path / "paper.png", tmp_path / "screen.jpg")
+    assert status == 0
+    lines = stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == (
+        [f"{tmp_path / 'digits.npy'}[{i}]" for i in range(4)]
+        + [str(tmp_path / name) for name in ("one.npy", "paper.png", "screen.jpg")])
+    answers = [line.split(": ")[1] for line in lines]
+    assert all(answer.endswith("%)") and answer[0].isdigit() for answer in answers)
+    assert answers[4] == answers[5] == answers[1]  # the same digit, the same answer
+    assert answers[6].split()[0] == answers[1].split()[0]
+
+
+def test_predict_top_k(trained, tmp_path, capsys):
+    out, _ = trained
+    np.save(tmp_path / "digit.npy", mnist_sample.load_data()[1][0][0])
+    status, stdout, _ = run_cli(capsys, "predict", out / "model.h5", tmp_path / "digit.npy", "--top", 3)
+    assert status == 0
+    answers = stdout.strip().split(": ", 1)[1].split(", ")
+    assert len(answers) == 3
+    shares = [float(answer.split("(")[1].rstrip("%)")) for answer in answers]
+    assert shares == sorted(shares, reverse=True) and sum(shares) <= 100.05
+
+
+# ---------------------------------------------------------------- user errors: one line, status 2
+
+
+@pytest.fixture
+def small_images_mat(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "small.mat"
+    save_mat(path, rng.random((8, 1, 20, 20)), np.arange(8) % 10, rng.random((4, 1, 20, 20)), np.arange(4))
+    return path
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["train", "--dataset", "nope"], ["unknown data set 'nope'"]),
+    (["train", "--dataset", "absent.mat"], ["absent.mat: No such file"]),
+    (["train", "--dataset", "absent/dir"], ["absent/dir: No such file"]),
+    (["train", "--dataset", "."], ["not a data set directory", "train-images-idx3-ubyte[.gz]"]),
+    (["train", "--model", "resnet"], ["unknown model 'resnet'", "seed, lenet, mlp"]),
+    (["train", "--model", "absent.h5"], ["absent.h5: no such model file"]),
+    (["train", "--epochs", "0"], ["cnn train: error: argument --epochs", "positive int"]),
+    (["train", "--validation-split", "1.5"], ["fraction in [0, 1)"]),
+    (["train", "--optimizer", "lbfgs"], ["invalid choice: 'lbfgs'"]),
+    (["evaluate"], ["required: model"]),
+    (["frobnicate"], ["invalid choice: 'frobnicate'"]),
+    (["summary", "absent.h5"], ["absent.h5: no such model file"]),
+])
+def test_user_errors_print_one_line_and_exit_2(argv, fragments, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_cli(capsys, *argv)
+    assert_user_error(status, err, *fragments)
+
+
+def test_model_and_data_shape_mismatch(trained, small_images_mat, capsys):
+    out, _ = trained
+    status, _, err = run_cli(capsys, "evaluate", out / "model.h5", "--dataset", small_images_mat)
+    assert_user_error(status, err, "takes inputs (1, 28, 28)", "has images (1, 20, 20)")
+    status, _, err = run_cli(capsys, "train", "--model", out / "model.h5", "--dataset", small_images_mat)
+    assert_user_error(status, err, "takes inputs (1, 28, 28)")
+
+
+def test_predict_errors(trained, tmp_path, capsys):
+    out, _ = trained
+    np.save(tmp_path / "wrong.npy", np.zeros((5, 5)))
+    (tmp_path / "notes.txt").write_text("not an image")
+    for name, fragment in (("wrong.npy", "shape (5, 5) does not fit"), ("notes.txt", "not an image file"),
+                           ("absent.png", "No such file")):
+        status, _, err = run_cli(capsys, "predict", out / "model.h5", tmp_path / name)
+        assert_user_error(status, err, str(tmp_path / name), fragment)
+    status, _, err = run_cli(capsys, "evaluate", tmp_path / "notes.txt")
+    assert_user_error(status, err, "notes.txt: cannot read it as a cnn model")
+
+
+def test_traceback_flag_shows_the_exception(capsys):
+    with pytest.raises(ValueError, match="unknown data set"):
+        main(["train", "--dataset", "nope", "--traceback"])
+
+
+def test_a_diverging_run_is_a_user_error(tmp_path, capsys):
+    status, _, err = run_cli(capsys, "train", "--lr", "1e30", "--limit", 64, "--epochs", 2, "--verbose", 0,
+                             "--out", tmp_path)
+    assert_user_error(status, err, "the loss became")
+    assert not (tmp_path / "model.h5").exists()
+
+
+def test_python_dash_m_cnn_in_a_shell(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, "-m", "cnn", "evaluate", "absent.h5"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "cnn: error: absent.h5: no such model file\n"
+    result = subprocess.run([sys.executable, "-m", "cnn", "--version"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("cnn ")
+
+
+def test_parser_lists_every_command():
+    text = build_parser().format_help()
+    for command in ("train", "evaluate", "predict", "summary"):
+        assert command in text
