@@ -535,3 +535,13 @@ def test_checkpoint_errors(tmp_path):
         with pytest.raises(ValueError, match=match):
             ModelCheckpoint(**kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_class_names_are_saved_with_the_model(tmp_path):
+    model = build((4,), [Dense(3)])
+    model.class_names = ["cat", "dog", "bird"]
+    model.save(tmp_path / "named.h5")
+    assert load_model(tmp_path / "named.h5").class_names == ["cat", "dog", "bird"]
+    model.class_names = None
+    model.save(tmp_path / "plain.h5")
+    assert load_model(tmp_path / "plain.h5").class_names is None

@@ -11,7 +11,7 @@ def run(args) -> int:
     model = read_model(args.model)
     dataset = load_dataset(args.dataset, verbose=1)
     check_fits(model, dataset, str(args.model))
-    names = class_names(args.model, model, dataset.class_names)
+    names = class_names(model, dataset.class_names)
     if model.loss is None:
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     results = model.evaluate(dataset.x_test, dataset.y_test, batch_size=args.batch_size, return_dict=True)
@@ -27,7 +27,7 @@ def run(args) -> int:
 def summary(args) -> int:
     model = read_model(args.model)
     model.summary()
-    names = class_names(args.model, model)
+    names = class_names(model)
     print(f"classes: {', '.join(names)}")
     print(f"trained epochs: {model.epoch}")
     return 0

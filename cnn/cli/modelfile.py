@@ -1,23 +1,15 @@
-"""Model files for the command line: reading with clear errors, class names stored beside the
-weights, and checking a model against a data set.
+"""Model files for the command line: reading with clear errors, class names, and checking a
+model against a data set.
 
-The command line stores the class names a model was trained with as the JSON root
-attribute ``class_names`` of its ``.h5`` file, so that ``cnn predict`` can say "Sneaker"
-rather than "7". Files without it (saved from Python) get the names "0", "1", ...
+``cnn train`` sets ``model.class_names`` (saved in the model file) so that ``cnn predict``
+can say "Sneaker" rather than "7". Models without names get "0", "1", ...
 """
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from pathlib import Path
 
-import h5py
-
 from cnn.models import load_model
-
-CLASS_NAMES_ATTRIBUTE = "class_names"
 
 
 def read_model(path):
@@ -38,31 +30,14 @@ def read_model(path):
                          f"({message})") from None
 
 
-def class_names(path, model, fallback=()) -> tuple:
-    """The class names stored in model file ``path``; else ``fallback`` when it has one name
-    per output unit; else "0", "1", ..."""
+def class_names(model, fallback=()) -> tuple:
+    """The model's saved class names when it has one per output unit; else ``fallback`` when
+    that has one name per output unit; else "0", "1", ..."""
     units = output_units(model)
-    with h5py.File(path, "r") as f:
-        stored = f.attrs.get(CLASS_NAMES_ATTRIBUTE)
-    for names in (json.loads(stored) if stored is not None else (), fallback):
+    for names in (model.class_names or (), fallback):
         if len(names) == units:
             return tuple(str(name) for name in names)
     return tuple(str(i) for i in range(units))
-
-
-def save_model_with_class_names(model, path, names) -> Path:
-    """``model.save`` then the class names, all in a temporary file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
-    try:
-        model.save(temporary)
-        with h5py.File(temporary, "a") as f:
-            f.attrs[CLASS_NAMES_ATTRIBUTE] = json.dumps([str(name) for name in names])
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
 
 
 def output_units(model) -> int:

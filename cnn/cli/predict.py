@@ -14,7 +14,7 @@ from cnn.datasets.images import load_inputs
 
 def run(args) -> int:
     model = read_model(args.model)
-    names = class_names(args.model, model)
+    names = class_names(model)
     invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
     top = min(args.top, len(names))
     for path in args.inputs:

@@ -18,7 +18,7 @@ import numpy as np
 import cnn
 from cnn import networks, optimizers
 from cnn.cli.data import load_dataset
-from cnn.cli.modelfile import check_fits, class_names, read_model, save_model_with_class_names
+from cnn.cli.modelfile import check_fits, class_names, read_model
 from cnn.utils.fileio import atomic_write
 from cnn.utils.visualization import confusion_show, history_show, misclassified_show
 
@@ -56,7 +56,8 @@ def run(args) -> int:
         "confusion matrix": out / "confusion.png",
         "misclassified": out / "misclassified.png",
     }
-    save_model_with_class_names(model, files["model"], names)
+    model.class_names = list(names)
+    model.save(files["model"])
     record = _continued_history(files["history"], history, first_epoch)
     write_history(record, files["history"], files["history table"])
     history_show(record, files["accuracy plot"], files["loss plot"], show=False)
@@ -96,7 +97,7 @@ def _model(args, dataset):
         print(f"{path}: training continues with a new {optimizer.get_config()['name']} optimizer")
     elif args.lr is not None:
         model.optimizer.learning_rate = args.lr  # the optimizer keeps its state (momenta, steps)
-    names = class_names(path, model, dataset.class_names)
+    names = class_names(model, dataset.class_names)
     return model, names, str(path), (Path(args.out) / "model.h5" if args.out else path)
 
 

@@ -13,7 +13,6 @@ import math
 import numpy as np
 
 from cnn import backend, losses, metrics as metrics_module, optimizers
-from cnn.backend import xp
 from cnn.callbacks import CallbackList, History, ProgbarLogger
 from cnn.layers.base import ActivatedLayer, Layer, deserialize, format_shape, serialize
 from cnn.layers.core import Input, choose
@@ -50,6 +49,7 @@ class Model:
         self.history: History | None = None
         self.epoch = 0
         self.train_seed: int | None = None
+        self.class_names: list[str] | None = None  # optional, saved with the model
         self._fused = False
 
     # -- building ---------------------------------------------------------------------------
@@ -504,6 +504,7 @@ class Model:
             "input_shape": list(self.input.input_shape) if self.input else None,
             "dtype": self.dtype,
             "layers": [serialize(layer) for layer in self.layers],
+            "class_names": None if self.class_names is None else [str(n) for n in self.class_names],
         }
 
     def compile_config(self) -> dict | None:
@@ -522,6 +523,7 @@ class Model:
             model = cls._empty(Input(config["input_shape"]), config.get("name", "cnn"))
             for spec in config["layers"]:
                 model.add_layer(deserialize(spec))
+        model.class_names = config.get("class_names")
         if compile_config:
             model.compile(optimizer=optimizers.get(compile_config["optimizer"]),
                           loss=losses.get(compile_config["loss"]),
