@@ -97,6 +97,7 @@ class _RNN(Layer):
         self._initial_state = None
         self._carried = None
         self._cache = None
+        self._workspace = {}  # large buffers kept between batches (see cnn.ops.rnn)
 
     # -- building ---------------------------------------------------------------------------
     def _build(self, input_shape):
@@ -225,10 +226,12 @@ class _RNN(Layer):
         if self.go_backwards:
             x_steps = x_steps[::-1]
         x_steps = xp.ascontiguousarray(x_steps, dtype=kernel.dtype)
-        xw = x_steps.reshape(-1, x_steps.shape[-1]) @ kernel.T
+        steps = x_steps.shape[0]
+        xw = rnn_ops.buffer((steps * batch, kernel.shape[0]), kernel, self._workspace, "xw")
+        xp.matmul(x_steps.reshape(-1, x_steps.shape[-1]), kernel.T, out=xw)
         if self.use_bias:
             xw += self.params["bias"]
-        h, final, cache = self._recurrence(xw.reshape(x_steps.shape[0], batch, -1), states)
+        h, final, cache = self._recurrence(xw.reshape(steps, batch, -1), states)
         self.states = [state.copy() for state in final]
         if self.stateful:
             self._carried = [state.copy() for state in final]
@@ -296,7 +299,7 @@ class SimpleRNN(_RNN):
 
     def _recurrence(self, xw, states):
         return rnn_ops.simple_rnn_forward(xw, states[0], self.params["recurrent_kernel"],
-                                          self.activation)
+                                          self.activation, self._workspace)
 
     def _recurrence_backward(self, cache, dh_seq, final_grads):
         dxw, initial_grads, (d_recurrent,) = rnn_ops.simple_rnn_backward(cache, dh_seq, final_grads)
@@ -342,7 +345,7 @@ class LSTM(_GatedRNN):
 
     def _recurrence(self, xw, states):
         return rnn_ops.lstm_forward(xw, states[0], states[1], self.params["recurrent_kernel"],
-                                    self.activation, self.recurrent_activation)
+                                    self.activation, self.recurrent_activation, self._workspace)
 
     def _recurrence_backward(self, cache, dh_seq, final_grads):
         dxw, initial_grads, (d_recurrent,) = rnn_ops.lstm_backward(cache, dh_seq, final_grads)
@@ -380,7 +383,7 @@ class GRU(_GatedRNN):
     def _recurrence(self, xw, states):
         return rnn_ops.gru_forward(xw, states[0], self.params["recurrent_kernel"],
                                    self.params.get("recurrent_bias"), self.activation,
-                                   self.recurrent_activation, self.reset_after)
+                                   self.recurrent_activation, self.reset_after, self._workspace)
 
     def _recurrence_backward(self, cache, dh_seq, final_grads):
         dxw, initial_grads, recurrent = rnn_ops.gru_backward(cache, dh_seq, final_grads)

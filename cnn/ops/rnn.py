@@ -11,49 +11,108 @@ Layout (time-major, so that each step reads and writes contiguous memory):
 Each ``*_forward`` returns ``(h, final_states, cache)`` with ``h`` (T, N, U) the hidden states
 of every step. Each ``*_backward(cache, dh, final_state_grads)`` takes the gradient with
 respect to ``h`` (or None when only the final state is used) and with respect to the final
-states, and returns ``(dxw, initial_state_grads, recurrent_grads)``: ``dxw`` (T, N, G*U) is
-the gradient with respect to the pre-activations, from which the layer computes its input
-and kernel gradients with one GEMM each.
+states (None entries for zero), and returns ``(dxw, initial_state_grads, recurrent_grads)``:
+``dxw`` (T, N, G*U) is the gradient with respect to the pre-activations, from which the layer
+computes its input and kernel gradients with one GEMM each.
 
-The backward passes precompute every local derivative for all steps at once, so that each
-step of the reverse loop is a handful of element-wise products and one GEMM.
+Every function takes an optional ``workspace`` dict in which it keeps its large buffers from
+one call to the next (the arrays it returns and caches live there, so a later call with the
+same workspace overwrites them; the layers copy what they hand out).
 
-Activations must be element-wise. ``tanh`` and ``sigmoid`` are applied in place
-(``sigmoid(z) = (1 + tanh(z / 2)) / 2``, which never overflows).
+Speed: one GEMM per step forward and backward, the recurrent-kernel gradient as one GEMM over
+all steps, element-wise work on whole (N, G*U) rows of contiguous buffers, and buffers reused
+between calls (mapping fresh pages for every batch cost as much as a third of the time). With the
+default activations (tanh and sigmoid) a whole row of gates is activated by one ``tanh``:
+``sigmoid(z) = (1 + tanh(z / 2)) / 2``, so ``a = s * tanh(s * z) + (1 - s)`` with ``s = 1/2``
+on sigmoid columns and ``s = 1`` on tanh columns (this never overflows either). Other
+element-wise activations are applied block by block.
 """
 
 from __future__ import annotations
 
 from cnn.backend import xp
 
-
-# -- activations in place ------------------------------------------------------------------
-
-def activate(activation, z, out):
-    """``out[...] = activation(z)``; ``out`` may be ``z`` itself."""
-    if activation.name == "tanh":
-        xp.tanh(z, out=out)
-    elif activation.name == "sigmoid":
-        xp.multiply(z, 0.5, out=out)
-        xp.tanh(out, out=out)
-        out *= 0.5
-        out += 0.5
-    else:
-        out[...] = activation.forward(z)
-    return out
+_FAST = ("tanh", "sigmoid")
 
 
-def derivative(activation, z, a):
-    """``activation'(z)`` element-wise, from the output ``a`` where that suffices."""
-    if activation.name == "tanh":
-        return 1 - a * a
-    if activation.name == "sigmoid":
-        return a * (1 - a)
-    return activation.backward(xp.ones_like(a), z, a)
+class GateActivations:
+    """The activations of a row of gate blocks (N, G*U): one activation per block of U units.
+
+    ``activate(z, out=z)`` writes the activations; ``derivative(a, z, out)`` writes the
+    element-wise derivative at the pre-activation ``z`` (read only when an activation needs
+    it) with output ``a``.
+    """
+
+    def __init__(self, functions, units: int, dtype):
+        self.functions = list(functions)
+        self.units = units
+        self.needs_input = any(fn.needs_input for fn in self.functions)
+        self.fast = all(fn.name in _FAST for fn in self.functions)
+        self.all_tanh = all(fn.name == "tanh" for fn in self.functions)
+        self.dtype = dtype
+        self._rows = None
+
+    def _blocks(self, a):
+        u = self.units
+        return [a[..., k * u:(k + 1) * u] for k in range(len(self.functions))]
+
+    def _row_constants(self, batch):
+        """Per-column constants of the fast path, as full (batch, G*U) arrays (element-wise
+        ops on equal shapes are several times faster than broadcasting a row)::
+
+            tanh:    a = tanh(z),                 a' = (1 - a) (a + 1)
+            sigmoid: a = tanh(z / 2) / 2 + 1 / 2,  a' = (1 - a) (a + 0)
+        """
+        if self._rows is None or self._rows[0].shape[0] != batch:
+            is_sigmoid = xp.concatenate([xp.full(self.units, fn.name == "sigmoid")
+                                         for fn in self.functions])
+            columns = [xp.where(is_sigmoid, 0.5, 1.0), xp.where(is_sigmoid, 0.5, 0.0),
+                       xp.where(is_sigmoid, 0.0, 1.0)]
+            shape = (batch, is_sigmoid.shape[0])
+            self._rows = [xp.ascontiguousarray(xp.broadcast_to(c.astype(self.dtype), shape))
+                          for c in columns]
+            self._scratch = xp.empty(shape, dtype=self.dtype)
+        return self._rows
+
+    def activate(self, z, out=None):
+        out = z if out is None else out
+        if self.all_tanh:
+            xp.tanh(z, out=out)
+        elif self.fast:
+            scale, shift, _ = self._row_constants(z.shape[0])
+            xp.multiply(z, scale, out=out)
+            xp.tanh(out, out=out)
+            out *= scale
+            out += shift
+        else:
+            for fn, z_k, out_k in zip(self.functions, self._blocks(z), self._blocks(out)):
+                out_k[...] = fn.forward(z_k)
+        return out
+
+    def derivative(self, a, z, out):
+        if self.all_tanh:
+            xp.multiply(a, a, out=out)
+            xp.subtract(1, out, out=out)
+        elif self.fast:
+            _, _, derivative_shift = self._row_constants(a.shape[0])
+            xp.subtract(1, a, out=out)
+            out *= xp.add(a, derivative_shift, out=self._scratch)
+        else:
+            zs = self._blocks(z) if z is not None else [None] * len(self.functions)
+            for fn, a_k, z_k, out_k in zip(self.functions, self._blocks(a), zs, self._blocks(out)):
+                out_k[...] = fn.backward(xp.ones_like(a_k), z_k, a_k)
+        return out
 
 
-def _empty(shape, like):
-    return xp.empty(shape, dtype=like.dtype)
+def buffer(shape, like, workspace=None, name=None):
+    """An uninitialised array of ``like``'s dtype; taken from ``workspace`` (a dict the caller
+    keeps between calls) when given, so that large buffers are not mapped afresh every call."""
+    if workspace is None:
+        return xp.empty(shape, dtype=like.dtype)
+    buffer = workspace.get(name)
+    if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != like.dtype:
+        buffer = workspace[name] = xp.empty(shape, dtype=like.dtype)
+    return buffer
 
 
 def _carry_in(grad, shape, like):
@@ -71,39 +130,40 @@ def _sum_over_steps(a, b):
 
 # -- SimpleRNN -----------------------------------------------------------------------------
 
-def simple_rnn_forward(xw, h0, recurrent_kernel, activation):
+def simple_rnn_forward(xw, h0, recurrent_kernel, activation, workspace=None):
     """``h_t = activation(xw_t + h_{t-1} @ recurrent_kernel.T)``; xw (T, N, U), h0 (N, U)."""
     steps, batch, units = xw.shape
+    act = GateActivations([activation], units, xw.dtype)
     rt = xp.ascontiguousarray(recurrent_kernel.T)
-    h = _empty((steps + 1, batch, units), xw)  # h[0] = h0, h[t + 1] = h_t
+    h = buffer((steps + 1, batch, units), xw, workspace, "h")  # h[0] = h0, h[t + 1] = h_t
     h[0] = h0
-    z = _empty(xw.shape, xw) if activation.needs_input else None
+    z = buffer(xw.shape, xw, workspace, "z") if act.needs_input else None
     for t in range(steps):
         pre = xp.matmul(h[t], rt, out=h[t + 1])
         pre += xw[t]
         if z is not None:
             z[t] = pre
-        activate(activation, pre, pre)
-    cache = (h, z, recurrent_kernel, activation)
-    return h[1:], [h[-1]], cache
+        act.activate(pre)
+    return h[1:], [h[-1]], (h, z, recurrent_kernel, act, workspace)
 
 
 def simple_rnn_backward(cache, dh_seq, final_state_grads):
-    h, z, recurrent_kernel, activation = cache
-    local = derivative(activation, None if z is None else z, h[1:])
-    dxw = xp.empty_like(local)
+    h, z, recurrent_kernel, act, workspace = cache
+    steps = h.shape[0] - 1
+    dxw = buffer((steps, *h.shape[1:]), h, workspace, "dxw")
     dh = _carry_in(final_state_grads[0], h[0].shape, h)
-    for t in range(local.shape[0] - 1, -1, -1):
+    for t in range(steps - 1, -1, -1):
         if dh_seq is not None:
             dh += dh_seq[t]
-        xp.multiply(dh, local[t], out=dxw[t])
+        act.derivative(h[t + 1], None if z is None else z[t], out=dxw[t])
+        dxw[t] *= dh
         xp.matmul(dxw[t], recurrent_kernel, out=dh)
     return dxw, [dh], [_sum_over_steps(dxw, h[:-1])]
 
 
 # -- LSTM ----------------------------------------------------------------------------------
 
-def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation):
+def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation, workspace=None):
     """One LSTM layer over T steps (gates ``i, f, g, o``; ``act`` = activation,
     ``sig`` = recurrent_activation)::
 
@@ -114,69 +174,64 @@ def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation)
     """
     steps, batch, four_units = xw.shape
     u = four_units // 4
+    gate_fns = GateActivations([recurrent_activation, recurrent_activation, activation,
+                                recurrent_activation], u, xw.dtype)
+    cell_fn = GateActivations([activation], u, xw.dtype)
     rt = xp.ascontiguousarray(recurrent_kernel.T)
-    gates = _empty(xw.shape, xw)  # activated i, f, g, o of every step
-    keep_z = activation.needs_input or recurrent_activation.needs_input
-    z = _empty(xw.shape, xw) if keep_z else None
-    h = _empty((steps + 1, batch, u), xw)
-    c = _empty((steps + 1, batch, u), xw)
-    act_c = _empty((steps, batch, u), xw)
+    gates = buffer(xw.shape, xw, workspace, "gates")  # activated i, f, g, o of every step
+    z = buffer(xw.shape, xw, workspace, "z") if gate_fns.needs_input else None
+    h = buffer((steps + 1, batch, u), xw, workspace, "h")
+    c = buffer((steps + 1, batch, u), xw, workspace, "c")
+    act_c = buffer((steps, batch, u), xw, workspace, "act_c")
     h[0], c[0] = h0, c0
     for t in range(steps):
         pre = xp.matmul(h[t], rt, out=gates[t])
         pre += xw[t]
-        if keep_z:
+        if z is not None:
             z[t] = pre
-        activate(recurrent_activation, pre[:, :2 * u], pre[:, :2 * u])
-        activate(activation, pre[:, 2 * u:3 * u], pre[:, 2 * u:3 * u])
-        activate(recurrent_activation, pre[:, 3 * u:], pre[:, 3 * u:])
+        gate_fns.activate(pre)
         i, f, g, o = pre[:, :u], pre[:, u:2 * u], pre[:, 2 * u:3 * u], pre[:, 3 * u:]
         xp.multiply(f, c[t], out=c[t + 1])
         c[t + 1] += i * g
-        activate(activation, c[t + 1], act_c[t])
+        cell_fn.activate(c[t + 1], out=act_c[t])
         xp.multiply(o, act_c[t], out=h[t + 1])
-    cache = (gates, z, h, c, act_c, recurrent_kernel, activation, recurrent_activation)
+    cache = (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace)
     return h[1:], [h[-1], c[-1]], cache
 
 
 def lstm_backward(cache, dh_seq, final_state_grads):
-    gates, z, h, c, act_c, recurrent_kernel, activation, recurrent_activation = cache
+    gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace = cache
     steps, batch, four_units = gates.shape
     u = four_units // 4
-    g4 = gates.reshape(steps, batch, 4, u)
-    z4 = None if z is None else z.reshape(steps, batch, 4, u)
-    i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
-
-    def local(k, fn):  # derivative of gate k's activation, all steps at once
-        return derivative(fn, None if z4 is None else z4[:, :, k], g4[:, :, k])
-
-    # d loss / d pre-activation of gate k = (dc or dh) * scale[k]
-    scale = _empty((steps, batch, 4, u), gates)
-    scale[:, :, 0] = g * local(0, recurrent_activation)
-    scale[:, :, 1] = c[:-1] * local(1, recurrent_activation)
-    scale[:, :, 2] = i * local(2, activation)
-    scale[:, :, 3] = act_c * local(3, recurrent_activation)
-    dc_from_dh = o * derivative(activation, c[1:], act_c)
-
-    dxw = _empty(gates.shape, gates)
-    d4 = dxw.reshape(steps, batch, 4, u)
+    dxw = buffer(gates.shape, gates, workspace, "dxw")
+    local = buffer((batch, four_units), gates)  # derivatives of the gate activations
+    dc_dh = buffer((batch, u), gates)           # d c_t / d h_t through h_t = o * act(c_t)
     dh = _carry_in(final_state_grads[0], (batch, u), gates)
     dc = _carry_in(final_state_grads[1], (batch, u), gates)
     for t in range(steps - 1, -1, -1):
         if dh_seq is not None:
             dh += dh_seq[t]
-        dc += dh * dc_from_dh[t]
-        xp.multiply(dc[:, None, :], scale[t, :, :3], out=d4[t, :, :3])
-        xp.multiply(dh, scale[t, :, 3], out=d4[t, :, 3])
-        dc *= f[t]
-        xp.matmul(dxw[t], recurrent_kernel, out=dh)
+        a = gates[t]
+        i, f, g, o = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
+        cell_fn.derivative(act_c[t], c[t + 1], out=dc_dh)
+        dc_dh *= o
+        dc_dh *= dh
+        dc += dc_dh
+        d = dxw[t]  # d loss / d activated gate, then / d pre-activation
+        xp.multiply(dc, g, out=d[:, :u])
+        xp.multiply(dc, c[t], out=d[:, u:2 * u])
+        xp.multiply(dc, i, out=d[:, 2 * u:3 * u])
+        xp.multiply(dh, act_c[t], out=d[:, 3 * u:])
+        d *= gate_fns.derivative(a, None if z is None else z[t], out=local)
+        dc *= f
+        xp.matmul(d, recurrent_kernel, out=dh)
     return dxw, [dh, dc], [_sum_over_steps(dxw, h[:-1])]
 
 
 # -- GRU -----------------------------------------------------------------------------------
 
 def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_activation,
-                reset_after=True):
+                reset_after=True, workspace=None):
     """One GRU layer over T steps (gates ``z, r, n``; ``act`` = activation, ``sig`` =
     recurrent_activation; ``R_z, R_r, R_n`` the blocks of recurrent_kernel)::
 
@@ -190,14 +245,16 @@ def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_
     """
     steps, batch, three_units = xw.shape
     u = three_units // 3
+    gate_fns = GateActivations([recurrent_activation, recurrent_activation], u, xw.dtype)
+    candidate_fn = GateActivations([activation], u, xw.dtype)
     rt = xp.ascontiguousarray(recurrent_kernel.T)
-    gates = _empty(xw.shape, xw)  # activated z, r, n
-    keep_z = activation.needs_input or recurrent_activation.needs_input
-    z_pre = _empty(xw.shape, xw) if keep_z else None
-    h = _empty((steps + 1, batch, u), xw)
+    gates = buffer(xw.shape, xw, workspace, "gates")  # activated z, r, n
+    keep_z = gate_fns.needs_input or candidate_fn.needs_input
+    z_pre = buffer(xw.shape, xw, workspace, "z") if keep_z else None
+    h = buffer((steps + 1, batch, u), xw, workspace, "h")
     h[0] = h0
     # reset_after: h R.T + b of every step; else r * h of every step
-    memo = _empty(xw.shape if reset_after else (steps, batch, u), xw)
+    memo = buffer(xw.shape if reset_after else (steps, batch, u), xw, workspace, "memo")
     for t in range(steps):
         pre = gates[t]
         if reset_after:
@@ -210,7 +267,7 @@ def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_
             pre[:, :2 * u] += xw[t, :, :2 * u]
         if keep_z:
             z_pre[t, :, :2 * u] = pre[:, :2 * u]
-        activate(recurrent_activation, pre[:, :2 * u], pre[:, :2 * u])
+        gate_fns.activate(pre[:, :2 * u])
         update, reset, candidate = pre[:, :u], pre[:, u:2 * u], pre[:, 2 * u:]
         if reset_after:
             xp.multiply(reset, memo[t, :, 2 * u:], out=candidate)
@@ -220,62 +277,57 @@ def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_
         candidate += xw[t, :, 2 * u:]
         if keep_z:
             z_pre[t, :, 2 * u:] = candidate
-        activate(activation, candidate, candidate)
+        candidate_fn.activate(candidate)
         # h_t = n + z * (h_{t-1} - n)
         xp.subtract(h[t], candidate, out=h[t + 1])
         h[t + 1] *= update
         h[t + 1] += candidate
-    cache = (gates, z_pre, h, memo, recurrent_kernel, activation, recurrent_activation,
-             reset_after)
+    cache = (gates, z_pre, h, memo, recurrent_kernel, gate_fns, candidate_fn, reset_after,
+             workspace)
     return h[1:], [h[-1]], cache
 
 
 def gru_backward(cache, dh_seq, final_state_grads):
     """Returns ``(dxw, [dh0], [d_recurrent_kernel, d_recurrent_bias])`` (the bias gradient
     only with ``reset_after``)."""
-    gates, z_pre, h, memo, recurrent_kernel, activation, recurrent_activation, reset_after = cache
+    (gates, z_pre, h, memo, recurrent_kernel, gate_fns, candidate_fn, reset_after,
+     workspace) = cache
     steps, batch, three_units = gates.shape
     u = three_units // 3
-    g3 = gates.reshape(steps, batch, 3, u)
-    zp3 = None if z_pre is None else z_pre.reshape(steps, batch, 3, u)
-    update, reset, candidate = g3[:, :, 0], g3[:, :, 1], g3[:, :, 2]
-
-    def local(k, fn):
-        return derivative(fn, None if zp3 is None else zp3[:, :, k], g3[:, :, k])
-
-    dz_scale = (h[:-1] - candidate) * local(0, recurrent_activation)  # dh -> d pre_z
-    dn_scale = (1 - update) * local(2, activation)                     # dh -> d pre_n
-    # d pre_n -> d pre_r: through r * (h R_n.T + b_n), or through (r * h) R_n.T
-    dr_scale = local(1, recurrent_activation)
-    if reset_after:
-        dr_scale = dr_scale * memo[:, :, 2 * u:]
-    rn = recurrent_kernel[2 * u:]
-    rzr = recurrent_kernel[:2 * u]
-
-    dxw = _empty(gates.shape, gates)
-    d3 = dxw.reshape(steps, batch, 3, u)
+    r_n, r_zr = recurrent_kernel[2 * u:], recurrent_kernel[:2 * u]
+    dxw = buffer(gates.shape, gates, workspace, "dxw")
     # gradient w.r.t. h R.T + b (reset_after) or w.r.t. r * h (not reset_after)
-    dmemo = _empty(memo.shape, gates)
+    dmemo = buffer(memo.shape, gates, workspace, "dmemo")
+    local = buffer((batch, three_units), gates)
     dh = _carry_in(final_state_grads[0], (batch, u), gates)
     for t in range(steps - 1, -1, -1):
         if dh_seq is not None:
             dh += dh_seq[t]
-        xp.multiply(dh, dz_scale[t], out=d3[t, :, 0])
-        xp.multiply(dh, dn_scale[t], out=d3[t, :, 2])
-        dh *= update[t]
+        a, zt = gates[t], None if z_pre is None else z_pre[t]
+        update, reset, candidate = a[:, :u], a[:, u:2 * u], a[:, 2 * u:]
+        gate_fns.derivative(a[:, :2 * u], None if zt is None else zt[:, :2 * u], out=local[:, :2 * u])
+        candidate_fn.derivative(candidate, None if zt is None else zt[:, 2 * u:], out=local[:, 2 * u:])
+        d = dxw[t]  # d loss / d pre-activations z, r, n
+        xp.subtract(h[t], candidate, out=d[:, :u])
+        xp.subtract(1, update, out=d[:, 2 * u:])
+        d[:, :u] *= dh
+        d[:, 2 * u:] *= dh
+        d[:, 2 * u:] *= local[:, 2 * u:]
         if reset_after:
-            dm = dmemo[t].reshape(batch, 3, u)
-            xp.multiply(d3[t, :, 2], dr_scale[t], out=d3[t, :, 1])
-            dm[:, :2] = d3[t, :, :2]
-            xp.multiply(d3[t, :, 2], reset[t], out=dm[:, 2])
+            xp.multiply(d[:, 2 * u:], memo[t, :, 2 * u:], out=d[:, u:2 * u])
+            d[:, :2 * u] *= local[:, :2 * u]
+            dmemo[t, :, :2 * u] = d[:, :2 * u]
+            xp.multiply(d[:, 2 * u:], reset, out=dmemo[t, :, 2 * u:])
+            dh *= update
             dh += dmemo[t] @ recurrent_kernel
         else:
-            d_rh = d3[t, :, 2] @ rn
-            xp.multiply(d_rh, h[t], out=d3[t, :, 1])
-            d3[t, :, 1] *= dr_scale[t]
-            xp.multiply(d_rh, reset[t], out=dmemo[t])
+            d_rh = d[:, 2 * u:] @ r_n
+            xp.multiply(d_rh, h[t], out=d[:, u:2 * u])
+            d[:, :2 * u] *= local[:, :2 * u]
+            xp.multiply(d_rh, reset, out=dmemo[t])
+            dh *= update
             dh += dmemo[t]
-            dh += dxw[t, :, :2 * u] @ rzr
+            dh += d[:, :2 * u] @ r_zr
     if reset_after:
         return dxw, [dh], [_sum_over_steps(dmemo, h[:-1]), dmemo.sum(axis=(0, 1))]
     d_recurrent = xp.concatenate([_sum_over_steps(dxw[:, :, :2 * u], h[:-1]),
