@@ -458,3 +458,21 @@ def test_sliding_windows_values_and_errors():
         sliding_windows(series, 0)
     with pytest.raises(ValueError, match=r"\(time steps, features\)"):
         sliding_windows(np.zeros((2, 3, 4)), 1)
+
+
+def test_save_and_load_a_recurrent_model(tmp_path):
+    from cnn.models import load_model
+
+    cnn.set_seed(0)
+    model = Model(Input((T, F)), "seq")
+    model.add_layer(LSTM(5, return_sequences=True, unit_forget_bias=False))
+    model.add_layer(GRU(4, return_sequences=True, reset_after=False, go_backwards=True))
+    model.add_layer(TimeDistributed(Dense(2, activation="tanh")))
+    model.compile(optimizer="adam", loss="mse")
+    x = random((N, T, F), seed=22).astype(np.float32)
+    model.train_on_batch(x, random((N, T, 2), seed=23))
+    model.save(tmp_path / "seq.h5")
+    loaded = load_model(tmp_path / "seq.h5")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert [layer.get_config() for layer in loaded.layers] == [
+        layer.get_config() for layer in model.layers]

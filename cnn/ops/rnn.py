@@ -184,6 +184,7 @@ def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation,
     c = buffer((steps + 1, batch, u), xw, workspace, "c")
     act_c = buffer((steps, batch, u), xw, workspace, "act_c")
     h[0], c[0] = h0, c0
+    input_times_candidate = xp.empty((batch, u), dtype=xw.dtype)
     for t in range(steps):
         pre = xp.matmul(h[t], rt, out=gates[t])
         pre += xw[t]
@@ -192,7 +193,7 @@ def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation,
         gate_fns.activate(pre)
         i, f, g, o = pre[:, :u], pre[:, u:2 * u], pre[:, 2 * u:3 * u], pre[:, 3 * u:]
         xp.multiply(f, c[t], out=c[t + 1])
-        c[t + 1] += i * g
+        c[t + 1] += xp.multiply(i, g, out=input_times_candidate)
         cell_fn.activate(c[t + 1], out=act_c[t])
         xp.multiply(o, act_c[t], out=h[t + 1])
     cache = (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace)
