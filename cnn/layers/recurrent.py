@@ -34,8 +34,8 @@ import numpy as np
 from cnn import backend, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer, format_shape
-from cnn.layers.core import _init_name, choose
-from cnn.layers.rnn import check_elementwise
+from cnn.layers.core import choose
+from cnn.layers.rnn import recurrent_config, set_recurrent_arguments
 from cnn.ops import rnn as rnn_ops
 
 
@@ -58,16 +58,8 @@ class Recurrent(Layer):
                  trainable=True):
         activation = choose(activate_fcn, activation, "activate_fcn", "activation", "tanh")
         super().__init__(input_shape=input_shape, name=name, trainable=trainable)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        self.units = int(units)
-        self.activation = check_elementwise(activation, "activation")
-        self.use_bias = bool(use_bias)
-        for init in (kernel_initializer, recurrent_initializer, bias_initializer):
-            initializers.get(init)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
+        set_recurrent_arguments(self, units, activation, use_bias, kernel_initializer,
+                                recurrent_initializer, bias_initializer)
         self._theta = theta
         self._cache = None
 
@@ -133,12 +125,4 @@ class Recurrent(Layer):
         return grad_z @ self.params["kernel"] if self.needs_input_grad else None
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "activation": self.activation.get_config(),
-            "units": self.units,
-            "use_bias": self.use_bias,
-            "kernel_initializer": _init_name(self.kernel_initializer),
-            "recurrent_initializer": _init_name(self.recurrent_initializer),
-            "bias_initializer": _init_name(self.bias_initializer),
-        }
+        return {**super().get_config(), **recurrent_config(self)}

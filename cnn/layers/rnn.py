@@ -62,6 +62,33 @@ def check_elementwise(activation, what: str):
     return activation
 
 
+def set_recurrent_arguments(layer, units, activation, use_bias, kernel_initializer,
+                            recurrent_initializer, bias_initializer) -> None:
+    """Check and store the arguments every recurrent layer (these and ``Recurrent``) takes."""
+    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+        raise ValueError(f"units must be a positive int, got {units!r}")
+    layer.units = int(units)
+    layer.activation = check_elementwise(activation, "activation")
+    layer.use_bias = bool(use_bias)
+    for init in (kernel_initializer, recurrent_initializer, bias_initializer):
+        initializers.get(init)
+    layer.kernel_initializer = kernel_initializer
+    layer.recurrent_initializer = recurrent_initializer
+    layer.bias_initializer = bias_initializer
+
+
+def recurrent_config(layer) -> dict:
+    """The config entries of the arguments ``set_recurrent_arguments`` stores."""
+    return {
+        "units": layer.units,
+        "activation": layer.activation.get_config(),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": _init_name(layer.kernel_initializer),
+        "recurrent_initializer": _init_name(layer.recurrent_initializer),
+        "bias_initializer": _init_name(layer.bias_initializer),
+    }
+
+
 class _RNN(Layer):
     """Shared machinery: input projection, states, shapes and configuration.
 
@@ -78,20 +105,12 @@ class _RNN(Layer):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", input_shape=None, name=None, trainable=True):
         super().__init__(input_shape=input_shape, name=name, trainable=trainable)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        self.units = int(units)
-        self.activation = check_elementwise(activation, "activation")
-        self.use_bias = bool(use_bias)
+        set_recurrent_arguments(self, units, activation, use_bias, kernel_initializer,
+                                recurrent_initializer, bias_initializer)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.stateful = bool(stateful)
         self.go_backwards = bool(go_backwards)
-        for init in (kernel_initializer, recurrent_initializer, bias_initializer):
-            initializers.get(init)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
         self.states = None
         self.initial_state_grads = None
         self._initial_state = None
@@ -281,16 +300,11 @@ class _RNN(Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "units": self.units,
-            "activation": self.activation.get_config(),
-            "use_bias": self.use_bias,
+            **recurrent_config(self),
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "stateful": self.stateful,
             "go_backwards": self.go_backwards,
-            "kernel_initializer": _init_name(self.kernel_initializer),
-            "recurrent_initializer": _init_name(self.recurrent_initializer),
-            "bias_initializer": _init_name(self.bias_initializer),
         }
 
 
