@@ -268,8 +268,12 @@ class _RNN(Layer):
         x_steps, cache = self._cache
         final_grads = [None] * len(self.state_names)
         if state_grads is not None:
-            for k, g in enumerate(state_grads[:len(final_grads)]):
-                final_grads[k] = g
+            if len(state_grads) != len(final_grads):
+                raise ValueError(
+                    f"layer {self.describe()} has {len(final_grads)} state(s) "
+                    f"({', '.join(self.state_names)}), got {len(state_grads)} state gradient(s)"
+                )
+            final_grads = list(state_grads)
         if self.return_sequences:
             dh_seq = xp.ascontiguousarray(grad.transpose(1, 0, 2))
         else:
