@@ -94,19 +94,21 @@ def time_pair(torch, return_sequences, threads, repeats):
     lstm, linear, optimizer = make_torch(model, torch)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     torch.set_num_threads(threads)
-    ours, theirs = [], []
+    steps = {"cnn": lambda: model.train_on_batch(x, y),
+             "torch": lambda: torch_step(torch, lstm, linear, optimizer, tx, ty, return_sequences)}
+    wall = {name: [] for name in steps}
+    cpu = {name: [] for name in steps}
     with threadpool_limits(threads):
-        for _ in range(3):  # warm-up
-            model.train_on_batch(x, y)
-            torch_step(torch, lstm, linear, optimizer, tx, ty, return_sequences)
+        for step in steps.values():  # warm-up
+            for _ in range(3):
+                step()
         for _ in range(repeats):
-            start = time.perf_counter()
-            model.train_on_batch(x, y)
-            ours.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            torch_step(torch, lstm, linear, optimizer, tx, ty, return_sequences)
-            theirs.append(time.perf_counter() - start)
-    return np.median(ours) * 1e3, np.median(theirs) * 1e3
+            for name, step in steps.items():
+                start, cpu_start = time.perf_counter(), time.process_time()
+                step()
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - cpu_start)
+    return {name: (np.median(wall[name]) * 1e3, np.median(cpu[name]) * 1e3) for name in steps}
 
 
 def cpu_name():
@@ -136,15 +138,18 @@ def main():
     print(f"python {platform.python_version()}, numpy {np.__version__} ({blas}), "
           f"torch {torch.__version__}")
     print(f"LSTM({UNITS}) -> Dense({OUTPUTS}), MSE, SGD; batch {BATCH}, {STEPS} steps, "
-          f"{FEATURES} features; median of {args.repeats} alternating steps\n")
-    print("| outputs used | threads | cnn (ms/step) | torch (ms/step) | cnn / torch |")
+          f"{FEATURES} features; medians of {args.repeats} alternating steps, wall clock and "
+          f"(in brackets) CPU time of the process\n")
+    print("| outputs used | threads | cnn ms/step | torch ms/step | cnn / torch |")
     print("|---|---|---|---|---|")
     variants = [False, True] if args.sequences else [False]
     for return_sequences in variants:
         for threads in args.threads:
-            ours, theirs = time_pair(torch, return_sequences, threads, args.repeats)
+            times = time_pair(torch, return_sequences, threads, args.repeats)
+            (ours, ours_cpu), (theirs, theirs_cpu) = times["cnn"], times["torch"]
             label = "every step" if return_sequences else "last step"
-            print(f"| {label} | {threads} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |")
+            print(f"| {label} | {threads} | {ours:.1f} ({ours_cpu:.1f}) | {theirs:.1f} "
+                  f"({theirs_cpu:.1f}) | {ours / theirs:.2f} ({ours_cpu / theirs_cpu:.2f}) |")
 
 
 if __name__ == "__main__":
