@@ -25,6 +25,12 @@ Names (case-insensitive unless noted):
                                        i.e. the sum of squared errors over ``2m``
                                        (canonical name ``seed_mse``)
 =====================================  =====================================================
+
+Outputs with more than two axes, e.g. sequences (N, T, K): the per-sample loss is the *mean
+over the time steps* (every axis between the first and the last) of the per-step loss above,
+as in Keras. The losses defined as a mean over outputs are unchanged by this rule; the
+categorical cross-entropy and the seed's ``"MSE"`` sum over the last axis only, so a sequence
+of T steps is not weighted T times a single step.
 """
 
 from __future__ import annotations
@@ -37,8 +43,19 @@ _EPSILON = 1e-7
 
 
 def _sum_features(a):
-    """Sum over every axis but the first: (N, ...) -> (N,)."""
-    return a.reshape(a.shape[0], -1).sum(axis=1)
+    """Sum over the last axis, mean over the axes between (time steps): (N, ..., K) -> (N,)."""
+    return a.reshape(a.shape[0], -1).sum(axis=1) / _positions(a)
+
+
+def _positions(a) -> int:
+    """The number of last-axis vectors in one sample: T for (N, T, K), 1 for (N, K)."""
+    return _feature_count(a) // a.shape[-1]
+
+
+def _per_position(grad, a):
+    """Scale a per-element gradient of a summed loss by ``1 / _positions(a)``."""
+    positions = _positions(a)
+    return grad if positions == 1 else grad / positions
 
 
 def _mean_features(a):
@@ -107,14 +124,14 @@ class CategoricalCrossentropy(Loss):
     def gradient(self, output, target):
         if self.from_logits:
             return self.gradient_from_logits(output, act_ops.softmax(output), target)
-        return -target / xp.clip(output, _EPSILON, 1.0)
+        return _per_position(-target / xp.clip(output, _EPSILON, 1.0), output)
 
     def per_sample_from_logits(self, z, target):
         return -_sum_features(target * act_ops.log_softmax(z))
 
     def gradient_from_logits(self, z, a, target):
         # d/dz of -sum y log softmax(z) = softmax(z) * sum(y) - y; sum(y) = 1 for one-hot.
-        return a * target.sum(axis=-1, keepdims=True) - target
+        return _per_position(a * target.sum(axis=-1, keepdims=True) - target, z)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
@@ -193,7 +210,7 @@ class SeedMeanSquaredError(Loss):
         return 0.5 * _sum_features(d * d)
 
     def gradient(self, output, target):
-        return output - target
+        return _per_position(output - target, output)
 
 
 _LOSSES = {

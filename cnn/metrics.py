@@ -9,6 +9,10 @@ single-unit output, the output thresholded at 0.5), ``binary_accuracy``,
 ``mean_absolute_error`` (``mae``, Keras: mean over outputs), ``mean_squared_error``
 (``mse``), and ``"MAE"`` (exact spelling): the seed's MAE, the *sum* over outputs of each
 output's mean absolute error (canonical name ``seed_mae``).
+
+Outputs with more than two axes, e.g. sequences (N, T, K), are scored per time step and
+averaged over the steps: accuracy compares the argmax of the last axis at every step, the
+seed's ``"MAE"`` sums over the last axis only; the means over outputs are unchanged.
 """
 
 from __future__ import annotations
@@ -55,16 +59,24 @@ def _flat(a):
     return a.reshape(a.shape[0], -1)
 
 
+def _positions(a) -> int:
+    """The number of last-axis vectors in one sample: T for (N, T, K), 1 for (N, K)."""
+    return a[0].size // a.shape[-1]
+
+
 class Accuracy(Metric):
     """Fraction of samples whose predicted class equals the true class."""
 
     name = "accuracy"
 
     def per_sample(self, output, target):
-        output, target = _flat(output), _flat(target)
-        if output.shape[1] == 1:
-            return ((output[:, 0] > 0.5) == (target[:, 0] > 0.5)).astype(output.dtype)
-        return (output.argmax(axis=1) == target.argmax(axis=1)).astype(output.dtype)
+        n, classes = output.shape[0], output.shape[-1]
+        output, target = output.reshape(n, -1, classes), target.reshape(n, -1, classes)
+        if classes == 1:
+            hits = (output[..., 0] > 0.5) == (target[..., 0] > 0.5)
+        else:
+            hits = output.argmax(axis=-1) == target.argmax(axis=-1)
+        return hits.mean(axis=1).astype(output.dtype)
 
 
 class BinaryAccuracy(Metric):
@@ -97,7 +109,7 @@ class SeedMeanAbsoluteError(Metric):
     name = "MAE"
 
     def per_sample(self, output, target):
-        return xp.abs(_flat(output) - _flat(target)).sum(axis=1)
+        return xp.abs(_flat(output) - _flat(target)).sum(axis=1) / _positions(output)
 
     def get_config(self):
         return {"name": "seed_mae"}

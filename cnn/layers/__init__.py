@@ -5,6 +5,8 @@ from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.recurrent import Recurrent
+from cnn.layers.rnn import GRU, LSTM, SimpleRNN
+from cnn.layers.wrappers import TimeDistributed
 
 __all__ = [
     "Input",
@@ -15,6 +17,10 @@ __all__ = [
     "Dense",
     "Output",
     "Recurrent",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "TimeDistributed",
     "Dropout",
     "Activation",
     "Layer",

@@ -9,14 +9,22 @@ and the output row ``t`` is ``h_t`` (T, units). The last state ``h_{T-1}`` is ke
 ``state``) and starts the next batch; ``reset_states()`` sets it to zero, which the model
 does at the start of every training epoch. Back-propagation through time runs over the steps
 of a batch and stops at its first step (the carried state is a constant: truncated BPTT).
-Inference (``predict``/``evaluate``) carries the state too, without resetting it.
+Inference (``predict``/``evaluate``) carries the state too, without resetting it. Because
+batches continue each other, ``Model.fit`` refuses ``shuffle=True`` for a model with this
+layer.
 
 Weights: ``kernel`` U (units, features), ``recurrent_kernel`` W (units, units), ``bias``
 (units,), and the non-trainable ``state`` (units,). The seed stored ``[U | W | state]`` as one
-(units, features + units + 1) matrix ``theta``; pass it as ``theta=`` (biases are then zero).
+(units, features + units + 1) matrix ``theta`` and had no bias; pass its matrix as ``theta=``
+with ``use_bias=False`` to get its layer exactly.
 
-Gradients are averaged over the batch like every other layer's (the seed summed them, so its
-learning rates are smaller by a factor of the batch size).
+Gradients are the gradients of the *mean* loss over the batch's time steps, like every other
+layer's. The seed *summed* them over the batch (its ``MSE`` loss back-propagated ``h - y``
+for every row), so its learning rates are smaller by a factor of the batch size: the seed's
+``lr = 0.01`` with batch 50 is ``lr = 0.5`` here with the seed's ``"MSE"`` loss.
+
+This is ``SimpleRNN`` applied to one sequence (the same kernel, ``cnn.ops.rnn``); for batches
+of sequences (N, T, F) use ``SimpleRNN``, ``LSTM`` or ``GRU``.
 """
 
 from __future__ import annotations
@@ -25,29 +33,33 @@ import numpy as np
 
 from cnn import backend, initializers
 from cnn.backend import xp
-from cnn.layers.base import ActivatedLayer
-from cnn.layers.core import _init_name, choose
+from cnn.layers.base import Layer, format_shape
+from cnn.layers.core import choose
+from cnn.layers.rnn import recurrent_config, set_recurrent_arguments
+from cnn.ops import rnn as rnn_ops
 
 
-class Recurrent(ActivatedLayer):
-    """Elman recurrent layer with the seed's semantics (see the module docstring)."""
+class Recurrent(Layer):
+    """Elman recurrent layer with the seed's semantics (see the module docstring).
+
+    Args:
+        units: size of the state and the output.
+        input_shape: the seed's explicit input size (``3`` or ``(3,)``), checked when built.
+        activate_fcn / activation: element-wise activation name (default tanh).
+        theta: the seed's (units, features + units + 1) matrix ``[U | W | state]``.
+    Shapes: (T, features) -> (T, units).
+    """
+
+    needs_ordered_batches = True
 
     def __init__(self, units, input_shape=None, activate_fcn=None, theta=None, *,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", name=None,
                  trainable=True):
         activation = choose(activate_fcn, activation, "activate_fcn", "activation", "tanh")
-        super().__init__(activation=activation, input_shape=input_shape, name=name,
-                         trainable=trainable)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        self.units = int(units)
-        self.use_bias = bool(use_bias)
-        for init in (kernel_initializer, recurrent_initializer, bias_initializer):
-            initializers.get(init)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
+        super().__init__(input_shape=input_shape, name=name, trainable=trainable)
+        set_recurrent_arguments(self, units, activation, use_bias, kernel_initializer,
+                                recurrent_initializer, bias_initializer)
         self._theta = theta
         self._cache = None
 
@@ -55,7 +67,7 @@ class Recurrent(ActivatedLayer):
         if len(input_shape) != 1:
             raise ValueError(
                 f"layer {self.describe()} takes one sequence as (time steps, features) "
-                f"batches, i.e. input_shape (features,); got {input_shape}. "
+                f"batches, i.e. input_shape (features,); got {format_shape(input_shape)}. "
                 "For batches of sequences use SimpleRNN/LSTM/GRU."
             )
         features, units = input_shape[0], self.units
@@ -86,49 +98,31 @@ class Recurrent(ActivatedLayer):
         self.buffers["state"] = xp.zeros_like(self.buffers["state"])
 
     def forward(self, x, training=False):
-        u, w = self.params["kernel"], self.params["recurrent_kernel"]
-        inputs = x @ u.T
+        if x.ndim != 2 or x.shape[1] != self.input_shape[0]:
+            raise ValueError(
+                f"layer {self.describe()} expects one sequence as an array (time steps, "
+                f"{self.input_shape[0]}), got shape {tuple(x.shape)}"
+            )
+        xw = x @ self.params["kernel"].T
         if self.use_bias:
-            inputs += self.params["bias"]
-        steps = x.shape[0]
-        z = xp.empty_like(inputs)
-        h = xp.empty_like(inputs)
-        previous = self.buffers["state"].astype(inputs.dtype)
-        initial = previous
-        for t in range(steps):
-            z[t] = inputs[t] + w @ previous
-            h[t] = self.activation.forward(z[t])
-            previous = h[t]
-        self.buffers["state"] = previous.copy()
-        self._cache = (x, initial, z, h)
-        self.z, self.a = z, h
-        return h
+            xw += self.params["bias"]
+        start = self.buffers["state"].astype(xw.dtype)[None, :]
+        h, (last,), cache = rnn_ops.simple_rnn_forward(
+            xw[:, None, :], start, self.params["recurrent_kernel"], self.activation)
+        self.buffers["state"] = last[0].copy()
+        self._cache = (x, cache)
+        return h[:, 0, :].copy()
 
     def backward(self, grad):
-        x, initial, z, h = self._cache
-        w = self.params["recurrent_kernel"]
-        grad_z = xp.empty_like(grad)
-        carry = xp.zeros_like(grad[0])
-        for t in range(grad.shape[0] - 1, -1, -1):
-            grad_z[t] = self.activation.backward(grad[t] + carry, z[t], h[t])
-            carry = grad_z[t] @ w
-        previous = xp.concatenate([initial[None, :], h[:-1]], axis=0)
+        x, cache = self._cache
+        dxw, _, (d_recurrent,) = rnn_ops.simple_rnn_backward(cache, grad[:, None, :], [None])
+        grad_z = dxw[:, 0, :]
         self.grads["kernel"] = grad_z.T @ x
-        self.grads["recurrent_kernel"] = grad_z.T @ previous
+        self.grads["recurrent_kernel"] = d_recurrent
         if self.use_bias:
             self.grads["bias"] = grad_z.sum(axis=0)
         self._cache = None
         return grad_z @ self.params["kernel"] if self.needs_input_grad else None
 
-    def backward_linear(self, grad_z):
-        raise ValueError("a Recurrent layer cannot be the fused output layer of a model")
-
     def get_config(self):
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "use_bias": self.use_bias,
-            "kernel_initializer": _init_name(self.kernel_initializer),
-            "recurrent_initializer": _init_name(self.recurrent_initializer),
-            "bias_initializer": _init_name(self.bias_initializer),
-        }
+        return {**super().get_config(), **recurrent_config(self)}

@@ -261,7 +261,8 @@ class Model:
                 ``load_model``, continues training.
             initial_epoch: Keras's form: train from epoch ``initial_epoch`` up to ``epochs``.
             verbose: 0 silent, 1 progress bar, 2 one line per epoch.
-            shuffle: reshuffle the training samples every epoch.
+            shuffle: reshuffle the training samples every epoch (refused for a model whose
+                recurrent layers carry state across batches: ``Recurrent``, ``stateful=True``).
             validation_split: fraction of the samples, taken from the end before shuffling,
                 held out for validation.
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)``.
@@ -280,6 +281,13 @@ class Model:
         first_epoch, last_epoch = self._epoch_range(epochs, initial_epoch)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        ordered = [layer.describe() for layer in self.layers
+                   if getattr(layer, "needs_ordered_batches", False)]
+        if shuffle and ordered:
+            raise ValueError(
+                f"layer {ordered[0]} carries its state from one batch to the next, so the "
+                "batches must stay in order: pass shuffle=False"
+            )
         x = data.check_inputs(x, self.input.input_shape)
         targets = data.prepare_targets(y, x.shape[0], self.cur_output_shape, self.loss, self.dtype)
         weights = data.sample_weights(x.shape[0], sample_weight, class_weight, targets)
@@ -356,9 +364,7 @@ class Model:
         n = x.shape[0]
         steps = -(-n // batch_size)
         order = rng.permutation(n) if shuffle else None
-        for layer in self.layers:
-            if hasattr(layer, "reset_states"):
-                layer.reset_states()
+        self.reset_states()
         loss_total, seen = 0.0, 0.0
         for metric in self.metrics:
             metric.reset()
@@ -394,6 +400,12 @@ class Model:
         x_val, y_val, w_val = validation
         results = self._evaluate_prepared(x_val, y_val, w_val, max(batch_size, PREDICT_BATCH_SIZE))
         return {f"val_{key}": value for key, value in results.items()}
+
+    def reset_states(self) -> None:
+        """Reset the carried states of recurrent layers (``fit`` does it at each epoch start)."""
+        for layer in self.layers:
+            if hasattr(layer, "reset_states"):
+                layer.reset_states()
 
     # -- inference --------------------------------------------------------------------------
     def predict(self, x, batch_size=None, verbose=0):

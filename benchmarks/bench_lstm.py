@@ -1,0 +1,156 @@
+"""LSTM training speed: cnn against PyTorch on the CPU, in the same process.
+
+One training step = forward + backward + SGD update of LSTM(128) -> Dense(10) with a mean
+squared error, on a batch of 64 sequences of 50 steps with 32 features (``--sequences`` also
+times the variant where every step's output is used, ``return_sequences=True``). Before
+timing, the two implementations are given the same weights and checked to agree on the
+outputs and gradients. Steps alternate between the libraries; the medians are reported.
+
+    pip install torch==2.13.0          # CPU build; for this benchmark only
+    python benchmarks/bench_lstm.py [--threads 1 2] [--repeats 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import cnn
+from cnn.layers import LSTM, Dense, Input
+from cnn.models import Model
+from cnn.optimizers import SGD
+
+BATCH, STEPS, FEATURES, UNITS, OUTPUTS = 64, 50, 32, 128, 10
+
+
+def make_cnn(return_sequences):
+    cnn.set_seed(0)
+    model = Model(Input((STEPS, FEATURES)), "bench_lstm")
+    model.add_layer(LSTM(UNITS, return_sequences=return_sequences))
+    model.add_layer(Dense(OUTPUTS))
+    model.compile(optimizer=SGD(0.01), loss="mse", metrics=[])
+    return model
+
+
+def make_torch(model, torch):
+    """torch.nn.LSTM + Linear holding the cnn model's weights (same layouts, gates i, f, g, o)."""
+    lstm = torch.nn.LSTM(FEATURES, UNITS, batch_first=True)
+    linear = torch.nn.Linear(UNITS, OUTPUTS)
+    p_lstm, p_dense = model.layers[0].params, model.layers[1].params
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.from_numpy(p_lstm["kernel"]))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(p_lstm["recurrent_kernel"]))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(p_lstm["bias"]))
+        lstm.bias_hh_l0.zero_()
+        linear.weight.copy_(torch.from_numpy(p_dense["kernel"]))
+        linear.bias.copy_(torch.from_numpy(p_dense["bias"]))
+    optimizer = torch.optim.SGD([*lstm.parameters(), *linear.parameters()], lr=0.01)
+    return lstm, linear, optimizer
+
+
+def torch_step(torch, lstm, linear, optimizer, x, y, return_sequences):
+    optimizer.zero_grad()
+    out, _ = lstm(x)
+    prediction = linear(out if return_sequences else out[:, -1])
+    loss = torch.nn.functional.mse_loss(prediction, y)
+    loss.backward()
+    optimizer.step()
+    return prediction, loss
+
+
+def check_agreement(torch, return_sequences, x, y):
+    """Same weights -> same outputs, loss and gradients (float32 tolerance)."""
+    model = make_cnn(return_sequences)
+    lstm, linear, _ = make_torch(model, torch)
+    output = model.forward(x, training=True)
+    loss, grad = model._loss_and_output_grad(output, y, None)
+    model._backward(grad)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    out, _ = lstm(tx)
+    prediction = linear(out if return_sequences else out[:, -1])
+    torch_loss = torch.nn.functional.mse_loss(prediction, ty)
+    torch_loss.backward()
+    np.testing.assert_allclose(output, prediction.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(float(loss), torch_loss.item(), rtol=1e-4)
+    lstm_grads = model.layers[0].grads
+    pairs = [(lstm_grads["kernel"], lstm.weight_ih_l0.grad), (lstm_grads["recurrent_kernel"],
+             lstm.weight_hh_l0.grad), (lstm_grads["bias"], lstm.bias_ih_l0.grad)]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-3, atol=1e-6)
+
+
+def time_pair(torch, return_sequences, threads, repeats):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
+    target_shape = (BATCH, STEPS, OUTPUTS) if return_sequences else (BATCH, OUTPUTS)
+    y = rng.standard_normal(target_shape).astype(np.float32)
+    check_agreement(torch, return_sequences, x, y)
+    model = make_cnn(return_sequences)
+    lstm, linear, optimizer = make_torch(model, torch)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    torch.set_num_threads(threads)
+    steps = {"cnn": lambda: model.train_on_batch(x, y),
+             "torch": lambda: torch_step(torch, lstm, linear, optimizer, tx, ty, return_sequences)}
+    wall = {name: [] for name in steps}
+    cpu = {name: [] for name in steps}
+    with threadpool_limits(threads):
+        for step in steps.values():  # warm-up
+            for _ in range(3):
+                step()
+        for _ in range(repeats):
+            for name, step in steps.items():
+                start, cpu_start = time.perf_counter(), time.process_time()
+                step()
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - cpu_start)
+    return {name: (np.median(wall[name]) * 1e3, np.median(cpu[name]) * 1e3) for name in steps}
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--sequences", action="store_true",
+                        help="also time return_sequences=True (a loss on every step)")
+    args = parser.parse_args()
+    import torch
+
+    blas = ", ".join(f"{i['internal_api']} {i['version']}" for i in threadpool_info()
+                     if i["user_api"] == "blas")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"python {platform.python_version()}, numpy {np.__version__} ({blas}), "
+          f"torch {torch.__version__}")
+    print(f"LSTM({UNITS}) -> Dense({OUTPUTS}), MSE, SGD; batch {BATCH}, {STEPS} steps, "
+          f"{FEATURES} features; medians of {args.repeats} alternating steps, wall clock and "
+          f"(in brackets) CPU time of the process\n")
+    print("| outputs used | threads | cnn ms/step | torch ms/step | cnn / torch |")
+    print("|---|---|---|---|---|")
+    variants = [False, True] if args.sequences else [False]
+    for return_sequences in variants:
+        for threads in args.threads:
+            times = time_pair(torch, return_sequences, threads, args.repeats)
+            (ours, ours_cpu), (theirs, theirs_cpu) = times["cnn"], times["torch"]
+            label = "every step" if return_sequences else "last step"
+            print(f"| {label} | {threads} | {ours:.1f} ({ours_cpu:.1f}) | {theirs:.1f} "
+                  f"({theirs_cpu:.1f}) | {ours / theirs:.2f} ({ours_cpu / theirs_cpu:.2f}) |")
+
+
+if __name__ == "__main__":
+    main()

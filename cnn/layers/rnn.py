@@ -1,0 +1,417 @@
+"""Batched recurrent layers on (batch, time steps, features): SimpleRNN, LSTM, GRU.
+
+Arguments follow Keras: ``units``, ``activation``, ``recurrent_activation``, ``use_bias``,
+``return_sequences``, ``return_state``, ``stateful``, ``go_backwards``,
+``kernel_initializer`` / ``recurrent_initializer`` / ``bias_initializer``,
+``unit_forget_bias`` (LSTM), ``reset_after`` (GRU).
+
+Shapes: input (N, T, F) -> output (N, T, U) with ``return_sequences=True``, else (N, U) (the
+last step's output). Back-propagation runs through all T steps.
+
+Weights (gate blocks of U rows stacked on the first axis, as Dense stores ``(units, inputs)``
+and as PyTorch stores ``weight_ih_l0`` / ``weight_hh_l0``):
+
+=========  =========================  ============================  =========================
+layer      ``kernel``                 ``recurrent_kernel``          biases
+=========  =========================  ============================  =========================
+SimpleRNN  (U, F)                     (U, U)                        ``bias`` (U,)
+LSTM       (4U, F), gates i, f, g, o  (4U, U)                       ``bias`` (4U,)
+GRU        (3U, F), gates z, r, n     (3U, U)                       ``bias`` (3U,) and, with
+                                                                    ``reset_after``,
+                                                                    ``recurrent_bias`` (3U,)
+=========  =========================  ============================  =========================
+
+(Keras stores the transposes, ``(F, G*U)``; its GRU keeps both biases in one (2, 3U) array.)
+
+States:
+
+* ``layer.states`` holds the final states after every forward pass: ``[h]`` (SimpleRNN, GRU)
+  or ``[h, c]`` (LSTM), each (N, U). With ``return_state=True``, calling the layer directly
+  returns ``[output, *states]`` as in Keras; inside a model (which passes one array from layer
+  to layer) the layer outputs ``output`` only and the states are read from ``layer.states``.
+* Initial states: zeros by default; ``layer.set_initial_state(states)`` (or
+  ``layer.initial_state = states``) fixes them for every sequence, each (U,) or (N, U); a
+  forward call can pass ``initial_state=`` for that call only. ``backward`` leaves the
+  gradients with respect to the initial states in ``layer.initial_state_grads``, and accepts
+  ``state_grads=`` (gradients with respect to the final states) for encoder-decoder use.
+* ``stateful=True``: the final states of one batch are the initial states of the next (sample
+  ``i`` continues sample ``i``), so every batch must have the same size and the batches must
+  not be shuffled (``Model.fit`` refuses ``shuffle=True``); back-propagation stops at the
+  batch boundary. ``reset_states()`` (called by ``Model.fit`` at the start of each epoch)
+  returns to the initial states; ``reset_states(states)`` sets them.
+* ``go_backwards=True`` reads the sequence from the last step to the first; with
+  ``return_sequences`` the outputs are in that reversed order (as in Keras).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnn import activations, initializers
+from cnn.backend import xp
+from cnn.layers.base import Layer, format_shape
+from cnn.layers.core import _init_name
+from cnn.ops import rnn as rnn_ops
+
+
+def check_elementwise(activation, what: str):
+    """The recurrences need element-wise activations (softmax mixes units)."""
+    activation = activations.get(activation)
+    if activation.name == "softmax":
+        raise ValueError(f"{what} must be element-wise; softmax is not allowed in a recurrent layer")
+    return activation
+
+
+def set_recurrent_arguments(layer, units, activation, use_bias, kernel_initializer,
+                            recurrent_initializer, bias_initializer) -> None:
+    """Check and store the arguments every recurrent layer (these and ``Recurrent``) takes."""
+    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+        raise ValueError(f"units must be a positive int, got {units!r}")
+    layer.units = int(units)
+    layer.activation = check_elementwise(activation, "activation")
+    layer.use_bias = bool(use_bias)
+    for init in (kernel_initializer, recurrent_initializer, bias_initializer):
+        initializers.get(init)
+    layer.kernel_initializer = kernel_initializer
+    layer.recurrent_initializer = recurrent_initializer
+    layer.bias_initializer = bias_initializer
+
+
+def recurrent_config(layer) -> dict:
+    """The config entries of the arguments ``set_recurrent_arguments`` stores."""
+    return {
+        "units": layer.units,
+        "activation": layer.activation.get_config(),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": _init_name(layer.kernel_initializer),
+        "recurrent_initializer": _init_name(layer.recurrent_initializer),
+        "bias_initializer": _init_name(layer.bias_initializer),
+    }
+
+
+class _RNN(Layer):
+    """Shared machinery: input projection, states, shapes and configuration.
+
+    Subclasses set ``gate_blocks`` and ``state_names`` and implement ``_recurrence(xw,
+    states) -> (h, final_states, cache)`` and ``_recurrence_backward(cache, dh, final_grads)
+    -> (dxw, initial_grads, {param: grad})`` with the functions of ``cnn.ops.rnn``.
+    """
+
+    gate_blocks = 1
+    state_names: tuple = ("h",)
+
+    def __init__(self, units, activation="tanh", *, use_bias=True, return_sequences=False,
+                 return_state=False, stateful=False, go_backwards=False,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", input_shape=None, name=None, trainable=True):
+        super().__init__(input_shape=input_shape, name=name, trainable=trainable)
+        set_recurrent_arguments(self, units, activation, use_bias, kernel_initializer,
+                                recurrent_initializer, bias_initializer)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.stateful = bool(stateful)
+        self.go_backwards = bool(go_backwards)
+        self.states = None
+        self.initial_state_grads = None
+        self._initial_state = None
+        self._carried = None
+        self._cache = None
+        self._workspace = {}  # large buffers kept between batches (see cnn.ops.rnn)
+
+    # -- building ---------------------------------------------------------------------------
+    def _build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"layer {self.describe()} takes sequences: input of shape (batch, time steps, "
+                f"features), i.e. input_shape (time steps, features); got "
+                f"{format_shape(input_shape)}. For the seed's one-sequence layout use Recurrent."
+            )
+        steps, features = input_shape
+        rows = self.gate_blocks * self.units
+        self.add_param("kernel", initializers.initialize(
+            self.kernel_initializer, (rows, features), features, rows))
+        self.add_param("recurrent_kernel", initializers.initialize(
+            self.recurrent_initializer, (rows, self.units), self.units, rows))
+        if self.use_bias:
+            self.add_param("bias", self._initial_bias(rows, features))
+        return (steps, self.units) if self.return_sequences else (self.units,)
+
+    def _initial_bias(self, rows, features):
+        return initializers.initialize(self.bias_initializer, (rows,), features, rows)
+
+    # -- states -----------------------------------------------------------------------------
+    @property
+    def needs_ordered_batches(self) -> bool:
+        """True when batches continue each other (stateful), so they must not be shuffled."""
+        return self.stateful
+
+    @property
+    def initial_state(self):
+        return self._initial_state
+
+    @initial_state.setter
+    def initial_state(self, states):
+        self.set_initial_state(states)
+
+    def set_initial_state(self, states) -> None:
+        """Fix the states every sequence starts from: a list of (U,) or (N, U) arrays, one per
+        state (``[h]`` or ``[h, c]``); None returns to zeros."""
+        self._initial_state = None if states is None else self._check_states(states, "initial state")
+
+    def reset_states(self, states=None) -> None:
+        """Stateful layers: forget the carried states (start again from the initial states), or
+        carry ``states`` (list of (N, U) arrays) into the next batch."""
+        if states is not None and not self.stateful:
+            raise ValueError(f"layer {self.describe()} is not stateful; use set_initial_state()")
+        self._carried = None if states is None else self._check_states(states, "state")
+
+    def _check_states(self, states, what):
+        if not isinstance(states, (list, tuple)):
+            states = [states]
+        names = self.state_names
+        if len(states) != len(names):
+            raise ValueError(
+                f"layer {self.describe()} has {len(names)} state(s) ({', '.join(names)}), got "
+                f"{len(states)} {what} array(s)"
+            )
+        checked = []
+        for state_name, state in zip(names, states):
+            state = xp.asarray(state)
+            if state.ndim not in (1, 2) or state.shape[-1] != self.units:
+                raise ValueError(
+                    f"layer {self.describe()}: {what} {state_name!r} has shape "
+                    f"{tuple(state.shape)}, expected (batch, {self.units}) or ({self.units},)"
+                )
+            checked.append(state)
+        return checked
+
+    def _start_states(self, batch, dtype, initial_state):
+        """The states the sequences of this batch start from, each (N, U)."""
+        source = "initial_state"
+        if initial_state is not None:
+            states = self._check_states(initial_state, "initial state")
+        elif self.stateful and self._carried is not None:
+            states, source = self._carried, "carried state"
+        elif self._initial_state is not None:
+            states = self._initial_state
+        else:
+            return [xp.zeros((batch, self.units), dtype=dtype) for _ in self.state_names]
+        for state_name, state in zip(self.state_names, states):
+            if state.ndim == 2 and state.shape[0] != batch:
+                hint = (" (a stateful layer needs the same batch size for every batch; call "
+                        "reset_states() to start again)") if source == "carried state" else ""
+                raise ValueError(
+                    f"layer {self.describe()}: the {source} {state_name!r} is for "
+                    f"{state.shape[0]} sequences but the batch has {batch}{hint}"
+                )
+        return [xp.broadcast_to(s, (batch, self.units)).astype(dtype) for s in states]
+
+    # -- computation ------------------------------------------------------------------------
+    def __call__(self, x, training=False, initial_state=None):
+        """Keras's call: builds on first use; with ``return_state`` returns ``[output, *states]``."""
+        if not self.built:
+            self.build(tuple(x.shape[1:]))
+        output = self.forward(x, training=training, initial_state=initial_state)
+        return [output, *self.states] if self.return_state else output
+
+    def check_sequences(self, x) -> None:
+        """Raise a clear ValueError unless ``x`` is (N, T, F) with the built T and F."""
+        steps, features = self.input_shape
+        if x.ndim != 3:
+            hint = " (one sequence? add the batch axis: x[None])" if x.ndim == 2 else ""
+            raise ValueError(
+                f"layer {self.describe()} expects a 3-D input (batch, time steps, features) of "
+                f"shape {format_shape(self.input_shape)}, got a {x.ndim}-D array of shape "
+                f"{tuple(x.shape)}{hint}"
+            )
+        if x.shape[2] != features:
+            raise ValueError(
+                f"layer {self.describe()} expects {features} features per time step (axis -1), "
+                f"got input of shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != steps:
+            relation = "shorter" if x.shape[1] < steps else "longer"
+            raise ValueError(
+                f"layer {self.describe()} was built for sequences of {steps} time steps, got "
+                f"{x.shape[1]} ({relation}; input of shape {tuple(x.shape)})"
+            )
+
+    def forward(self, x, training=False, initial_state=None):
+        self.check_sequences(x)
+        batch = x.shape[0]
+        kernel = self.params["kernel"]
+        states = self._start_states(batch, kernel.dtype, initial_state)
+        x_steps = x.transpose(1, 0, 2)
+        if self.go_backwards:
+            x_steps = x_steps[::-1]
+        x_steps = xp.ascontiguousarray(x_steps, dtype=kernel.dtype)
+        steps = x_steps.shape[0]
+        xw = rnn_ops.buffer((steps * batch, kernel.shape[0]), kernel, self._workspace, "xw")
+        xp.matmul(x_steps.reshape(-1, x_steps.shape[-1]), kernel.T, out=xw)
+        if self.use_bias:
+            xw += self.params["bias"]
+        h, final, cache = self._recurrence(xw.reshape(steps, batch, -1), states)
+        self.states = [state.copy() for state in final]
+        if self.stateful:
+            self._carried = [state.copy() for state in final]
+        self._cache = (x_steps, cache)
+        if self.return_sequences:
+            return xp.ascontiguousarray(h.transpose(1, 0, 2))
+        return self.states[0].copy()
+
+    def backward(self, grad, state_grads=None):
+        """``grad``: (N, T, U) or (N, U) like the output; ``state_grads``: optional gradients
+        with respect to the final states (list, None entries allowed). Fills ``grads`` and
+        ``initial_state_grads``; returns the input gradient (N, T, F)."""
+        if self._cache is None:
+            raise ValueError(f"layer {self.describe()}: backward called without a forward pass")
+        x_steps, cache = self._cache
+        final_grads = [None] * len(self.state_names)
+        if state_grads is not None:
+            if len(state_grads) != len(final_grads):
+                raise ValueError(
+                    f"layer {self.describe()} has {len(final_grads)} state(s) "
+                    f"({', '.join(self.state_names)}), got {len(state_grads)} state gradient(s)"
+                )
+            final_grads = list(state_grads)
+        if self.return_sequences:
+            dh_seq = xp.ascontiguousarray(grad.transpose(1, 0, 2))
+        else:
+            dh_seq = None
+            final_grads[0] = grad if final_grads[0] is None else grad + final_grads[0]
+        dxw, initial_grads, recurrent_grads = self._recurrence_backward(cache, dh_seq, final_grads)
+        flat = dxw.reshape(-1, dxw.shape[-1])
+        self.grads["kernel"] = flat.T @ x_steps.reshape(-1, x_steps.shape[-1])
+        if self.use_bias:
+            self.grads["bias"] = flat.sum(axis=0)
+        self.grads.update(recurrent_grads)
+        self.initial_state_grads = initial_grads
+        self._cache = None
+        if not self.needs_input_grad:
+            return None
+        dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
+        if self.go_backwards:
+            dx = dx[::-1]
+        return xp.ascontiguousarray(dx.transpose(1, 0, 2))
+
+    def _recurrence(self, xw, states):
+        raise NotImplementedError
+
+    def _recurrence_backward(self, cache, dh_seq, final_grads):
+        raise NotImplementedError
+
+    # -- configuration ----------------------------------------------------------------------
+    def get_config(self):
+        return {
+            **super().get_config(),
+            **recurrent_config(self),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "stateful": self.stateful,
+            "go_backwards": self.go_backwards,
+        }
+
+
+class SimpleRNN(_RNN):
+    """Fully connected recurrence: ``h_t = activation(x_t W.T + h_{t-1} R.T + b)``."""
+
+    def _recurrence(self, xw, states):
+        return rnn_ops.simple_rnn_forward(xw, states[0], self.params["recurrent_kernel"],
+                                          self.activation, self._workspace)
+
+    def _recurrence_backward(self, cache, dh_seq, final_grads):
+        dxw, initial_grads, (d_recurrent,) = rnn_ops.simple_rnn_backward(cache, dh_seq, final_grads)
+        return dxw, initial_grads, {"recurrent_kernel": d_recurrent}
+
+
+class _GatedRNN(_RNN):
+    """An RNN with gates: adds ``recurrent_activation`` (sigmoid by default)."""
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", **kwargs):
+        super().__init__(units, activation, **kwargs)
+        self.recurrent_activation = check_elementwise(recurrent_activation, "recurrent_activation")
+
+    def get_config(self):
+        return {**super().get_config(),
+                "recurrent_activation": self.recurrent_activation.get_config()}
+
+
+class LSTM(_GatedRNN):
+    """Long short-term memory (Hochreiter & Schmidhuber), gates i, f, g, o::
+
+        i, f, o = recurrent_activation(x_t W_k.T + h_{t-1} R_k.T + b_k),  k = i, f, o
+        g = activation(x_t W_g.T + h_{t-1} R_g.T + b_g)
+        c_t = f * c_{t-1} + i * g;   h_t = o * activation(c_t)
+
+    ``unit_forget_bias=True`` (Keras's default) starts the forget-gate bias at 1.
+    States ``[h, c]``.
+    """
+
+    gate_blocks = 4
+    state_names = ("h", "c")
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", *,
+                 unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation, recurrent_activation, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _initial_bias(self, rows, features):
+        bias = super()._initial_bias(rows, features)
+        if self.unit_forget_bias:
+            bias[self.units:2 * self.units] = 1
+        return bias
+
+    def _recurrence(self, xw, states):
+        return rnn_ops.lstm_forward(xw, states[0], states[1], self.params["recurrent_kernel"],
+                                    self.activation, self.recurrent_activation, self._workspace)
+
+    def _recurrence_backward(self, cache, dh_seq, final_grads):
+        dxw, initial_grads, (d_recurrent,) = rnn_ops.lstm_backward(cache, dh_seq, final_grads)
+        return dxw, initial_grads, {"recurrent_kernel": d_recurrent}
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_GatedRNN):
+    """Gated recurrent unit (Cho et al.), gates z (update), r (reset), n (candidate)::
+
+        z, r = recurrent_activation(x_t W_k.T + b_k + h_{t-1} R_k.T + b'_k)
+        n = activation(x_t W_n.T + b_n + r * (h_{t-1} R_n.T + b'_n))   reset_after=True
+        n = activation(x_t W_n.T + b_n + (r * h_{t-1}) R_n.T)           reset_after=False
+        h_t = z * h_{t-1} + (1 - z) * n
+
+    ``reset_after=True`` (Keras's default, PyTorch's GRU) has the recurrent bias ``b'``
+    (``recurrent_bias``). States ``[h]``.
+    """
+
+    gate_blocks = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", *,
+                 reset_after=True, **kwargs):
+        super().__init__(units, activation, recurrent_activation, **kwargs)
+        self.reset_after = bool(reset_after)
+
+    def _build(self, input_shape):
+        output_shape = super()._build(input_shape)
+        if self.use_bias and self.reset_after:
+            self.add_param("recurrent_bias", self._initial_bias(3 * self.units, input_shape[-1]))
+        return output_shape
+
+    def _recurrence(self, xw, states):
+        return rnn_ops.gru_forward(xw, states[0], self.params["recurrent_kernel"],
+                                   self.params.get("recurrent_bias"), self.activation,
+                                   self.recurrent_activation, self.reset_after, self._workspace)
+
+    def _recurrence_backward(self, cache, dh_seq, final_grads):
+        dxw, initial_grads, recurrent = rnn_ops.gru_backward(cache, dh_seq, final_grads)
+        grads = {"recurrent_kernel": recurrent[0]}
+        if "recurrent_bias" in self.params:
+            grads["recurrent_bias"] = recurrent[1]
+        return dxw, initial_grads, grads
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}
+
+
+__all__ = ["SimpleRNN", "LSTM", "GRU"]

@@ -1,0 +1,336 @@
+"""The recurrences of SimpleRNN, LSTM and GRU over a whole sequence, as pure functions.
+
+Layout (time-major, so that each step reads and writes contiguous memory):
+
+* ``xw`` (T, N, G*U): the input projections ``x_t @ kernel.T + bias`` of all T steps, computed
+  by the layer in one GEMM; G gate blocks of U units each (1 SimpleRNN, 4 LSTM, 3 GRU).
+* ``recurrent_kernel`` (G*U, U), gate blocks stacked along the first axis (PyTorch's layout;
+  LSTM gates ``i, f, g, o``; GRU gates ``z, r, n``, Keras's order).
+* initial states ``h0`` (and LSTM's ``c0``): (N, U).
+
+Each ``*_forward`` returns ``(h, final_states, cache)`` with ``h`` (T, N, U) the hidden states
+of every step. Each ``*_backward(cache, dh, final_state_grads)`` takes the gradient with
+respect to ``h`` (or None when only the final state is used) and with respect to the final
+states (None entries for zero), and returns ``(dxw, initial_state_grads, recurrent_grads)``:
+``dxw`` (T, N, G*U) is the gradient with respect to the pre-activations, from which the layer
+computes its input and kernel gradients with one GEMM each.
+
+Every function takes an optional ``workspace`` dict in which it keeps its large buffers from
+one call to the next (the arrays it returns and caches live there, so a later call with the
+same workspace overwrites them; the layers copy what they hand out).
+
+Speed: one GEMM per step forward and backward, the recurrent-kernel gradient as one GEMM over
+all steps, element-wise work on whole (N, G*U) rows of contiguous buffers, and buffers reused
+between calls (mapping fresh pages for every batch cost as much as a third of the time). With the
+default activations (tanh and sigmoid) a whole row of gates is activated by one ``tanh``:
+``sigmoid(z) = (1 + tanh(z / 2)) / 2``, so ``a = s * tanh(s * z) + (1 - s)`` with ``s = 1/2``
+on sigmoid columns and ``s = 1`` on tanh columns (this never overflows either). Other
+element-wise activations are applied block by block.
+"""
+
+from __future__ import annotations
+
+from cnn.backend import xp
+
+_FAST = ("tanh", "sigmoid")
+
+
+class GateActivations:
+    """The activations of a row of gate blocks (N, G*U): one activation per block of U units.
+
+    ``activate(z, out=z)`` writes the activations; ``derivative(a, z, out)`` writes the
+    element-wise derivative at the pre-activation ``z`` (read only when an activation needs
+    it) with output ``a``.
+    """
+
+    def __init__(self, functions, units: int, dtype):
+        self.functions = list(functions)
+        self.units = units
+        self.needs_input = any(fn.needs_input for fn in self.functions)
+        self.fast = all(fn.name in _FAST for fn in self.functions)
+        self.all_tanh = all(fn.name == "tanh" for fn in self.functions)
+        self.dtype = dtype
+        self._rows = None
+
+    def _blocks(self, a):
+        u = self.units
+        return [a[..., k * u:(k + 1) * u] for k in range(len(self.functions))]
+
+    def _row_constants(self, batch):
+        """Per-column constants of the fast path, as full (batch, G*U) arrays (element-wise
+        ops on equal shapes are several times faster than broadcasting a row)::
+
+            tanh:    a = tanh(z),                 a' = (1 - a) (a + 1)
+            sigmoid: a = tanh(z / 2) / 2 + 1 / 2,  a' = (1 - a) (a + 0)
+        """
+        if self._rows is None or self._rows[0].shape[0] != batch:
+            is_sigmoid = xp.concatenate([xp.full(self.units, fn.name == "sigmoid")
+                                         for fn in self.functions])
+            columns = [xp.where(is_sigmoid, 0.5, 1.0), xp.where(is_sigmoid, 0.5, 0.0),
+                       xp.where(is_sigmoid, 0.0, 1.0)]
+            shape = (batch, is_sigmoid.shape[0])
+            self._rows = [xp.ascontiguousarray(xp.broadcast_to(c.astype(self.dtype), shape))
+                          for c in columns]
+            self._scratch = xp.empty(shape, dtype=self.dtype)
+        return self._rows
+
+    def activate(self, z, out=None):
+        out = z if out is None else out
+        if self.all_tanh:
+            xp.tanh(z, out=out)
+        elif self.fast:
+            scale, shift, _ = self._row_constants(z.shape[0])
+            xp.multiply(z, scale, out=out)
+            xp.tanh(out, out=out)
+            out *= scale
+            out += shift
+        else:
+            for fn, z_k, out_k in zip(self.functions, self._blocks(z), self._blocks(out)):
+                out_k[...] = fn.forward(z_k)
+        return out
+
+    def derivative(self, a, z, out):
+        if self.all_tanh:
+            xp.multiply(a, a, out=out)
+            xp.subtract(1, out, out=out)
+        elif self.fast:
+            _, _, derivative_shift = self._row_constants(a.shape[0])
+            xp.subtract(1, a, out=out)
+            out *= xp.add(a, derivative_shift, out=self._scratch)
+        else:
+            zs = self._blocks(z) if z is not None else [None] * len(self.functions)
+            for fn, a_k, z_k, out_k in zip(self.functions, self._blocks(a), zs, self._blocks(out)):
+                out_k[...] = fn.backward(xp.ones_like(a_k), z_k, a_k)
+        return out
+
+
+def buffer(shape, like, workspace=None, name=None):
+    """An uninitialised array of ``like``'s dtype; taken from ``workspace`` (a dict the caller
+    keeps between calls) when given, so that large buffers are not mapped afresh every call."""
+    if workspace is None:
+        return xp.empty(shape, dtype=like.dtype)
+    buffer = workspace.get(name)
+    if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != like.dtype:
+        buffer = workspace[name] = xp.empty(shape, dtype=like.dtype)
+    return buffer
+
+
+def _carry_in(grad, shape, like):
+    """A fresh buffer holding ``grad`` (or zeros): the gradient flowing into the last step."""
+    buffer = xp.zeros(shape, dtype=like.dtype)
+    if grad is not None:
+        buffer += grad
+    return buffer
+
+
+def _sum_over_steps(a, b):
+    """``sum_t a[t].T @ b[t]`` as one GEMM: a (T, N, P), b (T, N, Q) -> (P, Q)."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+# -- SimpleRNN -----------------------------------------------------------------------------
+
+def simple_rnn_forward(xw, h0, recurrent_kernel, activation, workspace=None):
+    """``h_t = activation(xw_t + h_{t-1} @ recurrent_kernel.T)``; xw (T, N, U), h0 (N, U)."""
+    steps, batch, units = xw.shape
+    act = GateActivations([activation], units, xw.dtype)
+    rt = xp.ascontiguousarray(recurrent_kernel.T)
+    h = buffer((steps + 1, batch, units), xw, workspace, "h")  # h[0] = h0, h[t + 1] = h_t
+    h[0] = h0
+    z = buffer(xw.shape, xw, workspace, "z") if act.needs_input else None
+    for t in range(steps):
+        pre = xp.matmul(h[t], rt, out=h[t + 1])
+        pre += xw[t]
+        if z is not None:
+            z[t] = pre
+        act.activate(pre)
+    return h[1:], [h[-1]], (h, z, recurrent_kernel, act, workspace)
+
+
+def simple_rnn_backward(cache, dh_seq, final_state_grads):
+    h, z, recurrent_kernel, act, workspace = cache
+    steps = h.shape[0] - 1
+    dxw = buffer((steps, *h.shape[1:]), h, workspace, "dxw")
+    dh = _carry_in(final_state_grads[0], h[0].shape, h)
+    for t in range(steps - 1, -1, -1):
+        if dh_seq is not None:
+            dh += dh_seq[t]
+        act.derivative(h[t + 1], None if z is None else z[t], out=dxw[t])
+        dxw[t] *= dh
+        xp.matmul(dxw[t], recurrent_kernel, out=dh)
+    return dxw, [dh], [_sum_over_steps(dxw, h[:-1])]
+
+
+# -- LSTM ----------------------------------------------------------------------------------
+
+def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation, workspace=None):
+    """One LSTM layer over T steps (gates ``i, f, g, o``; ``act`` = activation,
+    ``sig`` = recurrent_activation)::
+
+        i, f, o = sig(.), g = act(.)  of  xw_t + h_{t-1} @ recurrent_kernel.T
+        c_t = f * c_{t-1} + i * g;   h_t = o * act(c_t)
+
+    xw (T, N, 4U), h0 and c0 (N, U). Returns ``(h (T, N, U), [h_T, c_T], cache)``.
+    """
+    steps, batch, four_units = xw.shape
+    u = four_units // 4
+    gate_fns = GateActivations([recurrent_activation, recurrent_activation, activation,
+                                recurrent_activation], u, xw.dtype)
+    cell_fn = GateActivations([activation], u, xw.dtype)
+    rt = xp.ascontiguousarray(recurrent_kernel.T)
+    gates = buffer(xw.shape, xw, workspace, "gates")  # activated i, f, g, o of every step
+    z = buffer(xw.shape, xw, workspace, "z") if gate_fns.needs_input else None
+    h = buffer((steps + 1, batch, u), xw, workspace, "h")
+    c = buffer((steps + 1, batch, u), xw, workspace, "c")
+    act_c = buffer((steps, batch, u), xw, workspace, "act_c")
+    h[0], c[0] = h0, c0
+    input_times_candidate = xp.empty((batch, u), dtype=xw.dtype)
+    for t in range(steps):
+        pre = xp.matmul(h[t], rt, out=gates[t])
+        pre += xw[t]
+        if z is not None:
+            z[t] = pre
+        gate_fns.activate(pre)
+        i, f, g, o = pre[:, :u], pre[:, u:2 * u], pre[:, 2 * u:3 * u], pre[:, 3 * u:]
+        xp.multiply(f, c[t], out=c[t + 1])
+        c[t + 1] += xp.multiply(i, g, out=input_times_candidate)
+        cell_fn.activate(c[t + 1], out=act_c[t])
+        xp.multiply(o, act_c[t], out=h[t + 1])
+    cache = (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace)
+    return h[1:], [h[-1], c[-1]], cache
+
+
+def lstm_backward(cache, dh_seq, final_state_grads):
+    gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace = cache
+    steps, batch, four_units = gates.shape
+    u = four_units // 4
+    dxw = buffer(gates.shape, gates, workspace, "dxw")
+    local = buffer((batch, four_units), gates)  # derivatives of the gate activations
+    dc_dh = buffer((batch, u), gates)           # d c_t / d h_t through h_t = o * act(c_t)
+    dh = _carry_in(final_state_grads[0], (batch, u), gates)
+    dc = _carry_in(final_state_grads[1], (batch, u), gates)
+    for t in range(steps - 1, -1, -1):
+        if dh_seq is not None:
+            dh += dh_seq[t]
+        a = gates[t]
+        i, f, g, o = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
+        cell_fn.derivative(act_c[t], c[t + 1], out=dc_dh)
+        dc_dh *= o
+        dc_dh *= dh
+        dc += dc_dh
+        d = dxw[t]  # d loss / d activated gate, then / d pre-activation
+        xp.multiply(dc, g, out=d[:, :u])
+        xp.multiply(dc, c[t], out=d[:, u:2 * u])
+        xp.multiply(dc, i, out=d[:, 2 * u:3 * u])
+        xp.multiply(dh, act_c[t], out=d[:, 3 * u:])
+        d *= gate_fns.derivative(a, None if z is None else z[t], out=local)
+        dc *= f
+        xp.matmul(d, recurrent_kernel, out=dh)
+    return dxw, [dh, dc], [_sum_over_steps(dxw, h[:-1])]
+
+
+# -- GRU -----------------------------------------------------------------------------------
+
+def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_activation,
+                reset_after=True, workspace=None):
+    """One GRU layer over T steps (gates ``z, r, n``; ``act`` = activation, ``sig`` =
+    recurrent_activation; ``R_z, R_r, R_n`` the blocks of recurrent_kernel)::
+
+        z = sig(xw_z + h R_z.T + b_z),  r = sig(xw_r + h R_r.T + b_r)
+        reset_after=True  (Keras default, PyTorch): n = act(xw_n + r * (h R_n.T + b_n))
+        reset_after=False (the original GRU):       n = act(xw_n + (r * h) R_n.T)
+        h_t = z * h_{t-1} + (1 - z) * n
+
+    ``recurrent_bias`` (3U,) is used with ``reset_after`` only (else pass None).
+    Returns ``(h (T, N, U), [h_T], cache)``.
+    """
+    steps, batch, three_units = xw.shape
+    u = three_units // 3
+    gate_fns = GateActivations([recurrent_activation, recurrent_activation], u, xw.dtype)
+    candidate_fn = GateActivations([activation], u, xw.dtype)
+    rt = xp.ascontiguousarray(recurrent_kernel.T)
+    gates = buffer(xw.shape, xw, workspace, "gates")  # activated z, r, n
+    keep_z = gate_fns.needs_input or candidate_fn.needs_input
+    z_pre = buffer(xw.shape, xw, workspace, "z") if keep_z else None
+    h = buffer((steps + 1, batch, u), xw, workspace, "h")
+    h[0] = h0
+    # reset_after: h R.T + b of every step; else r * h of every step
+    memo = buffer(xw.shape if reset_after else (steps, batch, u), xw, workspace, "memo")
+    for t in range(steps):
+        pre = gates[t]
+        if reset_after:
+            xp.matmul(h[t], rt, out=memo[t])
+            if recurrent_bias is not None:
+                memo[t] += recurrent_bias
+            xp.add(xw[t, :, :2 * u], memo[t, :, :2 * u], out=pre[:, :2 * u])
+        else:
+            xp.matmul(h[t], rt[:, :2 * u], out=pre[:, :2 * u])
+            pre[:, :2 * u] += xw[t, :, :2 * u]
+        if keep_z:
+            z_pre[t, :, :2 * u] = pre[:, :2 * u]
+        gate_fns.activate(pre[:, :2 * u])
+        update, reset, candidate = pre[:, :u], pre[:, u:2 * u], pre[:, 2 * u:]
+        if reset_after:
+            xp.multiply(reset, memo[t, :, 2 * u:], out=candidate)
+        else:
+            xp.multiply(reset, h[t], out=memo[t])
+            xp.matmul(memo[t], rt[:, 2 * u:], out=candidate)
+        candidate += xw[t, :, 2 * u:]
+        if keep_z:
+            z_pre[t, :, 2 * u:] = candidate
+        candidate_fn.activate(candidate)
+        # h_t = n + z * (h_{t-1} - n)
+        xp.subtract(h[t], candidate, out=h[t + 1])
+        h[t + 1] *= update
+        h[t + 1] += candidate
+    cache = (gates, z_pre, h, memo, recurrent_kernel, gate_fns, candidate_fn, reset_after,
+             workspace)
+    return h[1:], [h[-1]], cache
+
+
+def gru_backward(cache, dh_seq, final_state_grads):
+    """Returns ``(dxw, [dh0], [d_recurrent_kernel, d_recurrent_bias])`` (the bias gradient
+    only with ``reset_after``)."""
+    (gates, z_pre, h, memo, recurrent_kernel, gate_fns, candidate_fn, reset_after,
+     workspace) = cache
+    steps, batch, three_units = gates.shape
+    u = three_units // 3
+    r_n, r_zr = recurrent_kernel[2 * u:], recurrent_kernel[:2 * u]
+    dxw = buffer(gates.shape, gates, workspace, "dxw")
+    # gradient w.r.t. h R.T + b (reset_after) or w.r.t. r * h (not reset_after)
+    dmemo = buffer(memo.shape, gates, workspace, "dmemo")
+    local = buffer((batch, three_units), gates)
+    dh = _carry_in(final_state_grads[0], (batch, u), gates)
+    for t in range(steps - 1, -1, -1):
+        if dh_seq is not None:
+            dh += dh_seq[t]
+        a, zt = gates[t], None if z_pre is None else z_pre[t]
+        update, reset, candidate = a[:, :u], a[:, u:2 * u], a[:, 2 * u:]
+        gate_fns.derivative(a[:, :2 * u], None if zt is None else zt[:, :2 * u], out=local[:, :2 * u])
+        candidate_fn.derivative(candidate, None if zt is None else zt[:, 2 * u:], out=local[:, 2 * u:])
+        d = dxw[t]  # d loss / d pre-activations z, r, n
+        xp.subtract(h[t], candidate, out=d[:, :u])
+        xp.subtract(1, update, out=d[:, 2 * u:])
+        d[:, :u] *= dh
+        d[:, 2 * u:] *= dh
+        d[:, 2 * u:] *= local[:, 2 * u:]
+        if reset_after:
+            xp.multiply(d[:, 2 * u:], memo[t, :, 2 * u:], out=d[:, u:2 * u])
+            d[:, :2 * u] *= local[:, :2 * u]
+            dmemo[t, :, :2 * u] = d[:, :2 * u]
+            xp.multiply(d[:, 2 * u:], reset, out=dmemo[t, :, 2 * u:])
+            dh *= update
+            dh += dmemo[t] @ recurrent_kernel
+        else:
+            d_rh = d[:, 2 * u:] @ r_n
+            xp.multiply(d_rh, h[t], out=d[:, u:2 * u])
+            d[:, :2 * u] *= local[:, :2 * u]
+            xp.multiply(d_rh, reset, out=dmemo[t])
+            dh *= update
+            dh += dmemo[t]
+            dh += d[:, :2 * u] @ r_zr
+    if reset_after:
+        return dxw, [dh], [_sum_over_steps(dmemo, h[:-1]), dmemo.sum(axis=(0, 1))]
+    d_recurrent = xp.concatenate([_sum_over_steps(dxw[:, :, :2 * u], h[:-1]),
+                                  _sum_over_steps(dxw[:, :, 2 * u:], memo)], axis=0)
+    return dxw, [dh], [d_recurrent]
