@@ -73,6 +73,7 @@ class Layer:
         self.built = False
         self.needs_input_grad = True
         self.dtype = backend.floatx()
+        self.batch_sized_buffers: tuple = ()  # buffers whose first axis is the batch size
 
     # -- shapes -----------------------------------------------------------------------------
     @property
@@ -155,7 +156,8 @@ class Layer:
             )
         for (key, current), value in zip(targets, weights):
             value = np.asarray(backend.to_numpy(value))
-            if tuple(value.shape) != tuple(current.shape):
+            compare = slice(1, None) if key in self.batch_sized_buffers else slice(None)
+            if value.ndim != current.ndim or tuple(value.shape[compare]) != tuple(current.shape[compare]):
                 raise ValueError(
                     f"layer {self.describe()} weight {key!r} has shape {tuple(current.shape)}, "
                     f"got {tuple(value.shape)}"

@@ -114,7 +114,6 @@ class _RNN(Layer):
         self.states = None
         self.initial_state_grads = None
         self._initial_state = None
-        self._carried = None
         self._cache = None
         self._workspace = {}  # large buffers kept between batches (see cnn.ops.rnn)
 
@@ -134,12 +133,32 @@ class _RNN(Layer):
             self.recurrent_initializer, (rows, self.units), self.units, rows))
         if self.use_bias:
             self.add_param("bias", self._initial_bias(rows, features))
+        if self.stateful:
+            # The states carried to the next batch are buffers, so they are saved with the
+            # weights; (0, U) means "nothing carried yet".
+            self.batch_sized_buffers = tuple(f"carried_{n}" for n in self.state_names)
+            for key in self.batch_sized_buffers:
+                self.add_param(key, np.zeros((0, self.units)), trainable=False)
         return (steps, self.units) if self.return_sequences else (self.units,)
 
     def _initial_bias(self, rows, features):
         return initializers.initialize(self.bias_initializer, (rows,), features, rows)
 
     # -- states -----------------------------------------------------------------------------
+    @property
+    def _carried(self):
+        """The stateful layer's states carried from the last batch, or None."""
+        if not self.stateful or self.buffers[self.batch_sized_buffers[0]].shape[0] == 0:
+            return None
+        return [self.buffers[key] for key in self.batch_sized_buffers]
+
+    @_carried.setter
+    def _carried(self, states):
+        for key in self.batch_sized_buffers:
+            self.buffers[key] = xp.zeros((0, self.units), dtype=self.dtype)
+        for key, state in zip(self.batch_sized_buffers, states or ()):
+            self.buffers[key] = state.astype(self.dtype)
+
     @property
     def needs_ordered_batches(self) -> bool:
         """True when batches continue each other (stateful), so they must not be shuffled."""
@@ -163,7 +182,11 @@ class _RNN(Layer):
         carry ``states`` (list of (N, U) arrays) into the next batch."""
         if states is not None and not self.stateful:
             raise ValueError(f"layer {self.describe()} is not stateful; use set_initial_state()")
-        self._carried = None if states is None else self._check_states(states, "state")
+        checked = None if states is None else self._check_states(states, "state")
+        if checked is not None and any(state.ndim != 2 for state in checked):
+            raise ValueError(f"layer {self.describe()}: carried states must be (batch, {self.units}) "
+                             "arrays, one row per sequence")
+        self._carried = checked
 
     def _check_states(self, states, what):
         if not isinstance(states, (list, tuple)):
