@@ -3,8 +3,10 @@
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
+from cnn.layers.normalization import BatchNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.recurrent import Recurrent
+from cnn.layers.reshaping import GlobalAveragePooling2D, Reshape, ZeroPadding2D
 
 __all__ = [
     "Input",
@@ -17,5 +19,9 @@ __all__ = [
     "Recurrent",
     "Dropout",
     "Activation",
+    "BatchNormalization",
+    "GlobalAveragePooling2D",
+    "ZeroPadding2D",
+    "Reshape",
     "Layer",
 ]
