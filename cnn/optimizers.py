@@ -148,11 +148,11 @@ class Optimizer:
         return config
 
     def get_state(self) -> dict:
-        """Step count and every slot array, keyed ``"<param index>/<slot name>"``."""
+        """Step count and a copy of every slot array, keyed ``"<param index>/<slot name>"``."""
         state = {"iterations": self.iterations}
         for index, slots in enumerate(self._slots):
             for slot_name, value in slots.items():
-                state[f"{index}/{slot_name}"] = backend.to_numpy(value)
+                state[f"{index}/{slot_name}"] = backend.to_numpy(value).copy()
         return state
 
     def set_state(self, state: dict, params: list) -> None:
@@ -171,7 +171,7 @@ class Optimizer:
                     f"optimizer state {key!r} has shape {tuple(value.shape)}, "
                     f"expected {tuple(target.shape)}"
                 )
-            self._slots[index][slot_name] = backend.asarray(value, dtype=target.dtype)
+            target[...] = backend.asarray(value, dtype=target.dtype)  # a copy, never an alias
         self.iterations = int(state.get("iterations", 0))
 
     def __repr__(self):

@@ -67,8 +67,9 @@ class BatchNormalization(Layer):
         }
         for init in self.initializer_names.values():
             initializers.get(init)
-        self._reduce_axes = None
+        self.channels = None
         self._stat_shape = None
+        self._sum_spec = None
         self._cache = None
 
     def _build(self, input_shape):
@@ -80,8 +81,9 @@ class BatchNormalization(Layer):
                 f"layer {self.describe()}: axis {self.axis} is out of range for input of shape "
                 f"(None, {', '.join(map(str, input_shape))})"
             )
-        channels = input_shape[axis - 1]
-        self._reduce_axes = tuple(i for i in range(ndim) if i != axis)
+        channels = self.channels = input_shape[axis - 1]
+        letters = "abcdefghijklmnopqrstuvwxyz"[:ndim]
+        self._sum_spec = f"{letters}->{letters[axis]}"
         self._stat_shape = tuple(channels if i == axis else 1 for i in range(ndim))
         for key, trainable in (("gamma", self.scale), ("beta", self.center)):
             if trainable:
@@ -97,24 +99,31 @@ class BatchNormalization(Layer):
     def _broadcast(self, per_channel):
         return per_channel.reshape(self._stat_shape)
 
+    def _channel_sum(self, a, b=None):
+        """Per-channel sum of ``a`` (or of ``a * b``); einsum avoids strided reductions."""
+        if b is None:
+            return xp.einsum(self._sum_spec, a)
+        inputs, output = self._sum_spec.split("->")
+        return xp.einsum(f"{inputs},{inputs}->{output}", a, b)
+
     def forward(self, x, training=False):
         if training and self.trainable:
-            mean = x.mean(axis=self._reduce_axes)
-            centered = x - self._broadcast(mean)
-            variance = (centered * centered).mean(axis=self._reduce_axes)
+            count = x.size // self.channels
+            mean = self._channel_sum(x) / x.dtype.type(count)
+            x_hat = x - self._broadcast(mean)
+            variance = self._channel_sum(x_hat, x_hat) / x.dtype.type(count)
             self._update_moving_statistics(mean, variance)
         else:
-            centered = x - self._broadcast(self.buffers["moving_mean"])
+            x_hat = x - self._broadcast(self.buffers["moving_mean"])
             variance = self.buffers["moving_variance"]
         inv_std = 1.0 / xp.sqrt(variance + x.dtype.type(self.epsilon))
-        x_hat = centered * self._broadcast(inv_std)
+        x_hat *= self._broadcast(inv_std)
         self._cache = (x_hat, inv_std, training and self.trainable)
-        y = x_hat
-        if self.scale:
-            y = y * self._broadcast(self.params["gamma"])
+        y = x_hat * self._broadcast(self.params["gamma"]) if self.scale else x_hat.copy()
         if self.center:
-            y = y + self._broadcast(self.params["beta"])
+            y += self._broadcast(self.params["beta"])
         return y
+
 
     def _update_moving_statistics(self, mean, variance):
         keep = self.momentum
@@ -126,8 +135,8 @@ class BatchNormalization(Layer):
     def backward(self, grad):
         x_hat, inv_std, batch_statistics = self._cache
         self._cache = None
-        grad_beta = grad.sum(axis=self._reduce_axes)
-        grad_gamma = (grad * x_hat).sum(axis=self._reduce_axes)
+        grad_beta = self._channel_sum(grad)
+        grad_gamma = self._channel_sum(grad, x_hat)
         if self.center:
             self.grads["beta"] = grad_beta
         if self.scale:
@@ -139,12 +148,11 @@ class BatchNormalization(Layer):
             return grad * self._broadcast(gain)
         # d/dx of gamma * (x - mean) / std with mean and std taken over the m values of x
         # sharing the channel: gain * (g - mean(g) - x_hat * mean(g * x_hat)).
-        count = x_hat.size // inv_std.size
-        return self._broadcast(gain) * (
-            grad
-            - self._broadcast(grad_beta / count)
-            - x_hat * self._broadcast(grad_gamma / count)
-        )
+        count = x_hat.size // self.channels
+        dx = x_hat * self._broadcast(-gain * grad_gamma / count)
+        dx += grad * self._broadcast(gain)
+        dx -= self._broadcast(gain * grad_beta / count)
+        return dx
 
     def get_config(self):
         return {
