@@ -48,6 +48,7 @@ import math
 from cnn import backend, schedules
 from cnn.backend import xp
 from cnn.utils import checks
+from cnn.utils.config import from_config
 from cnn.utils.naming import lookup
 
 
@@ -369,13 +370,9 @@ def get(identifier, learning_rate=None) -> Optimizer:
         return identifier
     if isinstance(identifier, dict):
         config = dict(identifier)
-        cls = lookup("optimizer", config.pop("name", None), _OPTIMIZERS)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules.get(config["learning_rate"])
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise ValueError(f"bad config for optimizer {cls.name!r}: {exc}") from None
+        return from_config("optimizer", config, _OPTIMIZERS)
     cls = lookup("optimizer", identifier, _OPTIMIZERS)
     return cls() if learning_rate is None else cls(learning_rate=learning_rate)
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from cnn.backend import xp
 from cnn.utils import checks
+from cnn.utils.config import Configurable, from_config
 from cnn.utils.naming import lookup
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: ``__call__(w) -> float`` penalty and ``gradient(w) -> array`` (shape of w)."""
 
     name = "regularizer"
@@ -37,18 +38,12 @@ class Regularizer:
     def gradient(self, weights):
         raise NotImplementedError
 
-    def get_config(self) -> dict:
-        raise NotImplementedError
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
-
 
 class L1L2(Regularizer):
     """``l1 * sum(|w|) + l2 * sum(w ** 2)``."""
 
     name = "l1_l2"
+    arguments = ("l1", "l2")
 
     def __init__(self, l1=0.0, l2=0.0):
         self.l1 = checks.positive("l1", l1, allow_zero=True)
@@ -71,31 +66,27 @@ class L1L2(Regularizer):
         return grad
 
     def get_config(self):
-        return {"name": self.name, "l1": self.l1, "l2": self.l2}
+        return {"name": self.name, **{key: getattr(self, key) for key in self.arguments}}
 
 
 class L1(L1L2):
     """``l1 * sum(|w|)``."""
 
     name = "l1"
+    arguments = ("l1",)
 
     def __init__(self, l1=0.01):
         super().__init__(l1=l1)
-
-    def get_config(self):
-        return {"name": self.name, "l1": self.l1}
 
 
 class L2(L1L2):
     """``l2 * sum(w ** 2)``."""
 
     name = "l2"
+    arguments = ("l2",)
 
     def __init__(self, l2=0.01):
         super().__init__(l2=l2)
-
-    def get_config(self):
-        return {"name": self.name, "l2": self.l2}
 
 
 def _l1_l2_shortcut(l1=0.01, l2=0.01):
@@ -111,12 +102,7 @@ def get(identifier) -> Regularizer | None:
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, dict):
-        config = dict(identifier)
-        cls = lookup("regularizer", config.pop("name", None), _BY_CONFIG)
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise ValueError(f"bad config for regularizer {cls.name!r}: {exc}") from None
+        return from_config("regularizer", identifier, _BY_CONFIG)
     return lookup("regularizer", identifier, _BY_NAME)()
 
 

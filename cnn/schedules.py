@@ -35,10 +35,10 @@ from __future__ import annotations
 import math
 
 from cnn.utils import checks
-from cnn.utils.naming import lookup
+from cnn.utils.config import Configurable, from_config
 
 
-class Schedule:
+class Schedule(Configurable):
     """Base class: ``__call__(step) -> float`` and ``get_config``."""
 
     name = "schedule"
@@ -51,13 +51,6 @@ class Schedule:
 
     def learning_rate_at(self, step: float) -> float:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        raise NotImplementedError
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
 
 
 class ExponentialDecay(Schedule):
@@ -154,12 +147,7 @@ def get(identifier) -> Schedule:
         raise ValueError(
             f"a schedule is given as a cnn.schedules object or its config dict, got {identifier!r}"
         )
-    config = dict(identifier)
-    cls = lookup("schedule", config.pop("name", None), _SCHEDULES)
-    try:
-        return cls(**config)
-    except TypeError as exc:
-        raise ValueError(f"bad config for schedule {cls.name!r}: {exc}") from None
+    return from_config("schedule", identifier, _SCHEDULES)
 
 
 def serialize(learning_rate):

@@ -17,14 +17,7 @@ from cnn.layers import Dense, Input, Output
 from cnn.models import Model, NonFiniteLossError
 from cnn.optimizers import SGD
 from cnn.schedules import ExponentialDecay, StepDecay
-
-
-def toy_data(n=60, features=4, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.normal(0, 0.5, (n, features)).astype(np.float32)
-    x[np.arange(n), y] += 2.0
-    return x, y
+from helpers import separable_data
 
 
 def dense_model(learning_rate=0.1, seed=0):
@@ -77,7 +70,7 @@ def test_hooks_are_called_in_keras_order_with_logs():
         def on_train_end(self, logs=None):
             calls.append(("train_end",))
 
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     recorder = Recorder()
     dense_model().fit(x, y, batch_size=10, epochs=2, verbose=0, validation_split=0.2,
                       callbacks=[recorder])
@@ -103,7 +96,7 @@ def test_stop_training_inside_an_epoch_ends_after_that_batch():
             if batch == 1:
                 self.model.stop_training = True
 
-    x, y = toy_data(60)
+    x, y = separable_data(60)
     history = dense_model().fit(x, y, batch_size=10, epochs=3, verbose=0,
                                 callbacks=[StopAtSecondBatch()])
     assert seen == [0, 1] and len(history["loss"]) == 1
@@ -156,7 +149,7 @@ def test_early_stopping_restores_the_best_weights():
 
 
 def test_early_stopping_in_fit_restores_best_epoch_weights():
-    x, y = toy_data(60)
+    x, y = separable_data(60)
     model = dense_model(learning_rate=2.0)
     weights_per_epoch = []
 
@@ -188,7 +181,7 @@ def test_bad_arguments_are_named(make, match):
 
 
 def test_a_missing_monitor_names_what_is_available():
-    x, y = toy_data(20)
+    x, y = separable_data(20)
     with pytest.raises(ValueError, match=r"monitors 'val_loss', which is not in the logs \(valid"
                                          r"ation values need validation_split.*available: "
                                          r"accuracy, learning_rate, loss"):
@@ -224,7 +217,7 @@ def test_reduce_lr_on_plateau_cooldown_and_min_delta():
 
 
 def test_reduce_lr_on_plateau_in_fit_and_history():
-    x, y = toy_data(40)
+    x, y = separable_data(40)
     model = dense_model(learning_rate=0.5)
     history = model.fit(x, y, epochs=4, verbose=0,
                         callbacks=[ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0,
@@ -236,7 +229,7 @@ def test_reduce_lr_on_plateau_in_fit_and_history():
 
 
 def test_reduce_lr_on_plateau_refuses_a_schedule():
-    x, y = toy_data(20)
+    x, y = separable_data(20)
     model = dense_model()
     model.optimizer.learning_rate = ExponentialDecay(0.1, 10, 0.5)
     with pytest.raises(ValueError, match="ReduceLROnPlateau sets the optimizer's learning rate, "
@@ -252,7 +245,7 @@ def test_reduce_lr_on_plateau_refuses_a_schedule():
     (StepDecay(0.2, decay_steps=2, decay_rate=0.1), [0.2, 0.2, 0.02, 0.02]),
 ])
 def test_learning_rate_scheduler_sets_the_rate_each_epoch(schedule, expected):
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     model = dense_model(learning_rate=0.1)
     history = model.fit(x, y, batch_size=10, epochs=4, verbose=0,
                         callbacks=[LearningRateScheduler(schedule)])
@@ -261,7 +254,7 @@ def test_learning_rate_scheduler_sets_the_rate_each_epoch(schedule, expected):
 
 
 def test_learning_rate_scheduler_reports_a_bad_rate():
-    x, y = toy_data(20)
+    x, y = separable_data(20)
     with pytest.raises(ValueError, match="the schedule returned -1 for epoch 0"):
         dense_model().fit(x, y, verbose=0, callbacks=[LearningRateScheduler(lambda epoch: -1)])
 
@@ -274,7 +267,7 @@ def read_csv(path, separator=","):
 
 
 def test_csv_logger_writes_one_row_per_epoch(tmp_path):
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     path = tmp_path / "logs" / "history.csv"
     history = dense_model().fit(x, y, epochs=3, verbose=0, validation_split=0.2,
                                 callbacks=[CSVLogger(path)])
@@ -286,7 +279,7 @@ def test_csv_logger_writes_one_row_per_epoch(tmp_path):
 
 
 def test_csv_logger_appends_under_the_same_header(tmp_path):
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     path = tmp_path / "history.csv"
     model = dense_model()
     model.fit(x, y, epochs=2, verbose=0, callbacks=[CSVLogger(path, separator=";")])
@@ -301,7 +294,7 @@ def test_csv_logger_appends_under_the_same_header(tmp_path):
 # -- TerminateOnNaN ------------------------------------------------------------------------------
 
 def diverging_fit(callbacks):
-    x, y = toy_data(64)
+    x, y = separable_data(64)
     model = dense_model(learning_rate=1e6)
     history = model.fit(x * 1e3, y, batch_size=8, epochs=3, verbose=0, callbacks=callbacks)
     return model, history

@@ -12,15 +12,7 @@ from cnn.models import Model
 from cnn.optimizers import SGD, Adam
 from cnn.schedules import StepDecay
 from cnn.utils.gradient_check import numerical_gradient
-from helpers import TOLERANCE, gradient_error
-
-
-def toy_data(n=50, features=4, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.normal(0, 0.5, (n, features)).astype(np.float32)
-    x[np.arange(n), y] += 2.0
-    return x, y
+from helpers import TOLERANCE, gradient_error, separable_data
 
 
 def model_with(*layers, optimizer=None, seed=0):
@@ -50,7 +42,7 @@ def per_sample_losses(model, x, y):
 # -- validation ----------------------------------------------------------------------------------
 
 def test_validation_split_holds_out_the_last_samples_before_shuffling():
-    x, y = toy_data(50)
+    x, y = separable_data(50)
     y_poisoned = y.copy()
     y_poisoned[40:] = (y[40:] + 1) % 3  # wrong labels in the last 20%: they must not be learnt
     split = mlp()
@@ -65,7 +57,7 @@ def test_validation_split_holds_out_the_last_samples_before_shuffling():
 
 
 def test_validation_split_rounds_the_training_part_down_as_keras():
-    x, y = toy_data(10)
+    x, y = separable_data(10)
     seen = {}
     model = mlp()
 
@@ -78,7 +70,7 @@ def test_validation_split_rounds_the_training_part_down_as_keras():
 
 
 def test_validation_data_with_sample_weights_matches_weighted_evaluate():
-    x, y = toy_data(50)
+    x, y = separable_data(50)
     weights = np.linspace(0.0, 2.0, 10)
     model = mlp()
     history = model.fit(x[:40], y[:40], epochs=2, verbose=0,
@@ -90,22 +82,10 @@ def test_validation_data_with_sample_weights_matches_weighted_evaluate():
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"validation_split": 1.0}, r"validation_split must be in \[0, 1\)"),
-    ({"validation_split": 0.99}, "leaves an empty set"),
-    ({"validation_data": (np.zeros((3, 4)),)}, "validation_data must be"),
-    ({"validation_data": (np.zeros((3, 5)), np.zeros(3))}, r"validation x has shape \(3, 5\)"),
-])
-def test_bad_validation_arguments(kwargs, match):
-    x, y = toy_data(20)
-    with pytest.raises(ValueError, match=match):
-        mlp().fit(x, y, verbose=0, **kwargs)
-
-
 # -- class and sample weights --------------------------------------------------------------------
 
 def test_sample_weight_multiplies_each_sample_loss():
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     weights = np.random.default_rng(1).uniform(0, 3, 30)
     model = mlp()
     before = per_sample_losses(model, x, y)
@@ -116,7 +96,7 @@ def test_sample_weight_multiplies_each_sample_loss():
 
 
 def test_a_constant_sample_weight_scales_the_sgd_step():
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     doubled = mlp(SGD(0.05))
     doubled.fit(x, y, batch_size=10, epochs=2, verbose=0, seed=3, sample_weight=np.full(30, 2.0))
     faster = mlp(SGD(0.1))
@@ -126,7 +106,7 @@ def test_a_constant_sample_weight_scales_the_sgd_step():
 
 
 def test_class_weight_equals_the_matching_sample_weight():
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     class_weight = {0: 1.0, 1: 3.0, 2: 0.5}
     by_class = mlp()
     history = by_class.fit(x, y, batch_size=10, epochs=2, verbose=0, seed=3,
@@ -139,7 +119,7 @@ def test_class_weight_equals_the_matching_sample_weight():
 
 
 def test_class_and_sample_weights_multiply():
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     sample = np.random.default_rng(2).uniform(0.5, 1.5, 30)
     both = mlp()
     both.fit(x, y, batch_size=10, epochs=1, verbose=0, seed=3, sample_weight=sample,
@@ -151,14 +131,18 @@ def test_class_and_sample_weights_multiply():
 
 
 @pytest.mark.parametrize("kwargs, match", [
+    ({"validation_split": 1.0}, r"validation_split must be in \[0, 1\)"),
+    ({"validation_split": 0.99}, "leaves an empty set"),
+    ({"validation_data": (np.zeros((3, 4)),)}, "validation_data must be"),
+    ({"validation_data": (np.zeros((3, 5)), np.zeros(3))}, r"validation x has shape \(3, 5\)"),
     ({"class_weight": {5: 1.0}}, r"class_weight has class 5, valid classes are 0..2"),
     ({"class_weight": {0: -1.0}}, "must be finite and >= 0"),
     ({"class_weight": [1.0, 2.0]}, "class_weight must be a dict"),
     ({"sample_weight": np.ones(3)}, "sample_weight has 3 values for 20 samples"),
     ({"sample_weight": np.full(20, np.nan)}, "sample_weight must be finite"),
 ])
-def test_bad_weights_are_named(kwargs, match):
-    x, y = toy_data(20)
+def test_bad_validation_and_weight_arguments_are_named(kwargs, match):
+    x, y = separable_data(20)
     with pytest.raises(ValueError, match=match):
         mlp().fit(x, y, verbose=0, **kwargs)
 
@@ -166,7 +150,7 @@ def test_bad_weights_are_named(kwargs, match):
 # -- evaluation mode -----------------------------------------------------------------------------
 
 def test_dropout_is_active_in_training_and_off_in_predict_and_evaluate():
-    x, y = toy_data(40)
+    x, y = separable_data(40)
     model = model_with(Dense(32, activation="relu"), Dropout(0.5), Output(3))
     train_a = model.forward(model._to_batch(x), training=True)
     train_b = model.forward(model._to_batch(x), training=True)
@@ -180,7 +164,7 @@ def test_dropout_is_active_in_training_and_off_in_predict_and_evaluate():
 
 
 def test_batch_normalization_uses_batch_statistics_in_training_and_moving_ones_after():
-    x, y = toy_data(64)
+    x, y = separable_data(64)
     x = x * 3.0 + 5.0  # far from normalised, so the two modes differ clearly
     model = model_with(Dense(8), BatchNormalization(momentum=0.5), Dense(3, activation="softmax"),
                        optimizer=Adam(0.01))
@@ -204,7 +188,7 @@ def test_batch_normalization_uses_batch_statistics_in_training_and_moving_ones_a
 # -- regularisation and the logged learning rate -------------------------------------------------
 
 def test_regularizer_penalty_is_part_of_the_reported_loss():
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     model = mlp(kernel_regularizer="l2")
     data_loss = per_sample_losses(model, x, y).mean()
     penalty = 0.01 * float((model.layers[0].params["kernel"].astype(np.float64) ** 2).sum())
@@ -217,7 +201,7 @@ def test_regularizer_penalty_is_part_of_the_reported_loss():
 
 
 def test_model_gradient_includes_the_penalty_gradient():
-    x, y = toy_data(6)
+    x, y = separable_data(6)
     targets = np.eye(3)[y]
     with floatx_scope("float64"):
         model = model_with(Dense(5, activation="tanh", kernel_regularizer="l1_l2",
@@ -240,7 +224,7 @@ def test_model_gradient_includes_the_penalty_gradient():
 
 
 def test_weight_decay_by_regularizer_shrinks_the_weights():
-    x, y = toy_data(40)
+    x, y = separable_data(40)
     plain, decayed = mlp(seed=4), mlp(seed=4, kernel_regularizer=cnn.regularizers.L2(0.5))
     for model in (plain, decayed):
         model.fit(x, y, epochs=5, verbose=0, seed=1)
@@ -249,7 +233,7 @@ def test_weight_decay_by_regularizer_shrinks_the_weights():
 
 
 def test_history_logs_the_rate_of_each_epoch_from_a_schedule():
-    x, y = toy_data(30)
+    x, y = separable_data(30)
     schedule = StepDecay(0.1, decay_steps=4, decay_rate=0.5)
     history = mlp(SGD(schedule)).fit(x, y, batch_size=10, epochs=4, verbose=0)
     # 3 steps per epoch; epoch e ends with step 3e + 2
