@@ -74,6 +74,17 @@ def test_moving_statistics_follow_the_keras_update(input_shape, batch_shape, axi
                                0.9 * var0 + 0.1 * x.var(axis=reduce, ddof=0))
 
 
+def test_a_batch_with_infinite_values_leaves_the_moving_statistics_alone():
+    layer = random_layer((3,))
+    before = [w.copy() for w in layer.get_weights()]
+    x = random((5, 3))
+    x[2, 1] = np.inf
+    with np.errstate(invalid="ignore"):
+        layer.forward(x, training=True)
+    for old, new in zip(before, layer.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
 def test_inference_is_the_affine_map_of_the_moving_statistics_and_changes_nothing():
     layer = random_layer((3,))
     x = random((5, 3))

@@ -18,7 +18,8 @@ The backward pass is the exact gradient of whichever forward ran: in training mo
 includes the dependence of the batch statistics on ``x``; in inference mode the layer is the
 affine map ``x * gamma / sqrt(moving_variance + eps) + const``. A layer with
 ``trainable=False`` always uses the moving statistics (Keras 3's behaviour for frozen
-BatchNormalization, as in fine-tuning).
+BatchNormalization, as in fine-tuning). A batch whose statistics are not finite leaves the
+moving statistics unchanged.
 """
 
 from __future__ import annotations
@@ -126,6 +127,10 @@ class BatchNormalization(Layer):
 
 
     def _update_moving_statistics(self, mean, variance):
+        # A batch that overflowed must not poison the statistics: fit then refuses the step
+        # and keeps the last good state (see Model.fit, TerminateOnNaN).
+        if not (bool(xp.isfinite(mean).all()) and bool(xp.isfinite(variance).all())):
+            return
         keep = self.momentum
         for key, batch_value in (("moving_mean", mean), ("moving_variance", variance)):
             moving = self.buffers[key]
