@@ -88,12 +88,12 @@ class BatchNormalization(Layer):
         self._stat_shape = tuple(channels if i == axis else 1 for i in range(ndim))
         for key, trainable in (("gamma", self.scale), ("beta", self.center)):
             if trainable:
-                self._add_statistic(key, channels, trainable=True)
+                self._add_vector(key, channels, trainable=True)
         for key in ("moving_mean", "moving_variance"):
-            self._add_statistic(key, channels, trainable=False)
+            self._add_vector(key, channels, trainable=False)
         return input_shape
 
-    def _add_statistic(self, key, channels, trainable):
+    def _add_vector(self, key, channels, trainable):
         values = initializers.initialize(self.initializer_names[key], (channels,), channels, channels)
         self.add_param(key, values, trainable=trainable)
 
@@ -111,20 +111,20 @@ class BatchNormalization(Layer):
         if training and self.trainable:
             count = x.size // self.channels
             mean = self._channel_sum(x) / x.dtype.type(count)
-            x_hat = x - self._broadcast(mean)
-            variance = self._channel_sum(x_hat, x_hat) / x.dtype.type(count)
+            centered = x - self._broadcast(mean)
+            variance = self._channel_sum(centered, centered) / x.dtype.type(count)
             self._update_moving_statistics(mean, variance)
         else:
-            x_hat = x - self._broadcast(self.buffers["moving_mean"])
+            centered = x - self._broadcast(self.buffers["moving_mean"])
             variance = self.buffers["moving_variance"]
         inv_std = 1.0 / xp.sqrt(variance + x.dtype.type(self.epsilon))
-        x_hat *= self._broadcast(inv_std)
+        x_hat = centered
+        x_hat *= self._broadcast(inv_std)  # in place: one array less
         self._cache = (x_hat, inv_std, training and self.trainable)
         y = x_hat * self._broadcast(self.params["gamma"]) if self.scale else x_hat.copy()
         if self.center:
             y += self._broadcast(self.params["beta"])
         return y
-
 
     def _update_moving_statistics(self, mean, variance):
         # A batch that overflowed must not poison the statistics: fit then refuses the step
