@@ -18,7 +18,7 @@ from cnn.callbacks.base import Callback
 from cnn.utils import checks
 
 _MODES = ("auto", "min", "max")
-_LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "seed_mae")
+_LOWER_IS_BETTER = ("mae", "mse", "seed_mae")
 
 
 class _Monitor:
@@ -60,7 +60,7 @@ def _higher_is_better(owner: str, monitor: str) -> bool:
     base = monitor[4:] if monitor.startswith("val_") else monitor
     if "acc" in base.lower() or "auc" in base.lower():
         return True
-    if base in _LOWER_IS_BETTER or base.endswith("loss") or base.lower() in _LOWER_IS_BETTER:
+    if base.lower() in _LOWER_IS_BETTER or base.lower().endswith(("loss", "error")):
         return False
     raise ValueError(
         f"{owner}: cannot tell whether {monitor!r} should rise or fall; pass mode='min' or 'max'"
