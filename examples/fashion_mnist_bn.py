@@ -75,7 +75,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--limit", type=int, help="use only the first N training images (smoke test)")
+    parser.add_argument("--limit", type=int,
+                        help="use only the first N training and N test images (smoke test)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = Path(args.out)
@@ -84,6 +85,7 @@ def main():
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+        x_test, y_test = x_test[:args.limit], y_test[:args.limit]
     steps_per_epoch = math.ceil(len(x_train) * (1 - VALIDATION_SPLIT) / args.batch_size)
     schedule = CosineDecay(args.learning_rate, decay_steps=args.epochs * steps_per_epoch)
     model = build_model(schedule)

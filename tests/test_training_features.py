@@ -1,14 +1,19 @@
 """fit's training features: validation semantics, class and sample weights, evaluation-mode
 behaviour of Dropout and BatchNormalization, regularisation in the loss, the logged rate."""
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import cnn
 from cnn.backend import floatx_scope
 from cnn.callbacks import Callback
 from cnn.layers import BatchNormalization, Dense, Dropout, Input, Output
-from cnn.models import Model
+from cnn.models import Model, load_model
 from cnn.optimizers import SGD, Adam
 from cnn.schedules import StepDecay
 from cnn.utils.gradient_check import numerical_gradient
@@ -238,3 +243,28 @@ def test_history_logs_the_rate_of_each_epoch_from_a_schedule():
     history = mlp(SGD(schedule)).fit(x, y, batch_size=10, epochs=4, verbose=0)
     # 3 steps per epoch; epoch e ends with step 3e + 2
     assert history["learning_rate"] == pytest.approx([schedule(3 * e + 2) for e in range(4)])
+
+
+# -- the example ---------------------------------------------------------------------------------
+
+def test_the_fashion_mnist_example_runs_end_to_end(tmp_path, monkeypatch, capsys):
+    """examples/fashion_mnist_bn.py's main(), on 64 random images instead of the data set."""
+    path = Path(__file__).resolve().parent.parent / "examples" / "fashion_mnist_bn.py"
+    spec = importlib.util.spec_from_file_location("fashion_mnist_bn", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rng = np.random.default_rng(0)
+    images = rng.random((96, 1, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, 96)
+    monkeypatch.setattr(example.fashion_mnist, "load_data",
+                        lambda: ((images[:64], labels[:64]), (images[64:], labels[64:])))
+    monkeypatch.setattr(sys, "argv", ["fashion_mnist_bn.py", "--epochs", "1", "--batch-size", "32",
+                                      "--out", str(tmp_path)])
+    with threadpool_limits(1):  # small GEMMs: more BLAS threads only fight on a busy machine
+        example.main()
+    assert "test accuracy:" in capsys.readouterr().out
+    rows = (tmp_path / "history.csv").read_text().splitlines()
+    assert rows[0] == "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss" and len(rows) == 2
+    for name in ("accuracy", "loss", "learning_rate"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 0
+    assert load_model(tmp_path / "model.h5").count_params() == 468778
