@@ -5,8 +5,13 @@ every layer to plain SGD). The model calls ``optimizer.apply_gradients(params, g
 the trainable arrays of all layers in a fixed order; the optimizer updates them in place and
 keeps its state (momentum buffers, moments, step count) per position in that list.
 
-Update rules (``g`` the gradient after clipping and L2 weight decay, ``t`` the step count
-starting at 1, ``lr`` the current learning rate):
+The update rules are PyTorch's (``torch.optim``), with Keras's default hyper-parameters where
+the two differ (Adam/RMSprop/Adagrad ``epsilon=1e-7``, RMSprop ``rho=0.9``, Adagrad
+``learning_rate=0.001, initial_accumulator_value=0.1``). Keras puts ``epsilon`` inside the
+square root in RMSprop and Adagrad and folds Adam's bias corrections into the step size; the
+results differ only by terms of the order of ``epsilon``. ``g`` is the gradient after clipping
+(and after the L2 term where ``weight_decay`` is one), ``t`` the step count starting at 1,
+``lr`` the learning rate of this step:
 
 * ``SGD(learning_rate=0.01, momentum=0, nesterov=False, weight_decay=0)`` (PyTorch's form):
   ``g += wd * p``; ``b = momentum * b + g`` (``b`` starts at 0, so ``b = g`` at step 1);
@@ -17,44 +22,42 @@ starting at 1, ``lr`` the current learning rate):
 * ``AdamW(..., weight_decay=0.01)``: Adam without the L2 term, plus the decoupled decay
   ``p -= lr * wd * p`` before the Adam step (Loshchilov & Hutter).
 * ``RMSprop(learning_rate=0.001, rho=0.9, momentum=0, epsilon=1e-7, centered=False)``:
-  ``s = rho s + (1 - rho) g^2``; centered: ``c = rho c + (1 - rho) g``, ``den = sqrt(s - c^2)
-  + eps``, else ``den = sqrt(s) + eps``; ``u = g / den``; with momentum ``b = momentum b + u``,
+  ``s = rho s + (1 - rho) g^2``; centered: ``c = rho c + (1 - rho) g``,
+  ``den = sqrt(max(s - c^2, 0)) + eps`` (the max guards against rounding), else
+  ``den = sqrt(s) + eps``; ``u = g / den``; with momentum ``b = momentum b + u``,
   ``p -= lr b``, else ``p -= lr u``.
 * ``Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)``:
   ``a += g^2``; ``p -= lr g / (sqrt(a) + eps)``.
 
-Gradient clipping (every optimizer): ``clipvalue`` clips each element to ``[-c, c]``;
-``clipnorm`` rescales each gradient array whose L2 norm exceeds ``c`` (Keras);
-``global_clipnorm`` rescales all gradients together when their joint norm exceeds ``c``
-(PyTorch's ``clip_grad_norm_``). Order: value, per-array norm, global norm.
+Gradient clipping (every optimizer, at most one of the three, as in Keras): ``clipvalue``
+clips each element to ``[-c, c]``; ``clipnorm`` rescales each gradient array whose L2 norm
+exceeds ``c`` to norm ``c`` (Keras); ``global_clipnorm`` rescales all gradients together when
+their joint norm exceeds ``c`` (PyTorch's ``clip_grad_norm_``).
 
-The learning rate may be a float or a schedule: any callable ``schedule(step) -> lr`` called
-with the number of steps taken so far. A schedule that can be saved has ``get_config()``
-returning ``{"name": ..., **arguments}`` and is registered with ``register_schedule`` so that
-``get(config)`` rebuilds it (``load_model`` relies on that).
+The learning rate may be a float or a schedule: a ``cnn.schedules`` object (saved with the
+model; user-written schedules are registered with ``cnn.schedules.register``) or any callable
+``schedule(step) -> lr`` called with the number of steps taken so far (0 for the first step).
+``optimizer.learning_rate = value`` replaces it (checked); ``current_learning_rate()`` is the
+rate of the next step, ``last_learning_rate`` the rate of the last step taken (what ``fit``
+logs as ``learning_rate``).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 
-from cnn import backend
+from cnn import backend, schedules
 from cnn.backend import xp
+from cnn.utils import checks
+from cnn.utils.config import from_config
 from cnn.utils.naming import lookup
 
 
 def _check_positive(name, value, allow_zero=False):
+    """A hyper-parameter > 0 (>= 0 with ``allow_zero``); a callable learning rate passes."""
     if callable(value) and name == "learning_rate":
         return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return number
+    return checks.positive(name, value, allow_zero)
 
 
 class Optimizer:
@@ -63,7 +66,14 @@ class Optimizer:
     name = "optimizer"
 
     def __init__(self, learning_rate=0.01, clipnorm=None, clipvalue=None, global_clipnorm=None):
-        self.learning_rate = _check_positive("learning_rate", learning_rate)
+        given = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        if sum(value is not None for value in given.values()) > 1:
+            raise ValueError(
+                "only one of clipnorm, clipvalue and global_clipnorm can be set, got "
+                + ", ".join(f"{k}={v!r}" for k, v in given.items() if v is not None)
+            )
+        self.learning_rate = learning_rate
+        self.last_learning_rate: float | None = None
         self.clipnorm = None if clipnorm is None else _check_positive("clipnorm", clipnorm)
         self.clipvalue = None if clipvalue is None else _check_positive("clipvalue", clipvalue)
         self.global_clipnorm = (
@@ -89,12 +99,29 @@ class Optimizer:
         self.iterations += 1
         for param, grad, slots in zip(params, grads, self._slots):
             self._update(param, grad, slots, lr)
+        self.last_learning_rate = lr
+
+    @property
+    def learning_rate(self):
+        """A float, or a schedule ``f(step) -> lr``; assigning checks the value."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _check_positive("learning_rate", value)
 
     def current_learning_rate(self) -> float:
         """The learning rate for the next step (evaluates a schedule at ``iterations``)."""
-        if callable(self.learning_rate):
-            return float(self.learning_rate(self.iterations))
-        return float(self.learning_rate)
+        if not callable(self.learning_rate):
+            return float(self.learning_rate)
+        lr = self.learning_rate(self.iterations)
+        try:
+            return checks.positive("learning_rate", lr, allow_zero=True)
+        except ValueError:
+            raise ValueError(
+                f"the learning-rate schedule {self.learning_rate!r} returned {lr!r} at step "
+                f"{self.iterations}; it must return a finite number >= 0"
+            ) from None
 
     # -- for subclasses --------------------------------------------------------------------
     def _create_slots(self, param) -> dict:
@@ -106,32 +133,28 @@ class Optimizer:
     # -- clipping --------------------------------------------------------------------------
     def _clip(self, grads):
         if self.clipvalue is not None:
-            grads = [xp.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+            return [xp.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
         if self.clipnorm is not None:
-            grads = [_scale_to_norm(g, float(xp.linalg.norm(g.ravel())), self.clipnorm) for g in grads]
+            return [_scale_to_norm(g, _norm(g), self.clipnorm) for g in grads]
         if self.global_clipnorm is not None:
-            total = math.sqrt(sum(float((g * g).sum()) for g in grads))
-            grads = [_scale_to_norm(g, total, self.global_clipnorm) for g in grads]
+            total = math.sqrt(sum(_norm(g) ** 2 for g in grads))
+            return [_scale_to_norm(g, total, self.global_clipnorm) for g in grads]
         return grads
 
     # -- persistence -----------------------------------------------------------------------
     def get_config(self) -> dict:
-        config = {"name": self.name}
-        if not callable(self.learning_rate):
-            config["learning_rate"] = self.learning_rate
-        elif hasattr(self.learning_rate, "get_config"):
-            config["learning_rate"] = self.learning_rate.get_config()
+        config = {"name": self.name, "learning_rate": schedules.serialize(self.learning_rate)}
         for key in ("clipnorm", "clipvalue", "global_clipnorm"):
             if getattr(self, key) is not None:
                 config[key] = getattr(self, key)
         return config
 
     def get_state(self) -> dict:
-        """Step count and every slot array, keyed ``"<param index>/<slot name>"``."""
+        """Step count and a copy of every slot array, keyed ``"<param index>/<slot name>"``."""
         state = {"iterations": self.iterations}
         for index, slots in enumerate(self._slots):
             for slot_name, value in slots.items():
-                state[f"{index}/{slot_name}"] = backend.to_numpy(value)
+                state[f"{index}/{slot_name}"] = backend.to_numpy(value).copy()
         return state
 
     def set_state(self, state: dict, params: list) -> None:
@@ -150,17 +173,25 @@ class Optimizer:
                     f"optimizer state {key!r} has shape {tuple(value.shape)}, "
                     f"expected {tuple(target.shape)}"
                 )
-            self._slots[index][slot_name] = backend.asarray(value, dtype=target.dtype)
+            target[...] = backend.asarray(value, dtype=target.dtype)  # a copy, never an alias
         self.iterations = int(state.get("iterations", 0))
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        hyper = {k: v for k, v in vars(self).items()
+                 if not k.startswith("_") and k not in ("iterations", "last_learning_rate")}
+        args = ", ".join(f"{k}={v!r}" for k, v in {"learning_rate": self.learning_rate,
+                                                    **hyper}.items() if v is not None)
         return f"{type(self).__name__}({args})"
 
 
+def _norm(g) -> float:
+    return float(xp.sqrt((g.astype(xp.float64) ** 2).sum()))
+
+
 def _scale_to_norm(g, norm, max_norm):
+    """``g`` scaled by ``max_norm / norm`` when ``norm`` exceeds ``max_norm``."""
     if norm > max_norm:
-        return g * g.dtype.type(max_norm / (norm + 1e-12))
+        return g * g.dtype.type(max_norm / norm)
     return g
 
 
@@ -204,11 +235,8 @@ class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  weight_decay=0.0, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        for key, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= float(value) < 1:
-                raise ValueError(f"{key} must be in [0, 1), got {value!r}")
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
+        self.beta_1 = checks.fraction("beta_1", beta_1)
+        self.beta_2 = checks.fraction("beta_2", beta_2)
         self.epsilon = _check_positive("epsilon", epsilon)
         self.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
 
@@ -256,9 +284,7 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= float(rho) < 1:
-            raise ValueError(f"rho must be in [0, 1), got {rho!r}")
-        self.rho = float(rho)
+        self.rho = checks.fraction("rho", rho)
         self.momentum = _check_positive("momentum", momentum, allow_zero=True)
         self.epsilon = _check_positive("epsilon", epsilon)
         self.centered = bool(centered)
@@ -280,7 +306,7 @@ class RMSprop(Optimizer):
             c = slots["grad_avg"]
             c *= self.rho
             c += grad * dtype(1 - self.rho)
-            denominator = xp.sqrt(s - c * c) + dtype(self.epsilon)
+            denominator = xp.sqrt(xp.maximum(s - c * c, 0)) + dtype(self.epsilon)
         else:
             denominator = xp.sqrt(s) + dtype(self.epsilon)
         step = grad / denominator
@@ -337,46 +363,6 @@ _OPTIMIZERS = {
 }
 
 
-_SCHEDULES: dict[str, type] = {}
-
-
-def register_schedule(cls):
-    """Let ``get(config)`` rebuild the learning-rate schedule class ``cls`` from its config.
-
-    ``cls.name`` (or the class name) is the key its ``get_config()["name"]`` must hold; the
-    rest of the config is passed to ``cls.from_config`` if it has one, else to ``cls``.
-    Usable as a class decorator.
-    """
-    _SCHEDULES[getattr(cls, "name", cls.__name__).lower()] = cls
-    return cls
-
-
-def schedule_from_config(config: dict):
-    """Build a registered schedule from ``{"name": ..., **args}`` or Keras's
-    ``{"class_name": ..., "config": {...}}``."""
-    config = dict(config)
-    if "class_name" in config:
-        name, arguments = config["class_name"], dict(config.get("config", {}))
-    else:
-        name, arguments = config.pop("name", None), config
-    if not isinstance(name, str) or name.lower() not in _SCHEDULES:
-        _import_schedules()
-    cls = lookup("learning rate schedule", name, _SCHEDULES)
-    try:
-        return cls.from_config(arguments) if hasattr(cls, "from_config") else cls(**arguments)
-    except TypeError as exc:
-        raise ValueError(f"bad config for learning rate schedule {name!r}: {exc}") from None
-
-
-def _import_schedules() -> None:
-    """Import ``cnn.schedules`` (if this version has it) so that its classes register."""
-    try:
-        importlib.import_module("cnn.schedules")
-    except ModuleNotFoundError as exc:
-        if exc.name != "cnn.schedules":
-            raise
-
-
 def get(identifier, learning_rate=None) -> Optimizer:
     """Resolve an optimizer given by name (optionally with a learning rate), config or instance."""
     if isinstance(identifier, Optimizer):
@@ -385,13 +371,9 @@ def get(identifier, learning_rate=None) -> Optimizer:
         return identifier
     if isinstance(identifier, dict):
         config = dict(identifier)
-        cls = lookup("optimizer", config.pop("name", None), _OPTIMIZERS)
         if isinstance(config.get("learning_rate"), dict):
-            config["learning_rate"] = schedule_from_config(config["learning_rate"])
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise ValueError(f"bad config for optimizer {cls.name!r}: {exc}") from None
+            config["learning_rate"] = schedules.get(config["learning_rate"])
+        return from_config("optimizer", config, _OPTIMIZERS)
     cls = lookup("optimizer", identifier, _OPTIMIZERS)
     return cls() if learning_rate is None else cls(learning_rate=learning_rate)
 

@@ -65,3 +65,12 @@ def check_model_gradients(model, x, y, tolerance=TOLERANCE):
     for param, grad in zip(model.trainable_weights, analytic):
         error = gradient_error(grad, numerical_gradient(objective, param))
         assert error < tolerance, f"model gradient relative error {error:.2e}"
+
+
+def separable_data(n=60, features=4, classes=3, seed=0):
+    """Float32 vectors (n, features) whose class (n,) raises one feature by 2: easy to learn."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(0, 0.5, (n, features)).astype(np.float32)
+    x[np.arange(n), y] += 2.0
+    return x, y

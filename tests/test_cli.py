@@ -74,7 +74,7 @@ def test_train_writes_model_history_and_plots(trained):
 
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2]
-    assert set(history) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
     rows = list(csv.reader((out / "history.csv").open()))
     assert rows[0] == list(history) and len(rows) == 3
     assert float(rows[2][1]) == pytest.approx(history["loss"][1])

@@ -134,7 +134,7 @@ def test_fit_learns_and_returns_history():
     x, y = toy_data(120)
     model = small_model()
     history = model.fit(x, y, batch_size=16, epochs=5, verbose=0)
-    assert set(history) == {"loss", "accuracy"}
+    assert set(history) == {"loss", "accuracy", "learning_rate"}
     assert len(history["loss"]) == 5 and history.history is history
     assert history["loss"][-1] < history["loss"][0]
     assert history["accuracy"][-1] > 0.9

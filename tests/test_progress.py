@@ -152,3 +152,17 @@ def test_format_bytes(count, text):
 @pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (59, "59s"), (61, "1:01"), (3725, "1:02:05")])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_learning_rate_is_shown_only_when_it_varies(capsys, data):
+    from cnn.optimizers import Adam
+    from cnn.schedules import ExponentialDecay
+
+    x, y = data
+    model = tiny_model()
+    model.fit(x, y, batch_size=10, epochs=2, verbose=2)
+    assert "learning_rate" not in capsys.readouterr().out
+    model.compile(optimizer=Adam(ExponentialDecay(0.01, 4, 0.5)), loss="categorical_crossentropy")
+    model.fit(x, y, batch_size=10, epochs=2, verbose=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert all("learning_rate: " in line for line in lines)

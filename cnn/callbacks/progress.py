@@ -4,6 +4,9 @@
 ETA, running loss and metrics) and ends as one line with the epoch's time and values; when
 the output is not a terminal only that final line is written, with no carriage returns.
 ``verbose=2``: one line per epoch. ``verbose=0``: nothing (``fit`` then adds no logger).
+
+The ``learning_rate`` the history records is shown only once it is not the constant it was
+when training began (a schedule, ``ReduceLROnPlateau``, ...).
 """
 
 from __future__ import annotations
@@ -36,9 +39,24 @@ class ProgbarLogger(Callback):
         self._steps_done = 0
         self._epochs = 0
         self._epoch_start = 0.0
+        self._first_learning_rate = None
 
     def on_train_begin(self, logs=None):
         self._epochs = self.params.get("epochs", 0)
+        self._first_learning_rate = None
+
+    def _shown(self, logs):
+        """The logs to print: ``learning_rate`` only once it has changed."""
+        rate = logs.get("learning_rate")
+        if self._first_learning_rate is None:
+            self._first_learning_rate = rate
+        if rate is None or rate != self._first_learning_rate or self._varies():
+            return logs
+        return {key: value for key, value in logs.items() if key != "learning_rate"}
+
+    def _varies(self) -> bool:
+        optimizer = getattr(self.model, "optimizer", None)
+        return optimizer is not None and callable(optimizer.learning_rate)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -58,9 +76,9 @@ class ProgbarLogger(Callback):
         if self.verbose == 0:
             return
         if self._bar is not None:
-            self._bar.update(self._steps_done, logs, finalize=True)
+            self._bar.update(self._steps_done, self._shown(logs), finalize=True)
             self._bar = None
         else:
             elapsed = format_duration(time.perf_counter() - self._epoch_start)
-            self.stream.write(f"Epoch {epoch + 1}/{self._epochs} - {elapsed}{format_values(logs)}\n")
+            self.stream.write(f"Epoch {epoch + 1}/{self._epochs} - {elapsed}{format_values(self._shown(logs))}\n")
             self.stream.flush()

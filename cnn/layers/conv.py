@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn import backend, initializers
+from cnn import backend, initializers, regularizers
 from cnn.layers.base import ActivatedLayer
 from cnn.layers.core import _init_name, choose
 from cnn.ops import conv as conv_ops
@@ -23,6 +23,8 @@ class Conv2D(ActivatedLayer):
         activate_fcn / activation: activation name (default linear).
         kernel: initial kernel (F, C, kh, kw), as the seed's files store it.
         use_bias: add a bias per filter (the seed had none: ``use_bias=False``).
+        kernel_regularizer / bias_regularizer: a penalty on the weights, added to the loss
+            (``"l1"``, ``"l2"``, ``"l1_l2"`` or a ``cnn.regularizers`` object).
     Weights: ``kernel`` (F, C, kh, kw), ``bias`` (F,).
     Shapes: (N, C, H, W) -> (N, F, out_h, out_w), sizes as in ``cnn.ops.shapes``.
 
@@ -33,7 +35,7 @@ class Conv2D(ActivatedLayer):
     def __init__(self, filters, kernel_size, stride=None, input_shape=None, padding="valid",
                  activate_fcn=None, kernel=None, *, activation=None, strides=None,
                  use_bias=True, kernel_initializer="he_normal", bias_initializer="zeros",
-                 name=None, trainable=True):
+                 kernel_regularizer=None, bias_regularizer=None, name=None, trainable=True):
         activation = choose(activate_fcn, activation, "activate_fcn", "activation")
         super().__init__(activation=activation, input_shape=input_shape, name=name,
                          trainable=trainable)
@@ -49,6 +51,8 @@ class Conv2D(ActivatedLayer):
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._initial_kernel = kernel
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self._pads = None
         self._cache = None
 
@@ -111,4 +115,6 @@ class Conv2D(ActivatedLayer):
             "use_bias": self.use_bias,
             "kernel_initializer": _init_name(self.kernel_initializer),
             "bias_initializer": _init_name(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn import activations, backend, initializers
+from cnn import activations, backend, initializers, regularizers
 from cnn.layers.base import ActivatedLayer, Layer
 
 
@@ -54,6 +54,8 @@ class Dense(ActivatedLayer):
         activate_fcn / activation: activation name (default linear).
         theta: initial kernel, shape (units, inputs) as the seed stores it.
         use_bias: add a bias vector (the seed's layers had none: ``use_bias=False``).
+        kernel_regularizer / bias_regularizer: a penalty on the weights, added to the loss
+            (``"l1"``, ``"l2"``, ``"l1_l2"`` or a ``cnn.regularizers`` object).
     Weights: ``kernel`` (units, inputs), ``bias`` (units,).
     Shapes: (N, ..., inputs) -> (N, ..., units); the usual input is (N, inputs).
     """
@@ -62,7 +64,8 @@ class Dense(ActivatedLayer):
 
     def __init__(self, units, input_shape=None, activate_fcn=None, theta=None, *,
                  activation=None, use_bias=True, kernel_initializer="he_uniform",
-                 bias_initializer="zeros", name=None, trainable=True):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 name=None, trainable=True):
         activation = choose(activate_fcn, activation, "activate_fcn", "activation",
                             self.default_activation)
         super().__init__(activation=activation, input_shape=input_shape, name=name,
@@ -76,6 +79,8 @@ class Dense(ActivatedLayer):
         initializers.get(kernel_initializer)
         initializers.get(bias_initializer)
         self._initial_kernel = theta
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def _build(self, input_shape):
         fan_in = input_shape[-1]
@@ -124,6 +129,8 @@ class Dense(ActivatedLayer):
             "use_bias": self.use_bias,
             "kernel_initializer": _init_name(self.kernel_initializer),
             "bias_initializer": _init_name(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
 
 

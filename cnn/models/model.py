@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from cnn import backend, losses, metrics as metrics_module, optimizers
+from cnn import backend, losses, metrics as metrics_module, optimizers, regularizers
 from cnn.callbacks import CallbackList, History, ProgbarLogger
 from cnn.layers.base import ActivatedLayer, Layer, deserialize, format_shape, serialize
 from cnn.layers.core import Input, choose
@@ -22,7 +22,14 @@ PREDICT_BATCH_SIZE = 256
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss or gradient; the weights were not updated."""
+    """Training produced a NaN or infinite loss or gradient; the weights were not updated.
+
+    ``loss`` is the non-finite loss, or NaN when the loss was finite but a gradient was not.
+    """
+
+    def __init__(self, message, loss=math.nan):
+        super().__init__(message)
+        self.loss = loss
 
 
 class Model:
@@ -200,8 +207,8 @@ class Model:
             grad = layer.backward(grad)
 
     def _regularization_loss(self) -> float:
-        return sum(float(layer.regularization_loss()) for layer in self.layers
-                   if hasattr(layer, "regularization_loss"))
+        """The weight penalties of all layers (``cnn.regularizers``), added to the loss."""
+        return sum(regularizers.penalty(layer) for layer in self.layers)
 
     @property
     def trainable_weights(self) -> list:
@@ -217,8 +224,10 @@ class Model:
         loss_value, grad = self._loss_and_output_grad(output, targets, weights)
         loss_value = float(loss_value) + self._regularization_loss()
         if not math.isfinite(loss_value):
-            raise NonFiniteLossError(f"the loss became {loss_value}")
+            raise NonFiniteLossError(f"the loss became {loss_value}", loss_value)
         self._backward(grad)
+        for layer in self.layers:
+            regularizers.add_gradients(layer)
         grads = self._gradients()
         if grads and not math.isfinite(sum(float((g * g).sum()) for g in grads)):
             raise NonFiniteLossError("a gradient became NaN or infinite")
@@ -272,9 +281,14 @@ class Model:
             seed: seeds shuffling and dropout of this and later fits; by default drawn once
                 from the global generator (``cnn.set_seed``). Epoch ``e`` always uses the
                 generator ``default_rng([seed, e])``, so resumed training repeats exactly.
+        The history holds, per epoch, ``loss``, the metrics, ``val_*`` when validating and
+        ``learning_rate``, the optimizer's rate at the epoch's last step.
         Raises:
             NonFiniteLossError: the loss or a gradient became NaN/inf; the message says at
-                which epoch and batch, and the weights are those of the last good step.
+                which epoch and batch, and the weights are those of the last good step. The
+                step is first reported to the callbacks' ``on_batch_end`` with that loss (NaN
+                for a bad gradient); if one sets ``model.stop_training`` (``TerminateOnNaN``
+                does), training ends there without raising, the epoch's logs carrying it.
         """
         self._require_compiled("fit")
         batch_size = data.check_batch_size(batch_size, 32)
@@ -319,6 +333,8 @@ class Model:
                                        epoch_rng, callback_list)
             if validation is not None:
                 logs.update(self._validation_logs(validation, batch_size))
+            if self.optimizer.last_learning_rate is not None:
+                logs["learning_rate"] = self.optimizer.last_learning_rate
             self.epoch = epoch + 1
             callback_list.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -381,10 +397,16 @@ class Model:
             try:
                 loss_value, output = self._train_step(xb, yb, wb)
             except NonFiniteLossError as exc:
+                # Callbacks see the bad loss; one may stop training quietly (TerminateOnNaN).
+                logs = {**logs, "loss": exc.loss}
+                callback_list.on_batch_end(step, logs)
+                if self.stop_training:
+                    return logs
                 raise NonFiniteLossError(
                     f"{exc} at epoch {epoch + 1}, batch {step + 1}/{steps}; training stopped and "
                     "the weights are those after the last good step (try a lower learning rate, "
-                    "gradient clipping, or check the inputs)"
+                    "gradient clipping, or check the inputs; with a TerminateOnNaN callback, "
+                    "fit stops without raising)", exc.loss
                 ) from None
             loss_total += loss_value * xb.shape[0]
             seen += xb.shape[0]

@@ -122,7 +122,7 @@ def _check_learning_rate(optimizer, path) -> None:
         raise ValueError(
             f"cannot save to {path}: the learning-rate schedule {learning_rate!r} has no "
             "get_config(), so it could not be rebuilt when loading; use a schedule class "
-            "registered with cnn.optimizers.register_schedule"
+            "registered with cnn.schedules.register"
         )
 
 

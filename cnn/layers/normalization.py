@@ -1,0 +1,174 @@
+"""BatchNormalization (Ioffe & Szegedy, 2015), with Keras's arguments and conventions.
+
+For each channel ``c`` (the normalised axis), over all other axes of the batch::
+
+    training:   y = gamma * (x - mean_B) / sqrt(var_B + epsilon) + beta
+    inference:  y = gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta
+
+``mean_B`` and ``var_B`` are the batch's mean and *biased* variance (divided by the count,
+as Keras does; PyTorch keeps the unbiased one for its running variance). Each training step
+updates the moving statistics as Keras does::
+
+    moving = momentum * moving + (1 - momentum) * batch_statistic     (momentum=0.99)
+
+PyTorch's ``momentum`` is the weight of the *new* value: its ``momentum=0.1`` is Keras's
+``momentum=0.9``. ``epsilon`` defaults to Keras's 1e-3 (PyTorch: 1e-5).
+
+The backward pass is the exact gradient of whichever forward ran: in training mode it
+includes the dependence of the batch statistics on ``x``; in inference mode the layer is the
+affine map ``x * gamma / sqrt(moving_variance + eps) + const``. A layer with
+``trainable=False`` always uses the moving statistics (Keras 3's behaviour for frozen
+BatchNormalization, as in fine-tuning). A batch whose statistics are not finite leaves the
+moving statistics unchanged.
+"""
+
+from __future__ import annotations
+
+from cnn import initializers
+from cnn.backend import xp
+from cnn.layers.base import Layer
+from cnn.layers.core import _init_name
+from cnn.utils import checks
+
+
+class BatchNormalization(Layer):
+    """Normalise each channel (or feature) over the batch; learnable scale and shift.
+
+    Args:
+        axis: the channel axis, counting the batch axis as 0 (Keras). Default: 1 (channels)
+            for (N, C, H, W) conv maps, -1 (features) for (N, F) and any other input.
+        momentum: weight of the old value in the moving statistics (Keras's convention).
+        epsilon: added to the variance.
+        center / scale: learn ``beta`` / ``gamma`` (otherwise fixed 0 / 1).
+        beta_initializer, gamma_initializer, moving_mean_initializer,
+            moving_variance_initializer: initialiser names.
+    Weights: ``gamma`` (C,), ``beta`` (C,) trainable; ``moving_mean`` (C,),
+        ``moving_variance`` (C,) buffers (non-trainable), in Keras's order.
+    Shapes: any (N, ...) -> the same shape.
+    """
+
+    def __init__(self, axis=None, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones", *,
+                 input_shape=None, name=None, trainable=True):
+        super().__init__(input_shape=input_shape, name=name, trainable=trainable)
+        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int) or axis == 0):
+            raise ValueError(f"BatchNormalization axis must be a non-zero int (0 is the batch axis) "
+                             f"or None, got {axis!r}")
+        self.axis = axis
+        self.momentum = checks.fraction("momentum", momentum, upper_inclusive=True)
+        self.epsilon = checks.positive("epsilon", epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.initializer_names = {
+            "beta": beta_initializer,
+            "gamma": gamma_initializer,
+            "moving_mean": moving_mean_initializer,
+            "moving_variance": moving_variance_initializer,
+        }
+        for init in self.initializer_names.values():
+            initializers.get(init)
+        self.channels = None
+        self._stat_shape = None
+        self._sum_spec = None
+        self._cache = None
+
+    def _build(self, input_shape):
+        ndim = len(input_shape) + 1
+        axis = self.axis if self.axis is not None else (1 if len(input_shape) == 3 else -1)
+        axis = axis + ndim if axis < 0 else axis
+        if not 1 <= axis < ndim:
+            raise ValueError(
+                f"layer {self.describe()}: axis {self.axis} is out of range for input of shape "
+                f"(None, {', '.join(map(str, input_shape))})"
+            )
+        channels = self.channels = input_shape[axis - 1]
+        letters = "abcdefghijklmnopqrstuvwxyz"[:ndim]
+        self._sum_spec = f"{letters}->{letters[axis]}"
+        self._stat_shape = tuple(channels if i == axis else 1 for i in range(ndim))
+        for key, trainable in (("gamma", self.scale), ("beta", self.center)):
+            if trainable:
+                self._add_vector(key, channels, trainable=True)
+        for key in ("moving_mean", "moving_variance"):
+            self._add_vector(key, channels, trainable=False)
+        return input_shape
+
+    def _add_vector(self, key, channels, trainable):
+        values = initializers.initialize(self.initializer_names[key], (channels,), channels, channels)
+        self.add_param(key, values, trainable=trainable)
+
+    def _broadcast(self, per_channel):
+        return per_channel.reshape(self._stat_shape)
+
+    def _channel_sum(self, a, b=None):
+        """Per-channel sum of ``a`` (or of ``a * b``); einsum avoids strided reductions."""
+        if b is None:
+            return xp.einsum(self._sum_spec, a)
+        inputs, output = self._sum_spec.split("->")
+        return xp.einsum(f"{inputs},{inputs}->{output}", a, b)
+
+    def forward(self, x, training=False):
+        if training and self.trainable:
+            count = x.size // self.channels
+            mean = self._channel_sum(x) / x.dtype.type(count)
+            centered = x - self._broadcast(mean)
+            variance = self._channel_sum(centered, centered) / x.dtype.type(count)
+            self._update_moving_statistics(mean, variance)
+        else:
+            centered = x - self._broadcast(self.buffers["moving_mean"])
+            variance = self.buffers["moving_variance"]
+        inv_std = 1.0 / xp.sqrt(variance + x.dtype.type(self.epsilon))
+        x_hat = centered
+        x_hat *= self._broadcast(inv_std)  # in place: one array less
+        self._cache = (x_hat, inv_std, training and self.trainable)
+        y = x_hat * self._broadcast(self.params["gamma"]) if self.scale else x_hat.copy()
+        if self.center:
+            y += self._broadcast(self.params["beta"])
+        return y
+
+    def _update_moving_statistics(self, mean, variance):
+        # A batch that overflowed must not poison the statistics: fit then refuses the step
+        # and keeps the last good state (see Model.fit, TerminateOnNaN).
+        if not (bool(xp.isfinite(mean).all()) and bool(xp.isfinite(variance).all())):
+            return
+        keep = self.momentum
+        for key, batch_value in (("moving_mean", mean), ("moving_variance", variance)):
+            moving = self.buffers[key]
+            moving *= moving.dtype.type(keep)
+            moving += batch_value * moving.dtype.type(1.0 - keep)
+
+    def backward(self, grad):
+        x_hat, inv_std, batch_statistics = self._cache
+        self._cache = None
+        grad_beta = self._channel_sum(grad)
+        grad_gamma = self._channel_sum(grad, x_hat)
+        if self.center:
+            self.grads["beta"] = grad_beta
+        if self.scale:
+            self.grads["gamma"] = grad_gamma
+        if not self.needs_input_grad:
+            return None
+        gain = inv_std * self.params["gamma"] if self.scale else inv_std
+        if not batch_statistics:
+            return grad * self._broadcast(gain)
+        # d/dx of gamma * (x - mean) / std with mean and std taken over the m values of x
+        # sharing the channel: gain * (g - mean(g) - x_hat * mean(g * x_hat)).
+        count = x_hat.size // self.channels
+        dx = x_hat * self._broadcast(-gain * grad_gamma / count)
+        dx += grad * self._broadcast(gain)
+        dx -= self._broadcast(gain * grad_beta / count)
+        return dx
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            **{f"{key}_initializer": _init_name(init) for key, init in self.initializer_names.items()},
+        }
+
+
+__all__ = ["BatchNormalization"]
