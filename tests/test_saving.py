@@ -13,9 +13,10 @@ import cnn
 from cnn import optimizers, schedules
 from cnn.backend import floatx_scope
 from cnn.callbacks import ModelCheckpoint
-from cnn.layers import (GRU, LSTM, Activation, AveragePooling2D, Conv2D, Dense, Dropout,
-                        Flatten, Input, MaxPooling2D, Output, Recurrent, SimpleRNN,
-                        TimeDistributed)
+from cnn.layers import (GRU, LSTM, Activation, AveragePooling2D, BatchNormalization, Conv2D,
+                        Dense, Dropout, Flatten, GlobalAveragePooling2D, Input, MaxPooling2D,
+                        Output, Recurrent, Reshape, SimpleRNN, TimeDistributed, ZeroPadding2D)
+from cnn.regularizers import L1L2
 from cnn.models import Model, ModelFileError, load_model, saving
 from cnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 
@@ -57,6 +58,14 @@ LAYER_CASES = {
         LSTM(4, return_sequences=True), TimeDistributed(Dense(2, activation="tanh"))]),
     "gru_backwards": (TIME_SERIES, lambda: [GRU(4, go_backwards=True), Dense(2)]),
     "lstm_stateful": (TIME_SERIES, lambda: [LSTM(3, stateful=True), Dense(2)]),
+    "batch_norm_conv_and_dense": (IMAGE, lambda: [
+        Conv2D(3, 3), BatchNormalization(momentum=0.9), Flatten(), Dense(4),
+        BatchNormalization(center=False)]),
+    "reshaping": (IMAGE, lambda: [ZeroPadding2D(((1, 0), (2, 1))), Conv2D(2, 3),
+                                  GlobalAveragePooling2D(), Reshape((2, 1))]),
+    "regularizers": (IMAGE, lambda: [Conv2D(2, 3, kernel_regularizer="l2"), Flatten(),
+                                     Dense(3, kernel_regularizer=L1L2(0.01, 0.02),
+                                           bias_regularizer="l1")]),
 }
 
 
