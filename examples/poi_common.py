@@ -16,11 +16,12 @@ from scipy.io import loadmat
 
 TRAIN_END = 600  # the seed trains on d[:600] -> d[1:601]
 PLOT_STEPS = 100
-_CANDIDATES = ("../shared/seed/data/POI.mat", "data/POI.mat")
+_CANDIDATES = ("../shared/seed/data/POI.mat", "data/POI.mat", "tests/fixtures/seed/data/POI.mat")
 
 
 def default_data_path() -> str | None:
-    """``$CNN_POI``, else ``../shared/seed/data/POI.mat`` or ``data/POI.mat`` beside the repo."""
+    """``$CNN_POI``, else ``../shared/seed/data/POI.mat``, ``data/POI.mat`` or the copy in
+    ``tests/fixtures/seed/data/`` (paths relative to the repository)."""
     if os.environ.get("CNN_POI"):
         return os.environ["CNN_POI"]
     root = Path(__file__).resolve().parents[1]

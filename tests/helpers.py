@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from cnn.backend import floatx_scope
 from cnn.utils.gradient_check import numerical_gradient, relative_error
 
 TOLERANCE = 1e-6
+
+
+def seed_dir() -> Path:
+    """The original implementation's files: ``$CNN_SEED_DIR``, else the copy in
+    ``tests/fixtures/seed`` (``models/*.h5``, ``data/POI.mat``)."""
+    if os.environ.get("CNN_SEED_DIR"):
+        return Path(os.environ["CNN_SEED_DIR"])
+    return Path(__file__).resolve().parent / "fixtures" / "seed"
 
 
 def build_layer(layer, input_shape):

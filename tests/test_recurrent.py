@@ -23,7 +23,6 @@ from cnn.utils.timeseries import sliding_windows
 from helpers import (TOLERANCE, build_layer, check_layer_gradients, check_model_gradients,
                      gradient_error)
 
-SEED_DATA = Path("/work/shared/seed")
 N, T, F, U = 3, 5, 4, 6
 
 LAYERS = {
@@ -202,28 +201,6 @@ def test_model_refuses_to_shuffle_state_carrying_layers():
     with pytest.raises(ValueError, match="shuffle=False"):
         model.fit(random((10, F)), random((10, 2)), verbose=0)
     model.fit(random((10, F)), random((10, 2)), batch_size=5, verbose=0, shuffle=False)
-
-
-@pytest.mark.skipif(not (SEED_DATA / "models" / "standard_POI_rnn.h5").exists(),
-                    reason="the seed's POI model is not available")
-def test_seed_poi_weights_reproduce_published_test_numbers():
-    """The original's standard_POI_rnn.h5 (weights and carried state) on the seed's test set
-    gives the numbers its README reports: MAE 0.255703, loss 0.0215306."""
-    import h5py
-    from scipy.io import loadmat
-
-    series = loadmat(SEED_DATA / "data" / "POI.mat")["SquPOI"].T
-    series = series - series.mean(axis=0)
-    with h5py.File(SEED_DATA / "models" / "standard_POI_rnn.h5", "r") as f:
-        recurrent_theta, output_theta = f["layer_0/params"][()], f["layer_1/params"][()]
-    with floatx_scope("float64"):
-        model = Model(Input((3,)), "POI_rnn")
-        model.add_layer(Recurrent(10, 3, "tanh", theta=recurrent_theta, use_bias=False))
-        model.add_layer(Output(3, 10, "Linear", theta=output_theta, use_bias=False))
-        model.compile(0.5, "MSE", "MAE")
-        mae, loss = model.evaluate(series[600:-1], series[601:], batch_size=50)
-    assert mae == pytest.approx(0.255703, abs=1e-6)
-    assert loss == pytest.approx(0.0215306, abs=1e-7)
 
 
 # -- states ---------------------------------------------------------------------------------

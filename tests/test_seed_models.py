@@ -1,9 +1,7 @@
-"""Files written by the original implementation (shared/seed/models/*.h5) load and compute
-what the original computed."""
+"""Files written by the original implementation (tests/fixtures/seed/models/*.h5, copies of
+shared/seed/models) load and compute what the original computed."""
 
-import os
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -13,20 +11,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cnn.datasets import mnist_sample
 from cnn.models import ModelFileError, load_model
+from helpers import seed_dir
 
 
-def find_seed_dir():
-    """``$CNN_SEED_DIR``, or the first ``shared/seed`` beside this checkout or above it."""
-    if os.environ.get("CNN_SEED_DIR"):
-        return Path(os.environ["CNN_SEED_DIR"])
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "seed" / "models").is_dir():
-            return parent / "shared" / "seed"
-    return None
-
-
-SEED = find_seed_dir()
-pytestmark = pytest.mark.skipif(SEED is None, reason="the seed's files (shared/seed) are not here")
+SEED = seed_dir()
 CNN_FILES = ["standard_MNIST_cnn.h5", "test_cnn.h5", "MNIST_cnn.h5"]
 
 
