@@ -5,15 +5,13 @@
 """
 
 import argparse
-import time
-from pathlib import Path
 
 import cnn
 from cnn.datasets import fashion_mnist
 from cnn.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D, Output
 from cnn.models import Model
 from cnn.optimizers import Adam
-from cnn.utils.visualization import confusion_show, history_show
+from fashion_common import train_and_report
 
 
 def build_model():
@@ -39,26 +37,13 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    out = Path(args.out)
 
     cnn.set_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     model = build_model()
     model.summary()
 
-    start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        verbose=2)
-    seconds = time.perf_counter() - start
-    accuracy, loss = model.evaluate(x_test, y_test)
-    print(f"training time: {seconds:.1f} s ({seconds / args.epochs:.1f} s/epoch)")
-    print(f"test accuracy: {accuracy:.4f}  test loss: {loss:.4f}")
-
-    history_show(history, out / "accuracy.png", out / "loss.png")
-    confusion_show(list(fashion_mnist.CLASS_NAMES), model.predict_classes(x_test), y_test,
-                   confusion_file=out / "confusion.png")
-    model.save(out / "model.h5")
-    print(f"wrote {out}/model.h5, accuracy.png, loss.png, confusion.png")
+    train_and_report(model, (x_train, y_train), (x_test, y_test), args.out, batch_size=args.batch_size, epochs=args.epochs)
 
 
 if __name__ == "__main__":
