@@ -1,4 +1,4 @@
-"""2-D convolution (cross-correlation, as in Keras and PyTorch) by im2col and one GEMM.
+"""2-D convolution (cross-correlation, as in Keras and PyTorch) by im2col and GEMMs.
 
 Forward::
 
@@ -6,6 +6,21 @@ Forward::
 
 The kernel is not flipped. Backward returns gradients summed over the batch. The caller's
 loss divides by N.
+
+How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULTS.md``):
+
+* Channels last inside. The output is computed as an (N * oh * ow, F) matrix, ``cols @ K``
+  with the kernel as a (kh * kw * C, F) matrix ``K``, i.e. an (N, oh, ow, F) array; the
+  caller gets its (N, F, oh, ow) *view*. Pooling, activations and the next convolution work
+  on that memory order directly; ``Flatten`` copies it into (C, H, W) order. Backward wants
+  ``dy`` in the same order, which is what pooling's backward produces.
+* Chunks of samples. The columns of a few samples (about ``CHUNK_BYTES``) are built,
+  multiplied and dropped while they are still in the CPU cache; backward builds them again
+  instead of keeping the whole batch's columns, which would be written to main memory and
+  read back (slower here than rebuilding them).
+* Column layout by channel count (``cnn.ops.im2col``): taps-as-rows when C = 1 (copies runs
+  of whole output rows), channels-last otherwise (copies runs of ``kw * C``). For C = 1 the
+  two kernel orders coincide, so one kernel matrix serves both.
 """
 
 from __future__ import annotations
@@ -13,14 +28,26 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnn.backend import xp
-from cnn.ops.im2col import col2im, crop_spatial, im2col, pad_spatial
+from cnn.ops.im2col import (
+    channels_last,
+    col2im,
+    col2im_channels_last,
+    crop_spatial,
+    im2col,
+    im2col_channels_last,
+    pad_spatial,
+)
 from cnn.ops.shapes import check_padding, pair, window_output_shape
+
+CHUNK_BYTES = 1 << 20  # columns built at once; a few samples' worth fits the 2 MB L2 cache
+
+_SPATIAL = (1, 2)  # the H and W axes of a channels-last array
 
 
 class ConvCache(NamedTuple):
     """What ``conv2d_backward`` needs from the forward pass."""
 
-    cols: object  # im2col of the padded input, (C * kh * kw, N * oh * ow)
+    x_padded: object  # the padded input, channels last: (N, Hp, Wp, C)
     w: object  # the kernel, (F, C, kh, kw) (a reference, not a copy)
     x_shape: tuple  # (N, C, H, W)
     stride: tuple  # (sh, sw)
@@ -33,14 +60,15 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))):
     """Convolve a batch of images with a bank of kernels.
 
     Args:
-        x: (N, C, H, W) input.
+        x: (N, C, H, W) input, in any memory order.
         w: (F, C, kh, kw) kernels.
         b: (F,) bias, or None.
         stride: ``(sh, sw)`` or an int.
         padding: explicit zero padding ``((top, bottom), (left, right))`` or an int. A mode
             name (``"valid"``, ``"same"``, ``"full"``) is resolved with ``cnn.ops.shapes``.
     Returns:
-        ``(y, cache)``: y (N, F, oh, ow) in the dtype of ``x`` and ``w``; cache a ``ConvCache``.
+        ``(y, cache)``: y (N, F, oh, ow) in the dtype of ``x`` and ``w``, a view of a
+        channels-last (N, oh, ow, F) array; cache a ``ConvCache``.
     Raises:
         ValueError: the input and kernel channels differ, or the output would be empty.
     """
@@ -54,45 +82,87 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))):
             f"conv2d: output would be empty ({out_hw}): input {tuple(x.shape)} padded by "
             f"{padding} is smaller than the kernel {(kh, kw)} (stride {stride})"
         )
-    cols = im2col(pad_spatial(x, padding), (kh, kw), stride, out_hw)
-    y = w.reshape(f, -1) @ cols  # (F, N * oh * ow)
+    x_padded = pad_spatial(channels_last(x), padding, axes=_SPATIAL)
+    cache = ConvCache(x_padded, w, tuple(x.shape), stride, padding, out_hw, b is not None)
+    kernel_matrix = _kernel_matrix(w)
+    y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
+    y_rows = y.reshape(-1, f)
+    for samples, rows in _chunks(cache):
+        xp.matmul(_columns(x_padded[samples], cache), kernel_matrix, out=y_rows[rows])
     if b is not None:
-        y += b.reshape(f, 1)
-    y = xp.ascontiguousarray(y.reshape(f, n, *out_hw).transpose(1, 0, 2, 3))
-    return y, ConvCache(cols, w, tuple(x.shape), stride, padding, out_hw, b is not None)
+        y += b
+    return y.transpose(0, 3, 1, 2), cache
 
 
 def conv2d_backward(dy, cache, need_dx=True):
     """Gradients of a convolution, summed over the batch.
 
     Args:
-        dy: (N, F, oh, ow), gradient of the loss with respect to ``y``.
+        dy: (N, F, oh, ow), gradient of the loss with respect to ``y``; fastest when stored
+            channels last, like ``y``.
         cache: the ``ConvCache`` from ``conv2d_forward``.
         need_dx: False skips the input gradient (a GEMM and a col2im), e.g. for a first layer.
     Returns:
-        ``(dx, dw, db)``: dx (N, C, H, W) or None when ``need_dx`` is False; dw (F, C, kh, kw);
-        db (F,) or None when the forward pass had no bias.
+        ``(dx, dw, db)``: dx (N, C, H, W) (a view of a channels-last array) or None when
+        ``need_dx`` is False; dw (F, C, kh, kw); db (F,) or None when the forward pass had
+        no bias.
     """
     w = cache.w
-    f = w.shape[0]
+    f, c, kh, kw = w.shape
     expected = (cache.x_shape[0], f, *cache.out_hw)
     if tuple(dy.shape) != expected:
         raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {expected}")
-    dy_mat = dy.transpose(1, 0, 2, 3).reshape(f, -1)  # (F, N * oh * ow)
-    dw = (dy_mat @ cache.cols.T).reshape(w.shape)
-    db = dy_mat.sum(axis=1) if cache.has_bias else None
-    dx = _input_gradient(dy_mat, cache) if need_dx else None
+    dy_rows = channels_last(dy).reshape(-1, f)  # (N * oh * ow, F)
+    kernel_matrix = _kernel_matrix(w)
+    dkernel = xp.zeros(kernel_matrix.shape, dtype=xp.result_type(dy, cache.x_padded))
+    dx_padded = xp.zeros(cache.x_padded.shape, dtype=xp.result_type(dy, w)) if need_dx else None
+    for samples, rows in _chunks(cache):
+        dkernel += _columns(cache.x_padded[samples], cache).T @ dy_rows[rows]
+        if need_dx:
+            _add_input_gradient(dy_rows[rows], kernel_matrix, dx_padded[samples], cache)
+    dw = xp.ascontiguousarray(dkernel.reshape(kh, kw, c, f).transpose(3, 2, 0, 1))
+    db = dy_rows.sum(axis=0) if cache.has_bias else None
+    dx = None
+    if need_dx:
+        dx = crop_spatial(dx_padded, cache.padding, axes=_SPATIAL).transpose(0, 3, 1, 2)
     return dx, dw, db
 
 
-def _input_gradient(dy_mat, cache):
-    w = cache.w
-    n, c, h, width = cache.x_shape
-    (top, bottom), (left, right) = cache.padding
-    padded_shape = (n, c, h + top + bottom, width + left + right)
-    dcols = w.reshape(w.shape[0], -1).T @ dy_mat  # (C * kh * kw, N * oh * ow)
-    dx_padded = col2im(dcols, padded_shape, w.shape[2:], cache.stride, cache.out_hw)
-    return crop_spatial(dx_padded, cache.padding)
+def _kernel_matrix(w):
+    """(F, C, kh, kw) -> (kh * kw * C, F), rows in the channels-last tap order (i, j, c)."""
+    return xp.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
+
+
+def _chunks(cache):
+    """Yield ``(samples, rows)``: a slice of samples and the slice of output rows they own."""
+    n, hp, wp, c = cache.x_padded.shape
+    kh, kw = cache.w.shape[2:]
+    positions = cache.out_hw[0] * cache.out_hw[1]
+    bytes_per_sample = positions * kh * kw * c * cache.x_padded.dtype.itemsize
+    step = max(1, CHUNK_BYTES // bytes_per_sample)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        yield slice(start, stop), slice(start * positions, stop * positions)
+
+
+def _columns(x_padded, cache):
+    """The (S * oh * ow, kh * kw * C) columns of a chunk of S channels-last samples."""
+    kernel, stride, out_hw = cache.w.shape[2:], cache.stride, cache.out_hw
+    if x_padded.shape[3] == 1:
+        return im2col(x_padded.transpose(0, 3, 1, 2), kernel, stride, out_hw).T
+    return im2col_channels_last(x_padded, kernel, stride, out_hw)
+
+
+def _add_input_gradient(dy_rows, kernel_matrix, dx_padded, cache):
+    """Add a chunk's input gradient into ``dx_padded`` (S, Hp, Wp, C), zero-filled."""
+    kernel, stride, out_hw = cache.w.shape[2:], cache.stride, cache.out_hw
+    if dx_padded.shape[3] == 1:
+        dcols = kernel_matrix @ dy_rows.T  # (kh * kw, S * oh * ow)
+        col2im(dcols, dx_padded.transpose(0, 3, 1, 2).shape, kernel, stride, out_hw,
+               out=dx_padded.transpose(0, 3, 1, 2))
+    else:
+        dcols = dy_rows @ kernel_matrix.T  # (S * oh * ow, kh * kw * C)
+        col2im_channels_last(dcols, dx_padded.shape, kernel, stride, out_hw, out=dx_padded)
 
 
 def _check_operands(x, w, b):
