@@ -189,6 +189,9 @@ class ActivatedLayer(Layer):
     Subclasses implement ``forward_linear(x) -> z`` and ``backward_linear(grad_z) -> grad_x``.
     The model may fuse the output activation with the loss: it then reads ``self.z`` and
     calls ``backward_linear`` directly (``keep_preactivation`` keeps ``z`` for that).
+
+    ``forward_linear`` must return a new array: when ``z`` is not kept, an activation with an
+    in-place form (ReLU) overwrites it instead of allocating ``a``.
     """
 
     def __init__(self, activation=None, **kwargs):
@@ -200,8 +203,9 @@ class ActivatedLayer(Layer):
 
     def forward(self, x, training: bool = False):
         z = self.forward_linear(x, training)
-        a = self.activation.forward(z)
         keep_z = self.activation.needs_input or self.keep_preactivation
+        in_place = self.activation.forward_inplace
+        a = in_place(z) if in_place is not None and not keep_z else self.activation.forward(z)
         self.z = z if keep_z else None
         self.a = a
         return a
