@@ -220,7 +220,8 @@ class Model:
             raise NonFiniteLossError(f"the loss became {loss_value}")
         self._backward(grad)
         grads = self._gradients()
-        if grads and not math.isfinite(sum(float((g * g).sum()) for g in grads)):
+        # One dot product per array (no temporaries) is NaN/inf exactly when an entry is.
+        if grads and not math.isfinite(sum(float(xp.vdot(g, g)) for g in grads)):
             raise NonFiniteLossError("a gradient became NaN or infinite")
         self.optimizer.apply_gradients(self.trainable_weights, grads)
         return loss_value, output

@@ -21,7 +21,9 @@ How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULT
   faster here than reading tens of MB back from main memory.
 * Column layout by channel count (``cnn.ops.im2col``): taps-as-rows when C = 1 (copies runs
   of whole output rows), channels-last otherwise (copies runs of ``kw * C``). For C = 1 the
-  two kernel orders coincide, so one kernel matrix serves both.
+  two kernel orders coincide, so one kernel matrix serves both. The input gradient comes
+  from one batched GEMM per chunk as one (S * oh * ow, C) block per tap, added back by
+  ``col2im_channels_last``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from typing import NamedTuple
 from cnn.backend import xp
 from cnn.ops.im2col import (
     channels_last,
-    col2im,
     col2im_channels_last,
     crop_spatial,
     im2col,
@@ -123,6 +124,7 @@ def conv2d_backward(dy, cache, need_dx=True):
         raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {expected}")
     dy_rows = channels_last(dy).reshape(-1, f)  # (N * oh * ow, F)
     kernel_matrix = _kernel_matrix(w)
+    kernel_taps = _kernel_taps(w) if need_dx else None
     dkernel = xp.zeros(kernel_matrix.shape, dtype=xp.result_type(dy, cache.x_padded))
     dx_padded = xp.zeros(cache.x_padded.shape, dtype=xp.result_type(dy, w)) if need_dx else None
     for index, (samples, rows) in enumerate(_chunks(cache)):
@@ -132,7 +134,9 @@ def conv2d_backward(dy, cache, need_dx=True):
             columns = cache.columns[index]
         dkernel += columns.T @ dy_rows[rows]
         if need_dx:
-            _add_input_gradient(dy_rows[rows], kernel_matrix, dx_padded[samples], cache)
+            taps = xp.matmul(dy_rows[rows], kernel_taps)  # (kh * kw, S * oh * ow, C)
+            col2im_channels_last(taps, dx_padded[samples].shape, (kh, kw), cache.stride,
+                                 cache.out_hw, out=dx_padded[samples])
     dw = xp.ascontiguousarray(dkernel.reshape(kh, kw, c, f).transpose(3, 2, 0, 1))
     db = None
     if cache.has_bias:
@@ -147,6 +151,12 @@ def conv2d_backward(dy, cache, need_dx=True):
 def _kernel_matrix(w):
     """(F, C, kh, kw) -> (kh * kw * C, F), rows in the channels-last tap order (i, j, c)."""
     return xp.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
+
+
+def _kernel_taps(w):
+    """(F, C, kh, kw) -> (kh * kw, F, C): one (F, C) matrix per tap, for the input gradient."""
+    f, c, kh, kw = w.shape
+    return xp.ascontiguousarray(w.transpose(2, 3, 0, 1).reshape(kh * kw, f, c))
 
 
 def _columns_bytes(x_padded, w, out_hw, samples):
@@ -171,18 +181,6 @@ def _columns(x_padded, cache):
     if x_padded.shape[3] == 1:
         return im2col(x_padded.transpose(0, 3, 1, 2), kernel, stride, out_hw).T
     return im2col_channels_last(x_padded, kernel, stride, out_hw)
-
-
-def _add_input_gradient(dy_rows, kernel_matrix, dx_padded, cache):
-    """Add a chunk's input gradient into ``dx_padded`` (S, Hp, Wp, C), zero-filled."""
-    kernel, stride, out_hw = cache.w.shape[2:], cache.stride, cache.out_hw
-    if dx_padded.shape[3] == 1:
-        dcols = kernel_matrix @ dy_rows.T  # (kh * kw, S * oh * ow)
-        col2im(dcols, dx_padded.transpose(0, 3, 1, 2).shape, kernel, stride, out_hw,
-               out=dx_padded.transpose(0, 3, 1, 2))
-    else:
-        dcols = dy_rows @ kernel_matrix.T  # (S * oh * ow, kh * kw * C)
-        col2im_channels_last(dcols, dx_padded.shape, kernel, stride, out_hw, out=dx_padded)
 
 
 def _check_operands(x, w, b):

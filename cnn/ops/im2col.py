@@ -24,8 +24,9 @@ copies runs of ``kw * C`` elements at stride 1 (``C`` otherwise), so it is the f
 when C > 1; with C = 1 the runs shrink to ``kw`` elements and the first layout wins (2x for
 the seed's 9x9 kernel on 28x28 images). ``cnn.ops.conv`` picks between them.
 
-Both functions accept ``out=``, a preallocated array to fill: the convolution reuses one
-buffer per layer shape, which spares the page faults of a fresh allocation every step.
+``col2im_channels_last`` takes its columns tap-major, ``(kh * kw, N * oh * ow, C)`` (the
+row layout with the tap axis moved first), the order in which the convolution's input
+gradient comes out of its GEMM.
 """
 
 from __future__ import annotations
@@ -140,24 +141,28 @@ def im2col_channels_last(x_padded, kernel, stride, out_hw, out=None):
     return _copy_into(rows_first, out, (n * oh * ow, kh * kw * c))
 
 
-def col2im_channels_last(cols, x_padded_shape, kernel, stride, out_hw, out=None):
-    """Adjoint of ``im2col_channels_last``: add every row back onto the window it came from.
+def col2im_channels_last(taps, x_padded_shape, kernel, stride, out_hw, out=None):
+    """Adjoint of ``im2col_channels_last``, from tap-major columns.
+
+    ``taps[i*kw + j]`` is the (N * oh * ow, C) block of the columns that belongs to tap
+    ``(i, j)``: ``taps == cols.reshape(N * oh * ow, kh * kw, C).transpose(1, 0, 2)``. A
+    convolution's input gradient comes out of one batched GEMM in this order, and adding
+    contiguous blocks back is 2x faster here than reading taps out of the row layout.
 
     Args:
-        cols: (N * oh * ow, kh * kw * C), the layout ``im2col_channels_last`` produces.
+        taps: (kh * kw, N * oh * ow, C).
         x_padded_shape: ``(N, Hp, Wp, C)``; kernel, stride, out_hw: as for ``im2col``.
         out: optional zero-filled (N, Hp, Wp, C) array (or view) to add into and return.
     Returns:
-        (N, Hp, Wp, C) array of ``cols.dtype``; cells that no window covers are 0.
+        (N, Hp, Wp, C) array of ``taps.dtype``; cells that no window covers are 0.
     """
     n, c = x_padded_shape[0], x_padded_shape[3]
     (kh, kw), (oh, ow) = kernel, out_hw
     _check_out_hw(x_padded_shape[1:3], kernel, stride, out_hw)
-    _check_cols("col2im_channels_last", cols, (n * oh * ow, kh * kw * c))
-    taps = cols.reshape(n, oh, ow, kh, kw, c)
-    x_padded = _zeros_or(out, x_padded_shape, cols.dtype)
+    _check_cols("col2im_channels_last", taps, (kh * kw, n * oh * ow, c))
+    x_padded = _zeros_or(out, x_padded_shape, taps.dtype)
     for i, j, rows, columns in window_slices(kernel, stride, out_hw):
-        x_padded[:, rows, columns] += taps[:, :, :, i, j]
+        x_padded[:, rows, columns] += taps[i * kw + j].reshape(n, oh, ow, c)
     return x_padded
 
 
