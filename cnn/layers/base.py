@@ -9,7 +9,8 @@ A layer:
   ``input_shape`` from the layer before); a shape given to the constructor (the seed's
   ``input_shape=`` argument) is checked against the inferred one;
 * computes ``forward(x, training)`` keeping only what ``backward`` needs;
-* in ``backward(grad)`` fills ``self.grads`` (same keys as ``self.params``, summed over the
+* in ``backward(grad)`` fills ``self.grads`` (it may overwrite ``grad``, which the model hands
+  to one layer only) (same keys as ``self.params``, summed over the
   batch: the loss already divides by the batch size) and returns the gradient with respect to
   its input (``None`` when ``needs_input_grad`` is False, which the model sets for the first
   layer);
@@ -211,6 +212,9 @@ class ActivatedLayer(Layer):
         return a
 
     def backward(self, grad):
+        in_place = self.activation.backward_inplace
+        if in_place is not None and grad.dtype == self.a.dtype and grad.flags.writeable:
+            return self.backward_linear(in_place(grad, self.z, self.a))
         return self.backward_linear(self.activation.backward(grad, self.z, self.a))
 
     def forward_linear(self, x, training: bool = False):

@@ -38,6 +38,12 @@ def relu_backward(grad, z, a):
     return grad * (a > 0)
 
 
+def relu_backward_inplace(grad, z, a):
+    """``relu_backward`` written over ``grad``."""
+    grad *= a > 0
+    return grad
+
+
 def leaky_relu(z, alpha=0.01):
     return xp.where(z > 0, z, z * z.dtype.type(alpha))
 
