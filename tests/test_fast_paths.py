@@ -188,3 +188,25 @@ def test_set_num_threads_limits_and_restores():
     assert cnn.get_num_threads() == default
     with pytest.raises(ValueError, match="threads"):
         cnn.set_num_threads(0)
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:2], ids=str)
+@pytest.mark.parametrize("keep_bytes", [0, 1 << 30], ids=["rebuild", "keep"])
+def test_conv_with_a_workspace_reuses_its_buffer_and_matches(case, keep_bytes, monkeypatch):
+    monkeypatch.setattr(conv_ops, "CHUNK_BYTES", 2000)
+    monkeypatch.setattr(conv_ops, "KEEP_COLUMNS_BYTES", keep_bytes)
+    n, c, f, hw, kernel, stride, padding = case
+    rng = np.random.default_rng(9)
+    w, b = rng.standard_normal((f, c, *kernel)), rng.standard_normal(f)
+    workspace = {}
+    for step in range(2):  # the second step builds its columns in the first step's buffer
+        x = rng.standard_normal((n, c, *hw))
+        y, cache = conv2d_forward(x, w, b, stride, padding, workspace=workspace)
+        buffer = workspace["columns"]
+        y_plain, cache_plain = conv2d_forward(x, w, b, stride, padding)
+        np.testing.assert_allclose(y, y_plain, atol=1e-12)
+        dy = rng.standard_normal(y.shape)
+        for got, expected in zip(conv2d_backward(dy, cache), conv2d_backward(dy, cache_plain)):
+            np.testing.assert_allclose(got, expected, atol=1e-12)
+        if step == 1:
+            assert workspace["columns"] is buffer

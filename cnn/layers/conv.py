@@ -88,7 +88,8 @@ class Conv2D(ActivatedLayer):
 
     def forward_linear(self, x, training=False):
         z, self._cache = conv_ops.conv2d_forward(
-            x, self.params["kernel"], self.params.get("bias"), self.strides, self._pads
+            x, self.params["kernel"], self.params.get("bias"), self.strides, self._pads,
+            workspace=self.__dict__.setdefault("_workspace", {}),
         )
         return z
 

@@ -42,7 +42,7 @@ from cnn.ops.im2col import (
 from cnn.ops.shapes import check_padding, pair, window_output_shape
 
 CHUNK_BYTES = 1 << 20  # columns built at once; a few samples' worth fits the 2 MB L2 cache
-KEEP_COLUMNS_BYTES = 8 << 20  # keep the forward pass's columns up to this size
+KEEP_COLUMNS_BYTES = 32 << 20  # keep the forward pass's columns up to this size
 
 _SPATIAL = (1, 2)  # the H and W axes of a channels-last array
 
@@ -58,9 +58,10 @@ class ConvCache(NamedTuple):
     padding: tuple  # ((top, bottom), (left, right))
     out_hw: tuple  # (oh, ow)
     has_bias: bool
+    workspace: dict | None  # where the columns are built (see conv2d_forward)
 
 
-def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))):
+def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), workspace=None):
     """Convolve a batch of images with a bank of kernels.
 
     Args:
@@ -70,6 +71,10 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))):
         stride: ``(sh, sw)`` or an int.
         padding: explicit zero padding ``((top, bottom), (left, right))`` or an int. A mode
             name (``"valid"``, ``"same"``, ``"full"``) is resolved with ``cnn.ops.shapes``.
+        workspace: optional dict owned by the caller, where the columns are built and kept
+            from one call to the next, so that their memory is not mapped afresh every
+            step. The next call with the same workspace overwrites them: a cache is then
+            only valid until that call.
     Returns:
         ``(y, cache)``: y (N, F, oh, ow) in the dtype of ``x`` and ``w``, a view of a
         channels-last (N, oh, ow, F) array; cache a ``ConvCache``.
@@ -89,12 +94,12 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))):
     x_padded = pad_spatial(channels_last(x), padding, axes=_SPATIAL)
     keep = _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES
     cache = ConvCache(x_padded, [] if keep else None, w, tuple(x.shape), stride, padding,
-                      out_hw, b is not None)
+                      out_hw, b is not None, workspace)
     kernel_matrix = _kernel_matrix(w)
     y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
     y_rows = y.reshape(-1, f)
     for samples, rows in _chunks(cache):
-        columns = _columns(x_padded[samples], cache)
+        columns = _columns(x_padded[samples], cache, rows.start if keep else 0)
         xp.matmul(columns, kernel_matrix, out=y_rows[rows])
         if keep:
             cache.columns.append(columns)
@@ -175,12 +180,30 @@ def _chunks(cache):
         yield slice(start, stop), slice(start * positions, stop * positions)
 
 
-def _columns(x_padded, cache):
-    """The (S * oh * ow, kh * kw * C) columns of a chunk of S channels-last samples."""
+def _columns(x_padded, cache, first_row=0):
+    """The (S * oh * ow, kh * kw * C) columns of a chunk of S channels-last samples.
+
+    With a workspace, they are built in its buffer from row ``first_row`` on.
+    """
     kernel, stride, out_hw = cache.w.shape[2:], cache.stride, cache.out_hw
+    taps = kernel[0] * kernel[1] * x_padded.shape[3]
+    rows = x_padded.shape[0] * out_hw[0] * out_hw[1]
+    out = _workspace_rows(cache, first_row, rows, taps, x_padded.dtype)
     if x_padded.shape[3] == 1:
-        return im2col(x_padded.transpose(0, 3, 1, 2), kernel, stride, out_hw).T
-    return im2col_channels_last(x_padded, kernel, stride, out_hw)
+        out = None if out is None else out.reshape(taps, rows)
+        return im2col(x_padded.transpose(0, 3, 1, 2), kernel, stride, out_hw, out=out).T
+    return im2col_channels_last(x_padded, kernel, stride, out_hw, out=out)
+
+
+def _workspace_rows(cache, first_row, rows, taps, dtype):
+    """``rows`` rows of ``taps`` values in the workspace's column buffer (None without one)."""
+    if cache.workspace is None:
+        return None
+    needed = (first_row + rows) * taps
+    buffer = cache.workspace.get("columns")
+    if buffer is None or buffer.size < needed or buffer.dtype != dtype:
+        buffer = cache.workspace["columns"] = xp.empty(needed, dtype=dtype)
+    return buffer[first_row * taps:needed].reshape(rows, taps)
 
 
 def _check_operands(x, w, b):
