@@ -33,11 +33,12 @@ from typing import NamedTuple
 from cnn.backend import xp
 from cnn.ops.im2col import (
     channels_last,
+    channels_last_windows,
     col2im_channels_last,
     crop_spatial,
-    im2col,
-    im2col_channels_last,
     pad_spatial,
+    rows_from_windows,
+    taps_from_windows,
 )
 from cnn.ops.shapes import check_padding, pair, window_output_shape
 
@@ -96,10 +97,11 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
     cache = ConvCache(x_padded, [] if keep else None, w, tuple(x.shape), stride, padding,
                       out_hw, b is not None, workspace)
     kernel_matrix = _kernel_matrix(w)
+    windows = channels_last_windows(x_padded, (kh, kw), stride)
     y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
     y_rows = y.reshape(-1, f)
     for samples, rows in _chunks(cache):
-        columns = _columns(x_padded[samples], cache, rows.start if keep else 0)
+        columns = _columns(windows[samples], cache, rows.start if keep else 0)
         xp.matmul(columns, kernel_matrix, out=y_rows[rows])
         if keep:
             cache.columns.append(columns)
@@ -132,9 +134,11 @@ def conv2d_backward(dy, cache, need_dx=True):
     kernel_taps = _kernel_taps(w) if need_dx else None
     dkernel = xp.zeros(kernel_matrix.shape, dtype=xp.result_type(dy, cache.x_padded))
     dx_padded = xp.zeros(cache.x_padded.shape, dtype=xp.result_type(dy, w)) if need_dx else None
+    if cache.columns is None:
+        windows = channels_last_windows(cache.x_padded, (kh, kw), cache.stride)
     for index, (samples, rows) in enumerate(_chunks(cache)):
         if cache.columns is None:
-            columns = _columns(cache.x_padded[samples], cache)
+            columns = _columns(windows[samples], cache)
         else:
             columns = cache.columns[index]
         dkernel += columns.T @ dy_rows[rows]
@@ -180,19 +184,16 @@ def _chunks(cache):
         yield slice(start, stop), slice(start * positions, stop * positions)
 
 
-def _columns(x_padded, cache, first_row=0):
-    """The (S * oh * ow, kh * kw * C) columns of a chunk of S channels-last samples.
-
-    With a workspace, they are built in its buffer from row ``first_row`` on.
-    """
-    kernel, stride, out_hw = cache.w.shape[2:], cache.stride, cache.out_hw
-    taps = kernel[0] * kernel[1] * x_padded.shape[3]
-    rows = x_padded.shape[0] * out_hw[0] * out_hw[1]
-    out = _workspace_rows(cache, first_row, rows, taps, x_padded.dtype)
-    if x_padded.shape[3] == 1:
+def _columns(windows, cache, first_row=0):
+    """The (S * oh * ow, kh * kw * C) columns of a chunk of S samples' (S, oh, ow, C, kh, kw)
+    windows. With a workspace, they are built in its buffer from row ``first_row`` on."""
+    s, oh, ow, c, kh, kw = windows.shape
+    rows, taps = s * oh * ow, kh * kw * c
+    out = _workspace_rows(cache, first_row, rows, taps, windows.dtype)
+    if c == 1:
         out = None if out is None else out.reshape(taps, rows)
-        return im2col(x_padded.transpose(0, 3, 1, 2), kernel, stride, out_hw, out=out).T
-    return im2col_channels_last(x_padded, kernel, stride, out_hw, out=out)
+        return taps_from_windows(windows, out).T
+    return rows_from_windows(windows, out)
 
 
 def _workspace_rows(cache, first_row, rows, taps, dtype):
