@@ -5,7 +5,7 @@
 Each measurement runs in a fresh subprocess (so that one does not inherit the other's peak):
 peak resident memory (VmHWM) after loading the data, after ``predict`` / ``evaluate`` on the
 60,000 training images, and the resident memory (VmRSS) after each training epoch. "Beyond
-the data" subtracts the resident memory once the data is loaded and the model built.
+the data" subtracts the peak resident memory once the data is loaded and the model built.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import common  # benchmarks/common.py
 
 SECTION = "Memory (peak resident memory beyond the loaded data)"
-HEADER = """| date | network | predict 60k (MiB) | evaluate 60k (MiB) | RSS after each training epoch (MiB) | machine |
-| --- | --- | ---: | ---: | --- | --- |"""
+HEADER = """| date | network | data + model (MiB) | predict 60k, beyond (MiB) | evaluate 60k, beyond (MiB) | RSS after each training epoch (MiB) | machine |
+| --- | --- | ---: | ---: | ---: | --- | --- |"""
 
 CHILD = r"""
 import json, sys
@@ -39,7 +39,7 @@ else:
     rss = []
     for _ in range({epochs}):
         model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-        rss.append(common.current_rss_mb() - base)
+        rss.append(common.current_rss_mb())
     print(json.dumps({{"epochs": rss, "base": base}}))
 """
 
@@ -66,10 +66,10 @@ def main():
     print(f"data + model: {predict['base']:.0f} MiB resident")
     print(f"predict on 60k: {predict['beyond']:.0f} MiB beyond that; evaluate: "
           f"{evaluate['beyond']:.0f} MiB")
-    print(f"resident memory after each training epoch, beyond the data: {epochs} MiB")
+    print(f"resident memory after each training epoch (batch 32): {epochs} MiB")
     if not args.no_record:
         common.append_row(SECTION, HEADER, (
-            f"| {common.today()} | {args.network} | {predict['beyond']:.0f} | "
+            f"| {common.today()} | {args.network} | {predict['base']:.0f} | {predict['beyond']:.0f} | "
             f"{evaluate['beyond']:.0f} | {epochs} | {common.machine_line()} |"))
 
 

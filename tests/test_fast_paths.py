@@ -210,3 +210,83 @@ def test_conv_with_a_workspace_reuses_its_buffer_and_matches(case, keep_bytes, m
             np.testing.assert_allclose(got, expected, atol=1e-12)
         if step == 1:
             assert workspace["columns"] is buffer
+
+
+def _small_convnet():
+    from cnn.layers import AveragePooling2D, Flatten, Input, MaxPooling2D, Output
+    from cnn.models import Model
+
+    with cnn.backend.floatx_scope("float64"):
+        model = Model(Input((1, 8, 8)))
+        model.add(Conv2D(3, 3, padding="same", activation="relu"))
+        model.add(MaxPooling2D(2))
+        model.add(Conv2D(4, 3, activation="relu"))
+        model.add(AveragePooling2D(2, padding="same"))
+        model.add(Flatten())
+        model.add(Dense(5, activation="relu"))
+        model.add(Output(3))
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    return model
+
+
+def _train_twice(part_bytes, monkeypatch, weights=None):
+    from cnn.models import model as model_module
+
+    monkeypatch.setattr(model_module, "PART_BYTES", part_bytes)
+    cnn.set_seed(0)
+    model = _small_convnet()
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((11, 1, 8, 8))
+    y = np.eye(3)[rng.integers(0, 3, size=11)]
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    results = [model._train_step(x, y, w) for _ in range(2)]
+    return model, results, model._parts(11)
+
+
+@pytest.mark.parametrize("weights", [None, np.linspace(0.5, 2.0, 11)], ids=["plain", "weighted"])
+def test_a_batch_run_in_parts_trains_like_the_whole_batch(weights, monkeypatch):
+    whole, whole_results, whole_parts = _train_twice(1 << 40, monkeypatch, weights)
+    parted, parted_results, parts = _train_twice(1, monkeypatch, weights)
+    assert len(whole_parts) == 1 and len(parts) == 11  # one sample per part
+    for (loss_a, out_a), (loss_b, out_b) in zip(whole_results, parted_results):
+        assert loss_a == pytest.approx(loss_b, rel=1e-12)
+        np.testing.assert_allclose(out_a, out_b, atol=1e-12)
+    for a, b in zip(whole.get_weights(), parted.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    for layer_a, layer_b in zip(whole.layers, parted.layers):  # grads are the batch's
+        for key in layer_a.grads:
+            np.testing.assert_allclose(layer_a.grads[key], layer_b.grads[key], atol=1e-12)
+
+
+def test_parts_are_balanced_and_sized_by_the_largest_activation(monkeypatch):
+    from cnn.models import model as model_module
+
+    model = _small_convnet()
+    largest = 3 * 8 * 8 * 8  # the first Conv2D's output, float64
+    monkeypatch.setattr(model_module, "PART_BYTES", 4 * largest)
+    parts = model._parts(10)
+    assert sorted(p.stop - p.start for p in parts) == [3, 3, 4]
+    assert parts[0].start == 0 and parts[-1].stop == 10
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+
+
+def test_a_layer_that_mixes_samples_keeps_the_batch_whole(monkeypatch):
+    from cnn.models import model as model_module
+
+    monkeypatch.setattr(model_module, "PART_BYTES", 1)
+    model = _small_convnet()
+    model.layers[2].samplewise = False  # as a batch-normalisation layer would declare
+    assert model._parts(10) == [slice(0, 10)]
+
+
+def test_predict_and_evaluate_in_parts_match_whole_batches(monkeypatch):
+    from cnn.models import model as model_module
+
+    model = _small_convnet()
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((9, 1, 8, 8)), rng.integers(0, 3, size=9)
+    monkeypatch.setattr(model_module, "PART_BYTES", 1 << 40)
+    expected = model.predict(x, batch_size=4), model.evaluate(x, y, batch_size=4)
+    monkeypatch.setattr(model_module, "PART_BYTES", 1)
+    np.testing.assert_allclose(model.predict(x, batch_size=4), expected[0], atol=1e-12)
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=4), expected[1], atol=1e-12)

@@ -51,7 +51,14 @@ def format_shape(shape) -> str:
 
 
 class Layer:
-    """Base class of all layers; subclasses implement ``_build``, ``forward``, ``backward``."""
+    """Base class of all layers; subclasses implement ``_build``, ``forward``, ``backward``.
+
+    ``samplewise``: True when the layer treats every sample of a batch on its own (no batch
+    statistics, no state carried from sample to sample), so that the model may run a batch
+    in parts and add up their gradients. False, the safe default, keeps batches whole.
+    """
+
+    samplewise = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

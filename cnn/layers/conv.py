@@ -30,6 +30,8 @@ class Conv2D(ActivatedLayer):
     correlation with the kernel flipped; the seed forgot the flip).
     """
 
+    samplewise = True
+
     def __init__(self, filters, kernel_size, stride=None, input_shape=None, padding="valid",
                  activate_fcn=None, kernel=None, *, activation=None, strides=None,
                  use_bias=True, kernel_initializer="he_normal", bias_initializer="zeros",
