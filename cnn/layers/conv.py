@@ -89,9 +89,11 @@ class Conv2D(ActivatedLayer):
         return (self.filters, out_h, out_w)
 
     def forward_linear(self, x, training=False):
+        if not hasattr(self, "_workspace"):
+            self._workspace = {}  # column buffers lent to conv2d_forward, reused every step
         z, self._cache = conv_ops.conv2d_forward(
             x, self.params["kernel"], self.params.get("bias"), self.strides, self._pads,
-            workspace=self.__dict__.setdefault("_workspace", {}),
+            workspace=self._workspace, keep_columns=training,
         )
         return z
 

@@ -62,7 +62,8 @@ class ConvCache(NamedTuple):
     workspace: dict | None  # where the columns are built (see conv2d_forward)
 
 
-def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), workspace=None):
+def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), workspace=None,
+                   keep_columns=True):
     """Convolve a batch of images with a bank of kernels.
 
     Args:
@@ -76,6 +77,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
             from one call to the next, so that their memory is not mapped afresh every
             step. The next call with the same workspace overwrites them: a cache is then
             only valid until that call.
+        keep_columns: False never keeps the columns for backward (inference; a backward
+            pass, if one comes, rebuilds them).
     Returns:
         ``(y, cache)``: y (N, F, oh, ow) in the dtype of ``x`` and ``w``, a view of a
         channels-last (N, oh, ow, F) array; cache a ``ConvCache``.
@@ -93,7 +96,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
             f"{padding} is smaller than the kernel {(kh, kw)} (stride {stride})"
         )
     x_padded = pad_spatial(channels_last(x), padding, axes=_SPATIAL)
-    keep = _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES
+    keep = keep_columns and _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES
     cache = ConvCache(x_padded, [] if keep else None, w, tuple(x.shape), stride, padding,
                       out_hw, b is not None, workspace)
     kernel_matrix = _kernel_matrix(w)
