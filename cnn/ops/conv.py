@@ -43,7 +43,7 @@ from cnn.ops.im2col import (
 from cnn.ops.shapes import check_padding, pair, window_output_shape
 
 CHUNK_BYTES = 1 << 20  # columns built at once; a few samples' worth fits the 2 MB L2 cache
-KEEP_COLUMNS_BYTES = 32 << 20  # keep the forward pass's columns up to this size
+KEEP_COLUMNS_BYTES = 8 << 20  # keep the forward pass's columns up to this size
 
 _SPATIAL = (1, 2)  # the H and W axes of a channels-last array
 
@@ -102,10 +102,10 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
     kernel_matrix = _kernel_matrix(w)
     windows = channels_last_windows(x_padded, (kh, kw), stride)
     y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
-    y_rows = y.reshape(-1, f)
+    y_samples = y.reshape(n, -1, f)  # (N, oh * ow, F)
     for samples, rows in _chunks(cache):
         columns = _columns(windows[samples], cache, rows.start if keep else 0)
-        xp.matmul(columns, kernel_matrix, out=y_rows[rows])
+        xp.matmul(columns, kernel_matrix, out=y_samples[samples])
         if keep:
             cache.columns.append(columns)
     if b is not None:
@@ -133,6 +133,7 @@ def conv2d_backward(dy, cache, need_dx=True):
     if tuple(dy.shape) != expected:
         raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {expected}")
     dy_rows = channels_last(dy).reshape(-1, f)  # (N * oh * ow, F)
+    dy_samples = dy_rows.reshape(cache.x_shape[0], -1, f)  # (N, oh * ow, F)
     kernel_matrix = _kernel_matrix(w)
     kernel_taps = _kernel_taps(w) if need_dx else None
     dkernel = xp.zeros(kernel_matrix.shape, dtype=xp.result_type(dy, cache.x_padded))
@@ -144,7 +145,7 @@ def conv2d_backward(dy, cache, need_dx=True):
             columns = _columns(windows[samples], cache)
         else:
             columns = cache.columns[index]
-        dkernel += columns.T @ dy_rows[rows]
+        dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
         if need_dx:
             taps = xp.matmul(dy_rows[rows], kernel_taps)  # (kh * kw, S * oh * ow, C)
             col2im_channels_last(taps, dx_padded[samples].shape, (kh, kw), cache.stride,
@@ -188,15 +189,20 @@ def _chunks(cache):
 
 
 def _columns(windows, cache, first_row=0):
-    """The (S * oh * ow, kh * kw * C) columns of a chunk of S samples' (S, oh, ow, C, kh, kw)
-    windows. With a workspace, they are built in its buffer from row ``first_row`` on."""
+    """The columns of a chunk of S samples' (S, oh, ow, C, kh, kw) windows, one
+    (oh * ow, kh * kw * C) matrix per sample: an (S, oh * ow, kh * kw * C) array or view.
+
+    The GEMMs run per sample (``matmul`` on the stack): 1.2-2x faster here than one GEMM
+    over the chunk for a single input channel, the same for more. With a workspace, the
+    columns are built in its buffer from row ``first_row`` on.
+    """
     s, oh, ow, c, kh, kw = windows.shape
     rows, taps = s * oh * ow, kh * kw * c
     out = _workspace_rows(cache, first_row, rows, taps, windows.dtype)
     if c == 1:
         out = None if out is None else out.reshape(taps, rows)
-        return taps_from_windows(windows, out).T
-    return rows_from_windows(windows, out)
+        return taps_from_windows(windows, out).reshape(taps, s, oh * ow).transpose(1, 2, 0)
+    return rows_from_windows(windows, out).reshape(s, oh * ow, taps)
 
 
 def _workspace_rows(cache, first_row, rows, taps, dtype):
