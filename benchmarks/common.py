@@ -205,7 +205,23 @@ def machine_facts() -> dict:
 def machine_line() -> str:
     facts = machine_facts()
     return (f"{facts['cpu']}, {facts['cores']} cores; Python {facts['python']}, NumPy "
-            f"{facts['numpy']} with {facts['blas']}; PyTorch {facts['torch']}")
+            f"{facts['numpy']} with {facts['blas']}; PyTorch {facts['torch']}; cnn at "
+            f"{commit()}")
+
+
+def commit() -> str:
+    """The checkout's short commit id, with ``+changes`` when files differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
 
 
 def append_row(section: str, header: str, row: str) -> None:
