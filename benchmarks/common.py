@@ -165,6 +165,11 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def reset_peak_rss() -> None:
+    """Make VmHWM start again from the current resident memory (Linux: clear_refs 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def current_rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
