@@ -9,11 +9,10 @@ A layer:
   ``input_shape`` from the layer before); a shape given to the constructor (the seed's
   ``input_shape=`` argument) is checked against the inferred one;
 * computes ``forward(x, training)`` keeping only what ``backward`` needs;
-* in ``backward(grad)`` fills ``self.grads`` (it may overwrite ``grad``, which the model hands
-  to one layer only) (same keys as ``self.params``, summed over the
+* in ``backward(grad)`` fills ``self.grads`` (same keys as ``self.params``, summed over the
   batch: the loss already divides by the batch size) and returns the gradient with respect to
   its input (``None`` when ``needs_input_grad`` is False, which the model sets for the first
-  layer);
+  layer); it may overwrite ``grad``, which the model hands to one layer only;
 * never updates its own parameters: the optimizer does.
 
 ``params`` hold trainable arrays, ``buffers`` non-trainable state (moving statistics,
