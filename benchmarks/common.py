@@ -159,10 +159,7 @@ def load() -> float:
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (VmHWM), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    return _status_mb("VmHWM")
 
 
 def reset_peak_rss() -> None:
@@ -171,10 +168,15 @@ def reset_peak_rss() -> None:
 
 
 def current_rss_mb() -> float:
+    """Resident memory of this process now (VmRSS), in MiB."""
+    return _status_mb("VmRSS")
+
+
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 # -- describing the machine and appending results ---------------------------------------------
