@@ -12,9 +12,10 @@ How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULT
 * Channels last inside. Each sample's output is an (oh * ow, F) matrix, ``cols @ K`` with
   its columns (oh * ow, kh * kw * C) and the kernel as a (kh * kw * C, F) matrix ``K`` (one
   batched ``matmul`` per chunk, which runs the small GEMMs faster here than one GEMM over
-  the chunk), i.e. an (N, oh, ow, F) array; the caller gets its (N, F, oh, ow) *view*. Pooling, activations and the next convolution work
-  on that memory order directly; ``Flatten`` copies it into (C, H, W) order. Backward wants
-  ``dy`` in the same order, which is what pooling's backward produces.
+  the chunk), i.e. an (N, oh, ow, F) array; the caller gets its (N, F, oh, ow) *view*.
+  Pooling, activations and the next convolution work on that memory order directly;
+  ``Flatten`` copies it into (C, H, W) order. Backward wants ``dy`` in the same order, which
+  is what pooling's backward produces.
 * Chunks of samples. The columns of a few samples (about ``CHUNK_BYTES``) are built and
   multiplied while they are still in the CPU cache. Backward needs them again for the kernel
   gradient: the forward pass keeps them when the whole batch's columns take at most
