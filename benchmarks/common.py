@@ -249,5 +249,10 @@ def append_row(section: str, header: str, row: str) -> None:
     RESULTS.write_text(text)
 
 
+def row(*cells) -> str:
+    """A Markdown table row: ``row("a", 1.5)`` -> ``"| a | 1.5 |"``."""
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
 def today() -> str:
     return datetime.date.today().isoformat()

@@ -80,11 +80,11 @@ def main():
     if args.epoch_seconds is not None:
         print(f"an epoch of {args.epoch_seconds:.2f} s is {ratio} the floor")
     if not args.no_record:
-        common.append_row(SECTION, HEADER, (
-            f"| {common.today()} | {args.threads} | {big:.0f} | {layers:.0f} | "
-            f"{per_epoch / 1e9:.0f} G | {floor:.2f} s | "
-            f"{'' if args.epoch_seconds is None else f'{args.epoch_seconds:.2f}'} | {ratio} | "
-            f"{common.load():.1f} |"))
+        common.append_row(SECTION, HEADER, common.row(
+            common.today(), args.threads, f"{big:.0f}", f"{layers:.0f}",
+            f"{per_epoch / 1e9:.0f} G", f"{floor:.2f} s",
+            "" if args.epoch_seconds is None else f"{args.epoch_seconds:.2f}", ratio,
+            f"{common.load():.1f}"))
 
 
 if __name__ == "__main__":

@@ -73,10 +73,11 @@ def main():
           f"{predict['allocated']:.0f} and {evaluate['allocated']:.0f} MiB)")
     print(f"resident memory after each training epoch (batch 32): {epochs} MiB")
     if not args.no_record:
-        common.append_row(SECTION, HEADER, (
-            f"| {common.today()} | {args.network} | {predict['base']:.0f} | {predict['beyond']:.0f} | "
-            f"{evaluate['beyond']:.0f} | {predict['allocated']:.0f} / {evaluate['allocated']:.0f} | "
-            f"{epochs} | {common.machine_line()} |"))
+        common.append_row(SECTION, HEADER, common.row(
+            common.today(), args.network, f"{predict['base']:.0f}", f"{predict['beyond']:.0f}",
+            f"{evaluate['beyond']:.0f}",
+            f"{predict['allocated']:.0f} / {evaluate['allocated']:.0f}", epochs,
+            common.machine_line()))
 
 
 if __name__ == "__main__":

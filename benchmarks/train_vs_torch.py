@@ -61,10 +61,11 @@ def main():
     accuracy, _ = ours.evaluate(x_test, y_test)
     print(f"cnn test accuracy after {args.repeats} epochs: {accuracy:.4f}")
     if not args.no_record:
-        common.append_row(TRAIN_SECTION, TRAIN_HEADER, (
-            f"| {common.today()} | {args.network} | {args.batch_size} | {args.threads} | "
-            f"{ours_s * per_60k:.2f} | {theirs_s * per_60k:.2f} | **{ours_s / theirs_s:.2f}** | "
-            f"{args.repeats} | {common.load():.1f} | {common.machine_line()} |"))
+        common.append_row(TRAIN_SECTION, TRAIN_HEADER, common.row(
+            common.today(), args.network, args.batch_size, args.threads,
+            f"{ours_s * per_60k:.2f}", f"{theirs_s * per_60k:.2f}",
+            f"**{ours_s / theirs_s:.2f}**", args.repeats, f"{common.load():.1f}",
+            common.machine_line()))
 
     if args.predict:
         x_test_torch = torch.from_numpy(x_test)
@@ -83,10 +84,10 @@ def main():
         print(f"inference: cnn {ours_rate:.0f} images/s, PyTorch {theirs_rate:.0f} images/s, "
               f"ratio {ours_rate / theirs_rate:.2f}")
         if not args.no_record:
-            common.append_row(PREDICT_SECTION, PREDICT_HEADER, (
-                f"| {common.today()} | {args.network} | 256 | {args.threads} | {ours_rate:.0f} | "
-                f"{theirs_rate:.0f} | **{ours_rate / theirs_rate:.2f}** | {max(args.repeats, 5)} | "
-                f"{common.load():.1f} | {common.machine_line()} |"))
+            common.append_row(PREDICT_SECTION, PREDICT_HEADER, common.row(
+                common.today(), args.network, 256, args.threads, f"{ours_rate:.0f}",
+                f"{theirs_rate:.0f}", f"**{ours_rate / theirs_rate:.2f}**",
+                max(args.repeats, 5), f"{common.load():.1f}", common.machine_line()))
 
 
 if __name__ == "__main__":
