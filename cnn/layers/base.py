@@ -219,7 +219,8 @@ class ActivatedLayer(Layer):
 
     def backward(self, grad):
         in_place = self.activation.backward_inplace
-        if in_place is not None and grad.dtype == self.a.dtype and grad.flags.writeable:
+        writeable = getattr(grad.flags, "writeable", True)  # CuPy arrays have no such flag
+        if in_place is not None and grad.dtype == self.a.dtype and writeable:
             return self.backward_linear(in_place(grad, self.z, self.a))
         return self.backward_linear(self.activation.backward(grad, self.z, self.a))
 
