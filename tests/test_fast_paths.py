@@ -290,3 +290,15 @@ def test_predict_and_evaluate_in_parts_match_whole_batches(monkeypatch):
     monkeypatch.setattr(model_module, "PART_BYTES", 1)
     np.testing.assert_allclose(model.predict(x, batch_size=4), expected[0], atol=1e-12)
     np.testing.assert_allclose(model.evaluate(x, y, batch_size=4), expected[1], atol=1e-12)
+
+
+def test_relu_backward_leaves_a_read_only_gradient_alone():
+    layer = Dense(4, activation="relu")
+    with cnn.backend.floatx_scope("float64"):
+        layer.build((3,))
+    x = np.random.default_rng(12).standard_normal((5, 3))
+    a = layer.forward(x)
+    g = np.broadcast_to(np.ones(4), a.shape)  # read-only view
+    dx = layer.backward(g)
+    layer.forward(x)
+    np.testing.assert_allclose(dx, layer.backward_linear(np.ones(a.shape) * (a > 0)))
