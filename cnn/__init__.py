@@ -1,7 +1,17 @@
 """cnn: a readable deep-learning framework on NumPy with the Keras-like API of the seed."""
 
-from cnn.backend import floatx, set_backend, set_floatx, set_seed
+from cnn.backend import (
+    floatx,
+    get_num_threads,
+    set_backend,
+    set_floatx,
+    set_num_threads,
+    set_seed,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["floatx", "set_backend", "set_floatx", "set_seed", "__version__"]
+__all__ = [
+    "floatx", "get_num_threads", "set_backend", "set_floatx", "set_num_threads", "set_seed",
+    "__version__",
+]

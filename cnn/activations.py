@@ -29,6 +29,8 @@ class ActivationFunction:
     forward: Callable = field(repr=False)
     backward: Callable = field(repr=False)  # backward(grad_a, z, a) -> grad_z
     needs_input: bool = field(default=False, repr=False)
+    forward_inplace: Callable | None = field(default=None, repr=False)  # overwrites z
+    backward_inplace: Callable | None = field(default=None, repr=False)  # overwrites grad_a
 
     def __call__(self, z):
         return self.forward(z)
@@ -61,8 +63,9 @@ def elu(alpha: float = 1.0) -> ActivationFunction:
     )
 
 
-LINEAR = ActivationFunction("linear", ops.linear, ops.linear_backward)
-RELU = ActivationFunction("relu", ops.relu, ops.relu_backward)
+LINEAR = ActivationFunction("linear", ops.linear, ops.linear_backward, forward_inplace=ops.linear)
+RELU = ActivationFunction("relu", ops.relu, ops.relu_backward, forward_inplace=ops.relu_inplace,
+                          backward_inplace=ops.relu_backward_inplace)
 SIGMOID = ActivationFunction("sigmoid", ops.sigmoid, ops.sigmoid_backward)
 TANH = ActivationFunction("tanh", ops.tanh, ops.tanh_backward)
 SOFTMAX = ActivationFunction("softmax", ops.softmax, ops.softmax_backward)

@@ -13,6 +13,11 @@ The default float type is float32 (``floatx()``); gradient checks switch to floa
 
 Random numbers come from one ``numpy.random.Generator`` (``rng()``), seeded by ``set_seed``;
 initialisers, shuffling and dropout all draw from it, so a seeded run is reproducible.
+
+``set_num_threads(n)`` limits the BLAS library behind NumPy's matrix products to ``n`` threads
+(through threadpoolctl); on 2 cores one thread can beat two for small matrices, and a machine
+shared with other work is often faster with fewer threads. The element-wise NumPy operations
+always run on one thread.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ _state = {
     "floatx": "float32",
     "rng": numpy.random.default_rng(),
     "seed": None,
+    "thread_limiter": None,
 }
 
 
@@ -135,3 +141,32 @@ def using_rng(generator: numpy.random.Generator):
         yield generator
     finally:
         _state["rng"] = previous
+
+
+def set_num_threads(threads: int | None) -> None:
+    """Use at most ``threads`` BLAS threads for matrix products; None restores the default.
+
+    Applies to the BLAS libraries loaded in this process (NumPy's OpenBLAS or MKL); a no-op
+    for the GPU backend.
+    """
+    import threadpoolctl
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    previous = _state["thread_limiter"]
+    if previous is not None:
+        previous.restore_original_limits()
+        _state["thread_limiter"] = None
+    if threads is not None:
+        _state["thread_limiter"] = threadpoolctl.threadpool_limits(limits=threads,
+                                                                   user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The number of threads the BLAS library uses now (the smallest, if several are loaded)."""
+    import threadpoolctl
+
+    counts = [info["num_threads"] for info in threadpoolctl.threadpool_info()
+              if info["user_api"] == "blas"]
+    return min(counts) if counts else 1

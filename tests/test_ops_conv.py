@@ -146,11 +146,12 @@ def test_padding_mode_name_equals_explicit_amounts():
     assert cache.padding == explicit
 
 
-def test_cache_holds_columns_and_geometry():
+def test_cache_holds_the_padded_input_channels_last_and_geometry():
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 2))
     _, cache = conv2d_forward(x, w, None, (2, 1), ((1, 0), (0, 1)))
-    assert cache.cols.shape == (3 * 3 * 2, 2 * 3 * 5)
+    assert cache.x_padded.shape == (2, 7, 6, 3)
+    np.testing.assert_array_equal(cache.x_padded[:, 1:, :5], x.transpose(0, 2, 3, 1))
     assert cache.x_shape == (2, 3, 6, 5) and cache.out_hw == (3, 5)
     assert cache.stride == (2, 1) and cache.padding == ((1, 0), (0, 1))
     assert cache.w is w and cache.has_bias is False

@@ -12,7 +12,7 @@ A layer:
 * in ``backward(grad)`` fills ``self.grads`` (same keys as ``self.params``, summed over the
   batch: the loss already divides by the batch size) and returns the gradient with respect to
   its input (``None`` when ``needs_input_grad`` is False, which the model sets for the first
-  layer);
+  layer); it may overwrite ``grad``, which the model hands to one layer only;
 * never updates its own parameters: the optimizer does.
 
 ``params`` hold trainable arrays, ``buffers`` non-trainable state (moving statistics,
@@ -50,7 +50,14 @@ def format_shape(shape) -> str:
 
 
 class Layer:
-    """Base class of all layers; subclasses implement ``_build``, ``forward``, ``backward``."""
+    """Base class of all layers; subclasses implement ``_build``, ``forward``, ``backward``.
+
+    ``samplewise``: True when the layer treats every sample of a batch on its own (no batch
+    statistics, no state carried from sample to sample), so that the model may run a batch
+    in parts and add up their gradients. False, the safe default, keeps batches whole.
+    """
+
+    samplewise = False
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         """Concrete layers register under their class name (for loading saved configs);
@@ -193,6 +200,9 @@ class ActivatedLayer(Layer, register=False):
     Subclasses implement ``forward_linear(x) -> z`` and ``backward_linear(grad_z) -> grad_x``.
     The model may fuse the output activation with the loss: it then reads ``self.z`` and
     calls ``backward_linear`` directly (``keep_preactivation`` keeps ``z`` for that).
+
+    ``forward_linear`` must return a new array: when ``z`` is not kept, an activation with an
+    in-place form (ReLU) overwrites it instead of allocating ``a``.
     """
 
     def __init__(self, activation=None, **kwargs):
@@ -204,13 +214,18 @@ class ActivatedLayer(Layer, register=False):
 
     def forward(self, x, training: bool = False):
         z = self.forward_linear(x, training)
-        a = self.activation.forward(z)
         keep_z = self.activation.needs_input or self.keep_preactivation
+        in_place = self.activation.forward_inplace
+        a = in_place(z) if in_place is not None and not keep_z else self.activation.forward(z)
         self.z = z if keep_z else None
         self.a = a
         return a
 
     def backward(self, grad):
+        in_place = self.activation.backward_inplace
+        writeable = getattr(grad.flags, "writeable", True)  # CuPy arrays have no such flag
+        if in_place is not None and grad.dtype == self.a.dtype and writeable:
+            return self.backward_linear(in_place(grad, self.z, self.a))
         return self.backward_linear(self.activation.backward(grad, self.z, self.a))
 
     def forward_linear(self, x, training: bool = False):

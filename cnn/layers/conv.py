@@ -32,6 +32,8 @@ class Conv2D(ActivatedLayer):
     correlation with the kernel flipped; the seed forgot the flip).
     """
 
+    samplewise = True
+
     def __init__(self, filters, kernel_size, stride=None, input_shape=None, padding="valid",
                  activate_fcn=None, kernel=None, *, activation=None, strides=None,
                  use_bias=True, kernel_initializer="he_normal", bias_initializer="zeros",
@@ -91,8 +93,11 @@ class Conv2D(ActivatedLayer):
         return (self.filters, out_h, out_w)
 
     def forward_linear(self, x, training=False):
+        if not hasattr(self, "_workspace"):
+            self._workspace = {}  # column buffers lent to conv2d_forward, reused every step
         z, self._cache = conv_ops.conv2d_forward(
-            x, self.params["kernel"], self.params.get("bias"), self.strides, self._pads
+            x, self.params["kernel"], self.params.get("bias"), self.strides, self._pads,
+            workspace=self._workspace, keep_columns=training,
         )
         return z
 

@@ -60,6 +60,8 @@ class Dense(ActivatedLayer):
     Shapes: (N, ..., inputs) -> (N, ..., units); the usual input is (N, inputs).
     """
 
+    samplewise = True
+
     default_activation = None
 
     def __init__(self, units, input_shape=None, activate_fcn=None, theta=None, *,
@@ -156,6 +158,8 @@ class Output(Dense):
 class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order (channels first for conv maps)."""
 
+    samplewise = True
+
     def __init__(self, input_shape=None, *, name=None):
         super().__init__(input_shape=input_shape, name=name)
 
@@ -175,6 +179,8 @@ class Flatten(Layer):
 class Dropout(Layer):
     """Inverted dropout: in training, zero each element with probability ``rate`` and scale the
     rest by ``1 / (1 - rate)``; identity at inference. Masks come from the seeded generator."""
+
+    samplewise = True
 
     def __init__(self, rate, input_shape=None, *, name=None, seed=None):
         try:
@@ -207,6 +213,8 @@ class Dropout(Layer):
 
 class Activation(Layer):
     """Applies an activation by name: ``Activation("relu")``."""
+
+    samplewise = True
 
     def __init__(self, activation, input_shape=None, *, name=None):
         super().__init__(input_shape=input_shape, name=name)

@@ -21,6 +21,8 @@ class _Pooling2D(Layer):
     Shapes: (N, C, H, W) -> (N, C, out_h, out_w).
     """
 
+    samplewise = True
+
     mode = "max"
 
     def __init__(self, pool_size=2, stride=None, input_shape=None, padding="valid", *,

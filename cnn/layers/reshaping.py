@@ -27,6 +27,8 @@ class GlobalAveragePooling2D(Layer):
     Shapes: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with ``keepdims``.
     """
 
+    samplewise = True
+
     def __init__(self, keepdims=False, *, input_shape=None, name=None):
         super().__init__(input_shape=input_shape, name=name)
         self.keepdims = bool(keepdims)
@@ -55,6 +57,8 @@ class ZeroPadding2D(Layer):
             ``((top, bottom), (left, right))``, as in Keras.
     Shapes: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right).
     """
+
+    samplewise = True
 
     def __init__(self, padding=1, *, input_shape=None, name=None):
         super().__init__(input_shape=input_shape, name=name)
@@ -85,6 +89,8 @@ class Reshape(Layer):
         target_shape: the new shape without the batch axis; one entry may be -1 (inferred).
     Shapes: (N, *input_shape) -> (N, *target_shape).
     """
+
+    samplewise = True
 
     def __init__(self, target_shape, *, input_shape=None, name=None):
         super().__init__(input_shape=input_shape, name=name)

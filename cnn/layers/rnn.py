@@ -144,6 +144,11 @@ class _RNN(Layer):
     def _initial_bias(self, rows, features):
         return initializers.initialize(self.bias_initializer, (rows,), features, rows)
 
+    @property
+    def samplewise(self) -> bool:
+        """Sequences are independent unless the layer carries states between batches."""
+        return not self.stateful
+
     # -- states -----------------------------------------------------------------------------
     @property
     def _carried(self):

@@ -16,6 +16,10 @@ from cnn.layers.base import Layer, deserialize, format_shape, serialize
 class TimeDistributed(Layer):
     """Wraps ``layer``; its parameters, gradients and buffers are the wrapper's."""
 
+    @property
+    def samplewise(self) -> bool:
+        return self.layer.samplewise
+
     def __init__(self, layer, input_shape=None, *, name=None, trainable=True):
         if isinstance(layer, dict):
             layer = deserialize(layer)

@@ -13,12 +13,17 @@ import math
 import numpy as np
 
 from cnn import backend, losses, metrics as metrics_module, optimizers, regularizers
+from cnn.backend import xp
 from cnn.callbacks import CallbackList, History, ProgbarLogger
 from cnn.layers.base import ActivatedLayer, Layer, deserialize, format_shape, serialize
 from cnn.layers.core import Input, choose
 from cnn.models import data
 
 PREDICT_BATCH_SIZE = 256
+# A batch runs in parts whose largest activation takes at most this much memory, so that the
+# activations stay in the CPU cache between layers (2 MB of L2 per core on the machine where
+# this was tuned: 1.3-1.4x faster at batch 256 for the seed network, 1.25x at 128 for LeNet).
+PART_BYTES = 2 << 20
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -219,20 +224,63 @@ class Model:
         return [layer.grads[key] for layer in self.layers for key, _ in layer.trainable_params()]
 
     def _train_step(self, x, targets, weights):
-        """One optimizer step on a batch; returns (loss value, output)."""
-        output = self.forward(x, training=True)
-        loss_value, grad = self._loss_and_output_grad(output, targets, weights)
-        loss_value = float(loss_value) + self._regularization_loss()
-        if not math.isfinite(loss_value):
-            raise NonFiniteLossError(f"the loss became {loss_value}", loss_value)
-        self._backward(grad)
+        """One optimizer step on a batch; returns (loss value, output).
+
+        A large batch runs in parts (see ``_parts``): the batch's mean loss is the sum of the
+        parts' means weighted by their share of the batch, and so are its gradients.
+        """
+        n = x.shape[0]
+        loss_value, outputs, grads = self._regularization_loss(), [], None
+        parts = self._parts(n)
+        for part in parts:
+            output = self.forward(x[part], training=True)
+            part_weights = None if weights is None else weights[part]
+            value, grad = self._loss_and_output_grad(output, targets[part], part_weights)
+            share = (part.stop - part.start) / n
+            loss_value += float(value) * share
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(f"the loss became {loss_value}", loss_value)
+            if share != 1:
+                grad *= grad.dtype.type(share)
+            self._backward(grad)
+            grads = self._add_gradients(grads, copy=len(parts) > 1)
+            outputs.append(output)
+        if len(parts) > 1:
+            self._set_gradients(grads)
         for layer in self.layers:
             regularizers.add_gradients(layer)
         grads = self._gradients()
-        if grads and not math.isfinite(sum(float((g * g).sum()) for g in grads)):
+        # One dot product per array (no temporaries) is NaN/inf exactly when an entry is.
+        if grads and not math.isfinite(sum(float(xp.vdot(g, g)) for g in grads)):
             raise NonFiniteLossError("a gradient became NaN or infinite")
         self.optimizer.apply_gradients(self.trainable_weights, grads)
-        return loss_value, output
+        return loss_value, outputs[0] if len(parts) == 1 else xp.concatenate(outputs)
+
+    def _parts(self, n):
+        """Slices splitting a batch of ``n`` samples into about equal parts whose largest
+        activation takes at most ``PART_BYTES``; the whole batch when a layer is not
+        ``samplewise`` (a result for one sample would depend on the others)."""
+        if not all(layer.samplewise for layer in self.layers):
+            return [slice(0, n)]
+        shapes = [self.input.input_shape] + [layer.output_shape[1:] for layer in self.layers]
+        per_sample = max(int(np.prod(shape)) for shape in shapes) * np.dtype(self.dtype).itemsize
+        count = min(n, max(1, -(-n * per_sample // PART_BYTES)))
+        bounds = [n * i // count for i in range(count + 1)]
+        return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+    def _add_gradients(self, total, copy):
+        """The layers' gradients added to ``total`` (None at the first part)."""
+        grads = self._gradients()
+        if total is None:
+            return [g.copy() for g in grads] if copy else grads
+        for running, g in zip(total, grads):
+            running += g
+        return total
+
+    def _set_gradients(self, grads) -> None:
+        pairs = [(layer, key) for layer in self.layers for key, _ in layer.trainable_params()]
+        for (layer, key), g in zip(pairs, grads):
+            layer.grads[key] = g
 
     def train_on_batch(self, x, y, sample_weight=None) -> dict:
         """One optimizer step on one batch; returns that batch's loss and metrics."""
@@ -443,7 +491,10 @@ class Model:
         out = np.empty((n, *self.cur_output_shape), dtype=self.dtype)
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            out[start:stop] = backend.to_numpy(self.forward(self._to_batch(x[start:stop])))
+            batch = self._to_batch(x[start:stop])
+            for part in self._parts(stop - start):
+                out[start + part.start:start + part.stop] = backend.to_numpy(
+                    self.forward(batch[part]))
         return out
 
     def predict_classes(self, x, batch_size=None):
@@ -479,13 +530,16 @@ class Model:
             metric.reset()
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            output = self.forward(self._to_batch(x[start:stop]))
+            xb = self._to_batch(x[start:stop])
             yb = backend.asarray(targets[start:stop], dtype=self.dtype)
             wb = self._weights(None if weights is None else weights[start:stop])
-            loss_value, _ = self._loss_and_output_grad(output, yb, wb)
-            loss_total += float(loss_value) * (stop - start)
-            for metric in self.metrics:
-                metric.update(output, yb, wb)
+            for part in self._parts(stop - start):
+                output = self.forward(xb[part])
+                wp = None if wb is None else wb[part]
+                loss_value, _ = self._loss_and_output_grad(output, yb[part], wp)
+                loss_total += float(loss_value) * (part.stop - part.start)
+                for metric in self.metrics:
+                    metric.update(output, yb[part], wp)
         results = {"loss": loss_total / n + self._regularization_loss()}
         results.update({metric.name: metric.result() for metric in self.metrics})
         return results

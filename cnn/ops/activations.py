@@ -6,7 +6,7 @@ inputs of any magnitude: no ``exp`` of a large positive number is ever taken, so
 no overflow warnings and no NaN (the seed's ``1 / (1 + exp(-z))`` and ``exp(z) / sum``
 overflow for large ``|z|``).
 
-Softmax works along the last axis.
+Softmax works along the last axis. ``*_inplace`` variants overwrite their input and return it.
 """
 
 from __future__ import annotations
@@ -29,8 +29,19 @@ def relu(z):
     return xp.maximum(z, 0)
 
 
+def relu_inplace(z):
+    """``relu`` written over ``z`` (for a layer that does not keep its pre-activation)."""
+    return xp.maximum(z, 0, out=z)
+
+
 def relu_backward(grad, z, a):
     return grad * (a > 0)
+
+
+def relu_backward_inplace(grad, z, a):
+    """``relu_backward`` written over ``grad``."""
+    grad *= a > 0
+    return grad
 
 
 def leaky_relu(z, alpha=0.01):

@@ -1,4 +1,4 @@
-"""2-D convolution (cross-correlation, as in Keras and PyTorch) by im2col and one GEMM.
+"""2-D convolution (cross-correlation, as in Keras and PyTorch) by im2col and GEMMs.
 
 Forward::
 
@@ -6,6 +6,26 @@ Forward::
 
 The kernel is not flipped. Backward returns gradients summed over the batch. The caller's
 loss divides by N.
+
+How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULTS.md``):
+
+* Channels last inside. Each sample's output is an (oh * ow, F) matrix, ``cols @ K`` with
+  its columns (oh * ow, kh * kw * C) and the kernel as a (kh * kw * C, F) matrix ``K`` (one
+  batched ``matmul`` per chunk, which runs the small GEMMs faster here than one GEMM over
+  the chunk), i.e. an (N, oh, ow, F) array; the caller gets its (N, F, oh, ow) *view*.
+  Pooling, activations and the next convolution work on that memory order directly;
+  ``Flatten`` copies it into (C, H, W) order. Backward wants ``dy`` in the same order, which
+  is what pooling's backward produces.
+* Chunks of samples. The columns of a few samples (about ``CHUNK_BYTES``) are built and
+  multiplied while they are still in the CPU cache. Backward needs them again for the kernel
+  gradient: the forward pass keeps them when the whole batch's columns take at most
+  ``KEEP_COLUMNS_BYTES``; for larger batches backward rebuilds them chunk by chunk, which was
+  faster here than reading tens of MB back from main memory.
+* Column layout by channel count (``cnn.ops.im2col``): taps-as-rows when C = 1 (copies runs
+  of whole output rows), channels-last otherwise (copies runs of ``kw * C``). For C = 1 the
+  two kernel orders coincide, so one kernel matrix serves both. The input gradient comes
+  from one batched GEMM per chunk as one (S * oh * ow, C) block per tap, added back by
+  ``col2im_channels_last``.
 """
 
 from __future__ import annotations
@@ -13,34 +33,57 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnn.backend import xp
-from cnn.ops.im2col import col2im, crop_spatial, im2col, pad_spatial
+from cnn.ops.im2col import (
+    channels_last,
+    channels_last_windows,
+    col2im_channels_last,
+    crop_spatial,
+    pad_spatial,
+    rows_from_windows,
+    taps_from_windows,
+)
 from cnn.ops.shapes import check_padding, pair, window_output_shape
+
+CHUNK_BYTES = 1 << 20  # columns built at once; a few samples' worth fits the 2 MB L2 cache
+KEEP_COLUMNS_BYTES = 8 << 20  # keep the forward pass's columns up to this size
+
+_SPATIAL = (1, 2)  # the H and W axes of a channels-last array
 
 
 class ConvCache(NamedTuple):
     """What ``conv2d_backward`` needs from the forward pass."""
 
-    cols: object  # im2col of the padded input, (C * kh * kw, N * oh * ow)
+    x_padded: object  # the padded input, channels last: (N, Hp, Wp, C)
+    columns: list | None  # each chunk's columns, or None when backward rebuilds them
     w: object  # the kernel, (F, C, kh, kw) (a reference, not a copy)
     x_shape: tuple  # (N, C, H, W)
     stride: tuple  # (sh, sw)
     padding: tuple  # ((top, bottom), (left, right))
     out_hw: tuple  # (oh, ow)
     has_bias: bool
+    workspace: dict | None  # where the columns are built (see conv2d_forward)
 
 
-def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))):
+def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), workspace=None,
+                   keep_columns=True):
     """Convolve a batch of images with a bank of kernels.
 
     Args:
-        x: (N, C, H, W) input.
+        x: (N, C, H, W) input, in any memory order.
         w: (F, C, kh, kw) kernels.
         b: (F,) bias, or None.
         stride: ``(sh, sw)`` or an int.
         padding: explicit zero padding ``((top, bottom), (left, right))`` or an int. A mode
             name (``"valid"``, ``"same"``, ``"full"``) is resolved with ``cnn.ops.shapes``.
+        workspace: optional dict owned by the caller, where the columns are built and kept
+            from one call to the next, so that their memory is not mapped afresh every
+            step. The next call with the same workspace overwrites them: a cache is then
+            only valid until that call.
+        keep_columns: False never keeps the columns for backward (inference; a backward
+            pass, if one comes, rebuilds them).
     Returns:
-        ``(y, cache)``: y (N, F, oh, ow) in the dtype of ``x`` and ``w``; cache a ``ConvCache``.
+        ``(y, cache)``: y (N, F, oh, ow) in the dtype of ``x`` and ``w``, a view of a
+        channels-last (N, oh, ow, F) array; cache a ``ConvCache``.
     Raises:
         ValueError: the input and kernel channels differ, or the output would be empty.
     """
@@ -54,45 +97,125 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))):
             f"conv2d: output would be empty ({out_hw}): input {tuple(x.shape)} padded by "
             f"{padding} is smaller than the kernel {(kh, kw)} (stride {stride})"
         )
-    cols = im2col(pad_spatial(x, padding), (kh, kw), stride, out_hw)
-    y = w.reshape(f, -1) @ cols  # (F, N * oh * ow)
+    x_padded = pad_spatial(channels_last(x), padding, axes=_SPATIAL)
+    keep = keep_columns and _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES
+    cache = ConvCache(x_padded, [] if keep else None, w, tuple(x.shape), stride, padding,
+                      out_hw, b is not None, workspace)
+    kernel_matrix = _kernel_matrix(w)
+    windows = channels_last_windows(x_padded, (kh, kw), stride)
+    y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
+    y_samples = y.reshape(n, -1, f)  # (N, oh * ow, F)
+    for samples, rows in _chunks(cache):
+        columns = _columns(windows[samples], cache, rows.start if keep else 0)
+        xp.matmul(columns, kernel_matrix, out=y_samples[samples])
+        if keep:
+            cache.columns.append(columns)
     if b is not None:
-        y += b.reshape(f, 1)
-    y = xp.ascontiguousarray(y.reshape(f, n, *out_hw).transpose(1, 0, 2, 3))
-    return y, ConvCache(cols, w, tuple(x.shape), stride, padding, out_hw, b is not None)
+        # Added to (N, oh * ow * F) rows: a broadcast over the short F axis is 4x slower.
+        y.reshape(n, -1)[...] += xp.tile(b, out_hw[0] * out_hw[1])
+    return y.transpose(0, 3, 1, 2), cache
 
 
 def conv2d_backward(dy, cache, need_dx=True):
     """Gradients of a convolution, summed over the batch.
 
     Args:
-        dy: (N, F, oh, ow), gradient of the loss with respect to ``y``.
+        dy: (N, F, oh, ow), gradient of the loss with respect to ``y``; fastest when stored
+            channels last, like ``y``.
         cache: the ``ConvCache`` from ``conv2d_forward``.
         need_dx: False skips the input gradient (a GEMM and a col2im), e.g. for a first layer.
     Returns:
-        ``(dx, dw, db)``: dx (N, C, H, W) or None when ``need_dx`` is False; dw (F, C, kh, kw);
-        db (F,) or None when the forward pass had no bias.
+        ``(dx, dw, db)``: dx (N, C, H, W) (a view of a channels-last array) or None when
+        ``need_dx`` is False; dw (F, C, kh, kw); db (F,) or None when the forward pass had
+        no bias.
     """
     w = cache.w
-    f = w.shape[0]
+    f, c, kh, kw = w.shape
     expected = (cache.x_shape[0], f, *cache.out_hw)
     if tuple(dy.shape) != expected:
         raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {expected}")
-    dy_mat = dy.transpose(1, 0, 2, 3).reshape(f, -1)  # (F, N * oh * ow)
-    dw = (dy_mat @ cache.cols.T).reshape(w.shape)
-    db = dy_mat.sum(axis=1) if cache.has_bias else None
-    dx = _input_gradient(dy_mat, cache) if need_dx else None
+    dy_rows = channels_last(dy).reshape(-1, f)  # (N * oh * ow, F)
+    dy_samples = dy_rows.reshape(cache.x_shape[0], -1, f)  # (N, oh * ow, F)
+    kernel_matrix = _kernel_matrix(w)
+    kernel_taps = _kernel_taps(w) if need_dx else None
+    dkernel = xp.zeros(kernel_matrix.shape, dtype=xp.result_type(dy, cache.x_padded))
+    dx_padded = xp.zeros(cache.x_padded.shape, dtype=xp.result_type(dy, w)) if need_dx else None
+    if cache.columns is None:
+        windows = channels_last_windows(cache.x_padded, (kh, kw), cache.stride)
+    for index, (samples, rows) in enumerate(_chunks(cache)):
+        if cache.columns is None:
+            columns = _columns(windows[samples], cache)
+        else:
+            columns = cache.columns[index]
+        dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
+        if need_dx:
+            taps = xp.matmul(dy_rows[rows], kernel_taps)  # (kh * kw, S * oh * ow, C)
+            col2im_channels_last(taps, dx_padded[samples].shape, (kh, kw), cache.stride,
+                                 cache.out_hw, out=dx_padded[samples])
+    dw = xp.ascontiguousarray(dkernel.reshape(kh, kw, c, f).transpose(3, 2, 0, 1))
+    db = None
+    if cache.has_bias:
+        # A matrix-vector product: 15x faster here than dy_rows.sum(axis=0) over short rows.
+        db = xp.ones(dy_rows.shape[0], dtype=dy_rows.dtype) @ dy_rows
+    dx = None
+    if need_dx:
+        dx = crop_spatial(dx_padded, cache.padding, axes=_SPATIAL).transpose(0, 3, 1, 2)
     return dx, dw, db
 
 
-def _input_gradient(dy_mat, cache):
-    w = cache.w
-    n, c, h, width = cache.x_shape
-    (top, bottom), (left, right) = cache.padding
-    padded_shape = (n, c, h + top + bottom, width + left + right)
-    dcols = w.reshape(w.shape[0], -1).T @ dy_mat  # (C * kh * kw, N * oh * ow)
-    dx_padded = col2im(dcols, padded_shape, w.shape[2:], cache.stride, cache.out_hw)
-    return crop_spatial(dx_padded, cache.padding)
+def _kernel_matrix(w):
+    """(F, C, kh, kw) -> (kh * kw * C, F), rows in the channels-last tap order (i, j, c)."""
+    return xp.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
+
+
+def _kernel_taps(w):
+    """(F, C, kh, kw) -> (kh * kw, F, C): one (F, C) matrix per tap, for the input gradient."""
+    f, c, kh, kw = w.shape
+    return xp.ascontiguousarray(w.transpose(2, 3, 0, 1).reshape(kh * kw, f, c))
+
+
+def _columns_bytes(x_padded, w, out_hw, samples):
+    """Size of the columns of ``samples`` samples."""
+    taps = w.shape[2] * w.shape[3] * x_padded.shape[3]
+    return samples * out_hw[0] * out_hw[1] * taps * x_padded.dtype.itemsize
+
+
+def _chunks(cache):
+    """Yield ``(samples, rows)``: a slice of samples and the slice of output rows they own."""
+    n = cache.x_padded.shape[0]
+    positions = cache.out_hw[0] * cache.out_hw[1]
+    step = max(1, CHUNK_BYTES // _columns_bytes(cache.x_padded, cache.w, cache.out_hw, 1))
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        yield slice(start, stop), slice(start * positions, stop * positions)
+
+
+def _columns(windows, cache, first_row=0):
+    """The columns of a chunk of S samples' (S, oh, ow, C, kh, kw) windows, one
+    (oh * ow, kh * kw * C) matrix per sample: an (S, oh * ow, kh * kw * C) array or view.
+
+    The GEMMs run per sample (``matmul`` on the stack): 1.2-2x faster here than one GEMM
+    over the chunk for a single input channel, the same for more. With a workspace, the
+    columns are built in its buffer from row ``first_row`` on.
+    """
+    s, oh, ow, c, kh, kw = windows.shape
+    rows, taps = s * oh * ow, kh * kw * c
+    out = _workspace_rows(cache, first_row, rows, taps, windows.dtype)
+    if c == 1:
+        out = None if out is None else out.reshape(taps, rows)
+        return taps_from_windows(windows, out).reshape(taps, s, oh * ow).transpose(1, 2, 0)
+    return rows_from_windows(windows, out).reshape(s, oh * ow, taps)
+
+
+def _workspace_rows(cache, first_row, rows, taps, dtype):
+    """``rows`` rows of ``taps`` values in the workspace's column buffer (None without one)."""
+    if cache.workspace is None:
+        return None
+    needed = (first_row + rows) * taps
+    buffer = cache.workspace.get("columns")
+    if buffer is None or buffer.size < needed or buffer.dtype != dtype:
+        buffer = cache.workspace["columns"] = xp.empty(needed, dtype=dtype)
+    return buffer[first_row * taps:needed].reshape(rows, taps)
 
 
 def _check_operands(x, w, b):

@@ -1,13 +1,18 @@
 """2-D max and average pooling, forward and backward.
 
 Both paths walk the ``ph * pw`` cells of the window: cell ``(i, j)`` of every window at once
-is one strided view of shape (N, C, oh, ow). Nothing is copied window by window, and no
+is one strided view of shape (N, oh, ow, C). Nothing is copied window by window, and no
 reduction runs over small axes. On NumPy, ``x.reshape(..., ph, ow, pw).max(axis=(3, 5))``
 was measured 20x slower than ``ph * pw`` element-wise maxima of strided views.
 
-* Tiled path: stride == pool_size, no padding, and the windows tile the input exactly. Cells
-  come from ``x.reshape(N, C, oh, ph, ow, pw)``. Backward writes each input cell once into
-  the same reshaped layout, with no zero fill and no accumulation.
+Channels last inside: the work is done on the (N, H, W, C) memory order, where a cell view
+reads runs of C contiguous values. The outputs of ``cnn.ops.conv`` are already stored that
+way, so taking that view costs nothing; other inputs are copied once. Results are returned
+as (N, C, ...) views of channels-last arrays, which is what the convolution before wants
+for its backward pass.
+
+* Tiled path: stride == pool_size, no padding, and the windows tile the input exactly.
+  Backward writes each input cell once, with no zero fill and no accumulation.
 * General path: overlapping windows (stride < pool), gaps (stride > pool), padding, and inputs
   the windows do not tile (the trailing rows get no gradient). Padded cells never win a max
   (padding is -inf) and are not counted in an average (Keras 'same' behaviour). Backward
@@ -22,7 +27,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnn.backend import xp
-from cnn.ops.im2col import crop_spatial, pad_spatial, window_slices
+from cnn.ops.im2col import channels_last, crop_spatial, pad_spatial, window_slices
 from cnn.ops.shapes import check_padding, pair, window_output_shape
 
 POOL_MODES = ("max", "avg")
@@ -38,8 +43,8 @@ class PoolCache(NamedTuple):
     padding: tuple  # ((top, bottom), (left, right))
     out_hw: tuple  # (oh, ow)
     tiled: bool  # True when the tiled path ran
-    argmax: object  # max: (N, C, oh, ow) uint8/int, row-major index of the winning cell; avg: None
-    counts: object  # avg: unpadded cells per window, an int or (oh, ow) array; max: None
+    argmax: object  # max: (N, oh, ow, C) uint8/int, row-major index of the winning cell; avg: None
+    counts: object  # avg: unpadded cells per window, an int or (oh, ow, 1) array; max: None
 
 
 def pool2d_forward(x, pool_size, stride=None, padding=((0, 0), (0, 0)), mode="max"):
@@ -71,42 +76,59 @@ def pool2d_forward(x, pool_size, stride=None, padding=((0, 0), (0, 0)), mode="ma
             f"{padding} is smaller than the pool {pool_size} (stride {stride})"
         )
     geometry = (tuple(x.shape), pool_size, stride, padding, out_hw)
-    if _windows_tile(hw, pool_size, stride, padding):
-        cells = _tiled_cells(x, pool_size)
+    x = channels_last(x)
+    tiled = _windows_tile(hw, pool_size, stride, padding)
+    if tiled:
         counts = pool_size[0] * pool_size[1]
-        tiled = True
     else:
-        fill = -xp.inf if mode == "max" else 0
-        cells = _strided_cells(pad_spatial(x, padding, fill), pool_size, stride)
+        x = pad_spatial(x, padding, -xp.inf if mode == "max" else 0, axes=_SPATIAL)
         counts = _unpadded_counts(hw, pool_size, stride, padding, out_hw)
-        tiled = False
+    cells = [x[:, rows, cols] for _, _, rows, cols in window_slices(pool_size, stride, out_hw)]
     if mode == "max":
         y, argmax = _first_max(cells)
-        return y, PoolCache("max", *geometry, tiled, argmax, None)
+        return _channels_first(y), PoolCache("max", *geometry, tiled, argmax, None)
     y = _cell_sum(cells)
-    y /= xp.asarray(counts, dtype=y.dtype)
-    return y, PoolCache("avg", *geometry, tiled, None, counts)
+    y *= _reciprocal(counts, y.dtype)
+    return _channels_first(y), PoolCache("avg", *geometry, tiled, None, counts)
 
 
 def pool2d_backward(dy, cache):
     """Gradient of the loss with respect to the pooling input.
 
     Args:
-        dy: (N, C, oh, ow), gradient with respect to the pooled output.
+        dy: (N, C, oh, ow), gradient with respect to the pooled output, in any memory order.
         cache: the ``PoolCache`` from ``pool2d_forward``.
     Returns:
-        dx (N, C, H, W). Max: each window's gradient goes to its first maximal cell. Avg: it is
-        spread evenly over the window's unpadded cells. Overlapping windows add up.
+        dx (N, C, H, W), a view of a channels-last array. Max: each window's gradient goes to
+        its first maximal cell. Avg: it is spread evenly over the window's unpadded cells.
+        Overlapping windows add up.
     """
     n, c = cache.x_shape[:2]
     if tuple(dy.shape) != (n, c, *cache.out_hw):
         raise ValueError(
             f"pool2d_backward: dy has shape {tuple(dy.shape)}, expected {(n, c, *cache.out_hw)}"
         )
-    cell_grads = _cell_gradients(dy, cache)
-    if cache.tiled:
-        return _scatter_tiled(cell_grads, cache, dy.dtype)
-    return _scatter_strided(cell_grads, cache, dy.dtype)
+    dy = channels_last(dy)
+    slices = window_slices(cache.pool_size, cache.stride, cache.out_hw)
+    if cache.tiled:  # each input cell belongs to exactly one window: write it once
+        dx = xp.empty((n, *cache.x_shape[2:], c), dtype=dy.dtype)
+        for index, (_, _, rows, cols) in enumerate(slices):
+            xp.multiply(dy, _cell_weight(cache, index, dy.dtype), out=dx[:, rows, cols])
+        return _channels_first(dx)
+    (top, bottom), (left, right) = cache.padding
+    h, w = cache.x_shape[2:]
+    dx_padded = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
+    for index, (_, _, rows, cols) in enumerate(slices):
+        dx_padded[:, rows, cols] += dy * _cell_weight(cache, index, dy.dtype)
+    return _channels_first(crop_spatial(dx_padded, cache.padding, axes=_SPATIAL))
+
+
+_SPATIAL = (1, 2)  # the H and W axes of a channels-last array
+
+
+def _channels_first(x):
+    """The (N, C, H, W) view of a channels-last (N, H, W, C) array."""
+    return x.transpose(0, 3, 1, 2)
 
 
 def _windows_tile(hw, pool_size, stride, padding):
@@ -115,33 +137,21 @@ def _windows_tile(hw, pool_size, stride, padding):
     return stride == pool_size and no_padding and divides
 
 
-def _tiled_cells(x, pool_size):
-    """Cell ``(i, j)`` of every window, as views of ``x`` reshaped to (N, C, oh, ph, ow, pw)."""
-    n, c, h, w = x.shape
-    ph, pw = pool_size
-    blocks = x.reshape(n, c, h // ph, ph, w // pw, pw)
-    return [blocks[:, :, :, i, :, j] for i in range(ph) for j in range(pw)]
-
-
-def _strided_cells(x_padded, pool_size, stride):
-    """Cell ``(i, j)`` of every window, in row-major order, as (N, C, oh, ow) views."""
-    windows = xp.lib.stride_tricks.sliding_window_view(x_padded, pool_size, axis=(2, 3))
-    windows = windows[:, :, :: stride[0], :: stride[1]]  # (N, C, oh, ow, ph, pw)
-    return [windows[..., i, j] for i in range(pool_size[0]) for j in range(pool_size[1])]
-
-
 def _first_max(cells):
-    """Element-wise max over ``cells`` and the index of the first cell that attains it."""
+    """Element-wise max over ``cells`` and the index of the first cell that attains it.
+
+    A cell that beats the running max (strictly: on a tie the earlier cell keeps the
+    window) has a larger index than every earlier winner, so the winner's index is a running
+    maximum of ``index * wins``: 4x faster here than ``copyto(argmax, index, where=wins)``.
+    """
     y = cells[0].copy()
-    for cell in cells[1:]:
-        xp.maximum(y, cell, out=y)
     index_dtype = xp.uint8 if len(cells) <= 256 else xp.int64
     argmax = xp.zeros(y.shape, dtype=index_dtype)
-    found = cells[0] == y
     for index, cell in enumerate(cells[1:], start=1):
-        first_hit = (cell == y) & ~found
-        found |= first_hit
-        argmax += first_hit * index_dtype(index)
+        wins = (cell > y).astype(index_dtype)
+        xp.maximum(y, cell, out=y)
+        wins *= index_dtype(index)
+        xp.maximum(argmax, wins, out=argmax)
     return y, argmax
 
 
@@ -150,6 +160,10 @@ def _cell_sum(cells):
     for cell in cells[1:]:
         total += cell
     return total
+
+
+def _reciprocal(counts, dtype):
+    return xp.asarray(1.0 / xp.asarray(counts, dtype=xp.float64), dtype=dtype)
 
 
 def _unpadded_counts(hw, pool_size, stride, padding, out_hw):
@@ -165,7 +179,7 @@ def _unpadded_counts(hw, pool_size, stride, padding, out_hw):
             f"pool2d: padding {padding} is so large that some {pool_size} windows of the "
             f"{hw} input hold only padding"
         )
-    return rows[:, None] * cols[None, :]
+    return (rows[:, None] * cols[None, :])[:, :, None]
 
 
 def _axis_counts(n, k, s, pad_before, out):
@@ -173,33 +187,12 @@ def _axis_counts(n, k, s, pad_before, out):
     return xp.minimum(start + k, n) - xp.maximum(start, 0)
 
 
-def _cell_gradients(dy, cache):
-    """Yield the gradient each window sends to its cell ``(i, j)``, cells in row-major order."""
-    ph, pw = cache.pool_size
+def _cell_weight(cache, index, dtype):
+    """What multiplies a window's gradient on its way to cell ``index`` (row-major).
+
+    Max: 1 where that cell is the window's first maximum, else 0. Avg: 1 / (the number of
+    unpadded cells in the window).
+    """
     if cache.mode == "max":
-        for index in range(ph * pw):
-            yield xp.where(cache.argmax == index, dy, 0)
-    else:
-        share = dy / xp.asarray(cache.counts, dtype=dy.dtype)
-        for _ in range(ph * pw):
-            yield share
-
-
-def _scatter_tiled(cell_grads, cache, dtype):
-    n, c, h, w = cache.x_shape
-    ph, pw = cache.pool_size
-    oh, ow = cache.out_hw
-    blocks = xp.empty((n, c, oh, ph, ow, pw), dtype=dtype)
-    for index, grad in enumerate(cell_grads):
-        blocks[:, :, :, index // pw, :, index % pw] = grad
-    return blocks.reshape(n, c, h, w)
-
-
-def _scatter_strided(cell_grads, cache, dtype):
-    n, c, h, w = cache.x_shape
-    (top, bottom), (left, right) = cache.padding
-    dx_padded = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=dtype)
-    slices = window_slices(cache.pool_size, cache.stride, cache.out_hw)
-    for (_, _, rows, cols), grad in zip(slices, cell_grads):
-        dx_padded[:, :, rows, cols] += grad
-    return crop_spatial(dx_padded, cache.padding)
+        return cache.argmax == index
+    return _reciprocal(cache.counts, dtype)
