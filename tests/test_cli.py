@@ -299,3 +299,14 @@ def test_parser_lists_every_command():
     text = build_parser().format_help()
     for command in ("train", "evaluate", "predict", "summary"):
         assert command in text
+
+
+def test_threads_option_limits_blas_threads(trained, capsys, monkeypatch):
+    import cnn
+
+    chosen = []
+    monkeypatch.setattr(cnn, "set_num_threads", chosen.append)
+    status, _, _ = run_cli(capsys, "summary", trained[0] / "model.h5", "--threads", "1")
+    assert status == 0 and chosen == [1]
+    status, _, err = run_cli(capsys, "summary", trained[0] / "model.h5", "--threads", "0")
+    assert_user_error(status, err, "--threads")

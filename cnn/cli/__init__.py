@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = OneLineErrorParser(add_help=False)
     common.add_argument("--traceback", action="store_true",
                         help="show the full traceback of an error instead of one line")
+    common.add_argument("--threads", type=_positive(int), default=None,
+                        help="BLAS threads for the matrix products (default: the library's own; "
+                             "1 is fastest on a small machine that other jobs share)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train_parser = commands.add_parser(
@@ -106,6 +109,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv or ["train"])
     try:
+        if args.threads is not None:
+            cnn.set_num_threads(args.threads)
         return args.run(args)
     except USER_ERRORS as exc:
         if args.traceback:
