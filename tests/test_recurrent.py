@@ -280,7 +280,7 @@ def test_batched_layers_reject_bad_input_clearly():
         build_layer(LSTM(3), (F,))
     with pytest.raises(ValueError, match="element-wise"):
         LSTM(3, activation="softmax")
-    with pytest.raises(ValueError, match="units must be a positive int"):
+    with pytest.raises(ValueError, match="units must be"):
         GRU(0)
 
 
@@ -431,7 +431,7 @@ def test_sliding_windows_values_and_errors():
     assert x1.shape == (3, 2, 1) and y1[:, 0].tolist() == [2.0, 3.0, 4.0]
     with pytest.raises(ValueError, match="at least 11 steps, but it has 10"):
         sliding_windows(series, 10)
-    with pytest.raises(ValueError, match="length must be a positive int"):
+    with pytest.raises(ValueError, match="length must be"):
         sliding_windows(series, 0)
     with pytest.raises(ValueError, match=r"\(time steps, features\)"):
         sliding_windows(np.zeros((2, 3, 4)), 1)

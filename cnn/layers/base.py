@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn import activations, backend
+from cnn import activations, backend, initializers
 from cnn.utils.naming import snake_case
 
 _LAYER_CLASSES: dict[str, type] = {}
@@ -109,6 +109,23 @@ class Layer:
 
     def _build(self, input_shape: tuple) -> tuple:
         return input_shape
+
+    def require_rank(self, input_shape, rank: int, layout: str) -> None:
+        """Raise a ValueError naming the layer unless ``input_shape`` has ``rank`` axes."""
+        if len(input_shape) != rank:
+            raise ValueError(f"layer {self.describe()} needs input of shape {layout}, "
+                             f"got {input_shape}")
+
+    def given_or_initialized(self, given, shape, initializer, fan_in, fan_out, what, layout):
+        """The user's initial array ``given`` checked against ``shape``, or one drawn from
+        ``initializer`` (``what`` and ``layout`` name the argument and its axes in errors)."""
+        if given is None:
+            return initializers.initialize(initializer, shape, fan_in, fan_out)
+        array = np.asarray(backend.to_numpy(given))
+        if array.shape != tuple(shape):
+            raise ValueError(f"layer {self.describe()}: {what} has shape {array.shape}, expected "
+                             f"{tuple(shape)} {layout}")
+        return array
 
     def describe(self) -> str:
         """``"dense_1" (Dense)`` for messages."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from cnn import backend, initializers, regularizers
+from cnn import initializers, regularizers
 from cnn.layers.base import ActivatedLayer
 from cnn.layers.core import _init_name, choose
 from cnn.ops import conv as conv_ops
 from cnn.ops.shapes import check_padding, pair, window_output_shape
+from cnn.utils import checks
 
 
 class Conv2D(ActivatedLayer):
@@ -41,9 +40,7 @@ class Conv2D(ActivatedLayer):
         activation = choose(activate_fcn, activation, "activate_fcn", "activation")
         super().__init__(activation=activation, input_shape=input_shape, name=name,
                          trainable=trainable)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
-            raise ValueError(f"filters must be a positive int, got {filters!r}")
-        self.filters = int(filters)
+        self.filters = checks.count("filters", filters, minimum=1)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.strides = pair(choose(stride, strides, "stride", "strides", 1), "strides")
         self.padding = check_padding(padding)
@@ -59,11 +56,7 @@ class Conv2D(ActivatedLayer):
         self._cache = None
 
     def _build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"layer {self.describe()} needs input of shape (channels, height, width), "
-                f"got {input_shape}"
-            )
+        self.require_rank(input_shape, 3, "(channels, height, width)")
         channels, height, width = input_shape
         kh, kw = self.kernel_size
         (out_h, out_w), self._pads = window_output_shape(
@@ -76,17 +69,10 @@ class Conv2D(ActivatedLayer):
             )
         shape = (self.filters, channels, kh, kw)
         fan_in, fan_out = channels * kh * kw, self.filters * kh * kw
-        if self._initial_kernel is not None:
-            kernel = np.asarray(backend.to_numpy(self._initial_kernel))
-            if kernel.shape != shape:
-                raise ValueError(
-                    f"layer {self.describe()}: kernel has shape {kernel.shape}, expected {shape} "
-                    "(filters, channels, kh, kw)"
-                )
-            self._initial_kernel = None
-        else:
-            kernel = initializers.initialize(self.kernel_initializer, shape, fan_in, fan_out)
-        self.add_param("kernel", kernel)
+        self.add_param("kernel", self.given_or_initialized(
+            self._initial_kernel, shape, self.kernel_initializer, fan_in, fan_out, "kernel",
+            "(filters, channels, kh, kw)"))
+        self._initial_kernel = None
         if self.use_bias:
             self.add_param("bias", initializers.initialize(self.bias_initializer, (self.filters,),
                                                            fan_in, fan_out))

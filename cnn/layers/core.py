@@ -6,6 +6,7 @@ import numpy as np
 
 from cnn import activations, backend, initializers, regularizers
 from cnn.layers.base import ActivatedLayer, Layer
+from cnn.utils import checks
 
 
 def choose(seed_value, keras_value, seed_name: str, keras_name: str, default=None):
@@ -72,9 +73,7 @@ class Dense(ActivatedLayer):
                             self.default_activation)
         super().__init__(activation=activation, input_shape=input_shape, name=name,
                          trainable=trainable)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        self.units = int(units)
+        self.units = checks.count("units", units, minimum=1)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -87,17 +86,10 @@ class Dense(ActivatedLayer):
     def _build(self, input_shape):
         fan_in = input_shape[-1]
         shape = (self.units, fan_in)
-        if self._initial_kernel is not None:
-            kernel = np.asarray(backend.to_numpy(self._initial_kernel))
-            if kernel.shape != shape:
-                raise ValueError(
-                    f"layer {self.describe()}: theta has shape {kernel.shape}, expected {shape} "
-                    "(units, inputs)"
-                )
-            self._initial_kernel = None
-        else:
-            kernel = initializers.initialize(self.kernel_initializer, shape, fan_in, self.units)
-        self.add_param("kernel", kernel)
+        self.add_param("kernel", self.given_or_initialized(
+            self._initial_kernel, shape, self.kernel_initializer, fan_in, self.units, "theta",
+            "(units, inputs)"))
+        self._initial_kernel = None
         if self.use_bias:
             self.add_param("bias", initializers.initialize(self.bias_initializer, (self.units,),
                                                            fan_in, self.units))

@@ -38,11 +38,7 @@ class _Pooling2D(Layer):
         self._cache = None
 
     def _build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"layer {self.describe()} needs input of shape (channels, height, width), "
-                f"got {input_shape}"
-            )
+        self.require_rank(input_shape, 3, "(channels, height, width)")
         (out_h, out_w), self._pads = window_output_shape(
             input_shape[1:], self.pool_size, self.strides, self.padding
         )

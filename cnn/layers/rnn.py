@@ -50,6 +50,7 @@ import numpy as np
 from cnn import activations, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer, format_shape
+from cnn.utils import checks
 from cnn.layers.core import _init_name
 from cnn.ops import rnn as rnn_ops
 
@@ -65,9 +66,7 @@ def check_elementwise(activation, what: str):
 def set_recurrent_arguments(layer, units, activation, use_bias, kernel_initializer,
                             recurrent_initializer, bias_initializer) -> None:
     """Check and store the arguments every recurrent layer (these and ``Recurrent``) takes."""
-    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-        raise ValueError(f"units must be a positive int, got {units!r}")
-    layer.units = int(units)
+    layer.units = checks.count("units", units, minimum=1)
     layer.activation = check_elementwise(activation, "activation")
     layer.use_bias = bool(use_bias)
     for init in (kernel_initializer, recurrent_initializer, bias_initializer):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn.utils import checks
+
 
 def sliding_windows(series, length: int, horizon: int = 1):
     """Windows and their targets (copies, in the series' dtype).
@@ -33,9 +35,8 @@ def sliding_windows(series, length: int, horizon: int = 1):
             f"series must be a (time steps, features) array of numbers, got shape "
             f"{series.shape} and dtype {series.dtype}"
         )
-    for name, value in (("length", length), ("horizon", horizon)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    length = checks.count("length", length, minimum=1)
+    horizon = checks.count("horizon", horizon, minimum=1)
     count = series.shape[0] - length - horizon + 1
     if count < 1:
         raise ValueError(
