@@ -13,6 +13,7 @@ import importlib.util
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -62,11 +63,14 @@ def cnn_train_epoch(model: Model, x, y, batch_size: int) -> float:
 
 
 def _example_convnet() -> Model:
-    path = Path(__file__).resolve().parent.parent / "examples" / "fashion_mnist_convnet.py"
-    spec = importlib.util.spec_from_file_location("fashion_mnist_convnet", path)
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    if str(examples) not in sys.path:
+        sys.path.insert(0, str(examples))  # the example imports its neighbour fashion_common
+    spec = importlib.util.spec_from_file_location("fashion_mnist_convnet",
+                                                  examples / "fashion_mnist_convnet.py")
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    return example.build_model()
+    return example.build_model(steps=5 * 938)  # its schedule: 5 epochs of batch 64
 
 
 # -- the same networks in PyTorch -------------------------------------------------------------
