@@ -6,8 +6,7 @@ learning-rate schedule, EarlyStopping on a validation split, a CSV log.
         [--images docs/images]
 
 (one BLAS thread: on a busy 2-core machine more threads only fight; see docs/TRAINING.md).
-Result on the project's shared 2-core machine: 93.81% test accuracy after 12 epochs,
-2,977 s wall clock (2,232 s CPU).
+Result on the project's 2-core machine: 93.83% test accuracy after 12 epochs, 1,467 s.
 
 Network: two blocks of (Conv 3x3 -> BatchNormalization -> ReLU) x 2 -> max pooling ->
 dropout, with 32 then 64 filters, then Dense 128 -> BatchNormalization -> ReLU -> dropout ->
