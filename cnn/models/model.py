@@ -184,22 +184,27 @@ class Model:
             a = layer.forward(a, training=training)
         return a
 
+    def _mean_loss(self, output, targets, weights):
+        """Mean loss over the batch (0-d array), from the fused logits when fused."""
+        if self._fused:
+            per_sample = self.loss.per_sample_from_logits(self.layers[-1].z, targets)
+        else:
+            per_sample = self.loss.per_sample(output, targets)
+        return losses.reduce_mean(per_sample, weights)
+
     def _loss_and_output_grad(self, output, targets, weights):
         """Mean loss (0-d array) and its gradient w.r.t. the output (or the fused logits)."""
         n = output.shape[0]
         if self._fused:
-            z = self.layers[-1].z
-            per_sample = self.loss.per_sample_from_logits(z, targets)
-            grad = self.loss.gradient_from_logits(z, output, targets)
+            grad = self.loss.gradient_from_logits(self.layers[-1].z, output, targets)
         else:
-            per_sample = self.loss.per_sample(output, targets)
             grad = self.loss.gradient(output, targets)
         if weights is None:
             grad *= grad.dtype.type(1.0 / n)
         else:
             scale = (weights / n).astype(grad.dtype).reshape(n, *([1] * (grad.ndim - 1)))
             grad *= scale
-        return losses.reduce_mean(per_sample, weights), grad
+        return self._mean_loss(output, targets, weights), grad
 
     def _backward(self, grad) -> None:
         layers = self.layers
@@ -536,7 +541,7 @@ class Model:
             for part in self._parts(stop - start):
                 output = self.forward(xb[part])
                 wp = None if wb is None else wb[part]
-                loss_value, _ = self._loss_and_output_grad(output, yb[part], wp)
+                loss_value = self._mean_loss(output, yb[part], wp)
                 loss_total += float(loss_value) * (part.stop - part.start)
                 for metric in self.metrics:
                     metric.update(output, yb[part], wp)
