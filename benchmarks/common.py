@@ -55,10 +55,12 @@ def cnn_model(network: str, seed: int = 0) -> Model:
     return model
 
 
-def cnn_train_epoch(model: Model, x, y, batch_size: int) -> float:
-    """Seconds for one epoch of ``model.fit`` (shuffled, loss and accuracy logged per batch)."""
+def cnn_train_epoch(model: Model, x, y, batch_size: int, workers: int = 1) -> float:
+    """Seconds for one epoch of ``model.fit`` (shuffled, loss and accuracy logged per batch);
+    with ``workers`` > 1 the worker processes outlive the call, as ``fit`` keeps them (the
+    first call pays their start)."""
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, workers=workers)
     return time.perf_counter() - start
 
 
@@ -131,11 +133,14 @@ def torch_predict(net, x_tensor, batch_size: int = 256):
     return torch.cat(outputs).numpy()
 
 
-def set_threads(threads: int) -> None:
-    """The same number of threads for cnn's BLAS and for PyTorch."""
+def set_threads(threads: int, workers: int = 1) -> None:
+    """``threads`` threads for PyTorch, and as many cores for cnn: ``workers`` processes
+    (``fit(workers=...)``), each with ``threads // workers`` BLAS threads."""
     import torch
 
-    cnn.set_num_threads(threads)
+    if workers < 1 or threads % workers:
+        raise ValueError(f"--threads ({threads}) must be a multiple of --workers ({workers})")
+    cnn.set_num_threads(threads // workers)
     torch.set_num_threads(threads)
 
 

@@ -2,11 +2,13 @@
 
     PYTHONPATH=. python benchmarks/train_vs_torch.py --network seed --batch-size 32 --threads 1
     PYTHONPATH=. python benchmarks/train_vs_torch.py --network lenet --batch-size 128 --threads 1
+    PYTHONPATH=. python benchmarks/train_vs_torch.py --network seed --threads 2 --workers 2
 
 Both frameworks train the same network on the same in-memory Fashion-MNIST training set
 (60,000 images, float32), one epoch at a time, alternating cnn and PyTorch for ``--repeats``
 rounds, with the same number of threads (``cnn.set_num_threads`` and
-``torch.set_num_threads``). Each epoch's wall time is printed as it comes, with the load
+``torch.set_num_threads``); with ``--workers W`` cnn spreads its threads over W processes
+(``fit(workers=W)``, ``threads / W`` BLAS threads each). Each epoch's wall time is printed as it comes, with the load
 average: the machine is shared, so read the medians. ``--predict`` also times inference on
 the 10,000 test images (``Model.predict`` against PyTorch in inference mode). A dated row is
 appended to ``benchmarks/RESULTS.md`` unless ``--no-record``.
@@ -32,6 +34,8 @@ def main():
     parser.add_argument("--network", choices=common.NETWORKS, default="seed")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="cnn training processes sharing the threads (fit(workers=...))")
     parser.add_argument("--repeats", type=int, default=3, help="epochs per framework")
     parser.add_argument("--samples", type=int, default=60000, help="train on the first N")
     parser.add_argument("--predict", action="store_true", help="also time inference")
@@ -40,18 +44,21 @@ def main():
 
     import torch
 
-    common.set_threads(args.threads)
+    common.set_threads(args.threads, args.workers)
     (x_train, y_train), (x_test, y_test) = common.load_fashion_mnist()
     x_train, y_train = x_train[: args.samples], y_train[: args.samples]
     x_torch = torch.from_numpy(x_train)
     y_torch = torch.from_numpy(y_train.astype("int64"))
     ours = common.cnn_model(args.network)
     theirs = common.torch_model(args.network)
-    print(f"{args.network} network, batch {args.batch_size}, {args.threads} thread(s), "
+    threads = (f"{args.threads}" if args.workers == 1 else
+               f"{args.threads} ({args.workers} processes x {args.threads // args.workers})")
+    print(f"{args.network} network, batch {args.batch_size}, {threads} thread(s), "
           f"{len(x_train)} images; {common.machine_line()}")
 
     times = common.alternate({
-        "cnn": lambda: common.cnn_train_epoch(ours, x_train, y_train, args.batch_size),
+        "cnn": lambda: common.cnn_train_epoch(ours, x_train, y_train, args.batch_size,
+                                              args.workers),
         "pytorch": lambda: common.torch_train_epoch(theirs, x_torch, y_torch, args.batch_size),
     }, args.repeats)
     ours_s, theirs_s = common.median(times["cnn"]), common.median(times["pytorch"])
@@ -62,7 +69,7 @@ def main():
     print(f"cnn test accuracy after {args.repeats} epochs: {accuracy:.4f}")
     if not args.no_record:
         common.append_row(TRAIN_SECTION, TRAIN_HEADER, common.row(
-            common.today(), args.network, args.batch_size, args.threads,
+            common.today(), args.network, args.batch_size, threads,
             f"{ours_s * per_60k:.2f}", f"{theirs_s * per_60k:.2f}",
             f"**{ours_s / theirs_s:.2f}**", args.repeats, f"{common.load():.1f}",
             common.machine_line()))

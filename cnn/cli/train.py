@@ -39,10 +39,16 @@ def run(args) -> int:
         fit_options = {"validation_data": (dataset.x_test, dataset.y_test)}
         print(f"validating on the {len(dataset.x_test)} test images after each epoch")
     model.summary()
+    if args.workers > 1 and args.threads is None:
+        cnn.set_num_threads(1)  # one BLAS thread per process: the processes share the cores
     start = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run ends in NonFiniteLossError
-        history = model.fit(dataset.x_train, dataset.y_train, batch_size=args.batch_size,
-                            epochs=args.epochs, verbose=args.verbose, seed=args.seed, **fit_options)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: NonFiniteLossError
+            history = model.fit(dataset.x_train, dataset.y_train, batch_size=args.batch_size,
+                                epochs=args.epochs, verbose=args.verbose, seed=args.seed,
+                                workers=args.workers, **fit_options)
+    finally:
+        model.close_workers()
     seconds = time.perf_counter() - start
     accuracy, loss = model.evaluate(dataset.x_test, dataset.y_test)
     predicted = model.predict_classes(dataset.x_test)

@@ -9,6 +9,7 @@ the model's float type one batch at a time, so no copy of the whole data set is 
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from cnn.backend import xp
 from cnn.callbacks import CallbackList, History, ProgbarLogger
 from cnn.layers.base import ActivatedLayer, Layer, deserialize, format_shape, serialize
 from cnn.layers.core import Input, choose
-from cnn.models import data
+from cnn.models import data, workers
 
 PREDICT_BATCH_SIZE = 256
 # A batch runs in parts whose largest activation takes at most this much memory, so that the
@@ -63,6 +64,8 @@ class Model:
         self.train_seed: int | None = None
         self.class_names: list[str] | None = None  # optional, saved with the model
         self._fused = False
+        self._worker_pool = None  # the pool of the fit that is running, if it has workers
+        self._idle_workers = None  # kept between fits that need the same set-up
 
     # -- building ---------------------------------------------------------------------------
     @property
@@ -231,12 +234,53 @@ class Model:
     def _train_step(self, x, targets, weights):
         """One optimizer step on a batch; returns (loss value, output).
 
-        A large batch runs in parts (see ``_parts``): the batch's mean loss is the sum of the
-        parts' means weighted by their share of the batch, and so are its gradients.
+        With worker processes (``fit(workers=...)``) the batch is cut into one slice per
+        process; the workers' gradients are added to this process's in slice order.
         """
         n = x.shape[0]
-        loss_value, outputs, grads = self._regularization_loss(), [], None
-        parts = self._parts(n)
+        pool = self._worker_pool
+        if pool is None:
+            loss_value, outputs, grads = self._slice_gradients(x, targets, weights, n)
+        else:
+            mine, *theirs = workers.slices(n, pool.count + 1)
+            pool.start_step(self, x, targets, weights, theirs, n,
+                            int(backend.rng().integers(2**62)))
+            try:
+                loss_value, outputs, grads = self._slice_gradients(
+                    x[mine], targets[mine], None if weights is None else weights[mine], n)
+            finally:
+                results = pool.finish_step()  # read every answer, even after an error here
+            for worker_loss, worker_outputs, worker_grads in results:
+                loss_value += worker_loss
+                outputs.append(worker_outputs)
+                for total, grad in zip(grads, worker_grads):
+                    total += grad
+            if len(outputs) > 1:
+                self._set_gradients(grads)
+        loss_value += self._regularization_loss()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(f"the loss became {loss_value}", loss_value)
+        for layer in self.layers:
+            regularizers.add_gradients(layer)
+        grads = self._gradients()
+        # One dot product per array (no temporaries) is NaN/inf exactly when an entry is.
+        if grads and not math.isfinite(sum(float(xp.vdot(g, g)) for g in grads)):
+            raise NonFiniteLossError("a gradient became NaN or infinite")
+        self.optimizer.apply_gradients(self.trainable_weights, grads)
+        return loss_value, outputs[0] if len(outputs) == 1 else xp.concatenate(outputs)
+
+    def _slice_gradients(self, x, targets, weights, n):
+        """Forward and backward on a slice of a batch of ``n`` samples.
+
+        Returns ``(loss, outputs, gradients)``: the slice's share of the batch's mean loss
+        (a float, without the weight penalties), its outputs (a list of one array per part),
+        and the gradients of that share, in ``_gradients`` order (the layers' own arrays
+        when the slice ran in one part). A slice runs in parts (see ``_parts``), each part's
+        loss weighted by its share of the batch, so the shares of all slices add up to the
+        batch's mean loss and gradients.
+        """
+        loss_value, outputs, grads = 0.0, [], None
+        parts = self._parts(x.shape[0])
         for part in parts:
             output = self.forward(x[part], training=True)
             part_weights = None if weights is None else weights[part]
@@ -252,14 +296,7 @@ class Model:
             outputs.append(output)
         if len(parts) > 1:
             self._set_gradients(grads)
-        for layer in self.layers:
-            regularizers.add_gradients(layer)
-        grads = self._gradients()
-        # One dot product per array (no temporaries) is NaN/inf exactly when an entry is.
-        if grads and not math.isfinite(sum(float(xp.vdot(g, g)) for g in grads)):
-            raise NonFiniteLossError("a gradient became NaN or infinite")
-        self.optimizer.apply_gradients(self.trainable_weights, grads)
-        return loss_value, outputs[0] if len(parts) == 1 else xp.concatenate(outputs)
+        return loss_value, outputs, grads
 
     def _parts(self, n):
         """Slices splitting a batch of ``n`` samples into about equal parts whose largest
@@ -311,7 +348,7 @@ class Model:
     # -- fit --------------------------------------------------------------------------------
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, shuffle=True, validation_split=0.0,
             validation_data=None, callbacks=None, initial_epoch=None, class_weight=None,
-            sample_weight=None, seed=None) -> History:
+            sample_weight=None, seed=None, workers=1) -> History:
         """Train; returns a History (a dict of per-epoch lists: loss, metrics, val_*).
 
         Args:
@@ -334,6 +371,14 @@ class Model:
             seed: seeds shuffling and dropout of this and later fits; by default drawn once
                 from the global generator (``cnn.set_seed``). Epoch ``e`` always uses the
                 generator ``default_rng([seed, e])``, so resumed training repeats exactly.
+            workers: processes that share each batch (data parallelism on the cores of this
+                machine, ``cnn.models.workers``): 1 trains here alone; ``W`` > 1 starts
+                ``W - 1`` worker processes, each training a slice of every batch. Every
+                layer must treat samples independently (not ``BatchNormalization`` or a
+                stateful recurrent layer). Give each process one BLAS thread
+                (``cnn.set_num_threads(1)``). Results are reproducible for a given
+                ``workers``, and equal to one process's up to float rounding, except the
+                random draws (dropout), which each process makes from its own stream.
         The history holds, per epoch, ``loss``, the metrics, ``val_*`` when validating and
         ``learning_rate``, the optimizer's rate at the epoch's last step.
         Raises:
@@ -361,6 +406,7 @@ class Model:
         (x, targets, weights), validation = self._split_validation(
             x, targets, weights, validation_split, validation_data
         )
+        pool = self._workers_for(workers, min(batch_size, x.shape[0]))
         n = x.shape[0]
         steps = -(-n // batch_size)
         if self.train_seed is None:
@@ -378,22 +424,64 @@ class Model:
         )
         self.history = history
         self.stop_training = False
-        callback_list.on_train_begin({})
-        for epoch in range(first_epoch, last_epoch):
-            epoch_rng = np.random.default_rng([self.train_seed, epoch])
-            with backend.using_rng(epoch_rng):
-                logs = self._run_epoch(epoch, x, targets, weights, batch_size, shuffle,
-                                       epoch_rng, callback_list)
-            if validation is not None:
-                logs.update(self._validation_logs(validation, batch_size))
-            if self.optimizer.last_learning_rate is not None:
-                logs["learning_rate"] = self.optimizer.last_learning_rate
-            self.epoch = epoch + 1
-            callback_list.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        callback_list.on_train_end({})
+        self._worker_pool = pool
+        try:
+            callback_list.on_train_begin({})
+            for epoch in range(first_epoch, last_epoch):
+                epoch_rng = np.random.default_rng([self.train_seed, epoch])
+                with backend.using_rng(epoch_rng):
+                    logs = self._run_epoch(epoch, x, targets, weights, batch_size, shuffle,
+                                           epoch_rng, callback_list)
+                if validation is not None:
+                    logs.update(self._validation_logs(validation, batch_size))
+                if self.optimizer.last_learning_rate is not None:
+                    logs["learning_rate"] = self.optimizer.last_learning_rate
+                self.epoch = epoch + 1
+                callback_list.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            callback_list.on_train_end({})
+        except BaseException:
+            self.close_workers()  # a worker may be mid-step or gone: start afresh next time
+            raise
+        finally:
+            self._worker_pool = None
         return history
+
+    def _workers_for(self, count, batch_size):
+        """The worker pool for ``fit(workers=count)`` with batches of up to ``batch_size``
+        samples (None for one process): the idle pool of an earlier fit if it serves the
+        same model, loss and batch size, else a new one."""
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise ValueError(f"workers must be an int >= 1, got {count!r}")
+        if count == 1:
+            return None
+        if backend.backend_name() != "numpy":
+            raise ValueError(f"workers={count} needs the numpy backend (not "
+                             f"{backend.backend_name()!r}); train with workers=1")
+        rowwise = [layer.describe() for layer in self.layers if not layer.samplewise]
+        if rowwise:
+            raise ValueError(
+                f"workers={count} cuts every batch into slices, but layer {rowwise[0]} does "
+                "not treat samples independently (batch statistics or state carried across "
+                "samples); train it with workers=1"
+            )
+        capacity = -(-batch_size // count)
+        key = (count, capacity, repr(self.get_config()), repr(self.loss.get_config()))
+        pool = self._idle_workers
+        if pool is not None and (pool.key != key or not pool.alive()):
+            self.close_workers()
+            pool = None
+        if pool is None:
+            pool = self._idle_workers = workers.WorkerPool(self, count - 1, capacity, key)
+            weakref.finalize(self, pool.close)  # with the model, or at the program's exit
+        return pool
+
+    def close_workers(self) -> None:
+        """End the worker processes that ``fit(workers=...)`` keeps between calls."""
+        pool, self._idle_workers = self._idle_workers, None
+        if pool is not None:
+            pool.close()
 
     def _epoch_range(self, epochs, initial_epoch):
         for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
