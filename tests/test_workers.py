@@ -68,6 +68,17 @@ def test_workers_take_the_steps_of_one_process(workers):
     assert any(np.any(w != 0) for w in shared.get_weights())
 
 
+def test_workers_started_with_spawn(monkeypatch):
+    """The start method of platforms without fork: the workers rebuild the model from its
+    config in a fresh interpreter."""
+    from cnn.models import workers
+
+    monkeypatch.setattr(workers, "START_METHOD", "spawn")
+    alone, _ = train(1)
+    shared, _ = train(2)
+    assert_close_weights(alone, shared)
+
+
 def test_workers_are_reproducible():
     first, _ = train(2, optimizer=Adam(0.01))
     second, _ = train(2, optimizer=Adam(0.01))

@@ -35,6 +35,8 @@ import numpy as np
 from cnn import backend
 
 _ALIGN = 64  # bytes; every shared array starts on a cache line
+# How worker processes start: "fork" is fast and needs no guard in the user's script.
+START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 class SharedArrays:
@@ -110,8 +112,7 @@ class WorkerPool:
         }
         self.shared_weights = shared_weights
         self.io = [SharedArrays(io_spec) for _ in range(count)]
-        context = multiprocessing.get_context(
-            "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        context = multiprocessing.get_context(START_METHOD)
         setup = {
             "config": model.get_config(),
             "loss": model.loss.get_config(),
