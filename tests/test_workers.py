@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import cnn
+from cnn.backend import floatx_scope
 from cnn.callbacks import TerminateOnNaN
 from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                         Input, Layer, MaxPooling2D, Output)
@@ -258,3 +259,38 @@ def test_shared_arrays_are_seen_by_a_second_attachment():
     assert owner["b"].ctypes.data % 64 == 0
     other.close()
     owner.close(unlink=True)
+
+
+def test_float64_frozen_layers_and_weight_penalties():
+    """Penalties are added once, by the caller; frozen layers send no gradient; in float64 the
+    steps agree with one process to rounding."""
+    results = []
+    for workers in (1, 2):
+        with floatx_scope("float64"):
+            cnn.set_seed(0)
+            model = Model(Input((1, 10, 10)))
+            model.add(Conv2D(4, 3, activation="relu", trainable=False))
+            model.add(AveragePooling2D(2))
+            model.add(Flatten())
+            model.add(Dense(8, activation="relu", kernel_regularizer="l2"))
+            model.add(Output(3, kernel_regularizer="l1"))
+            model.compile(optimizer=Adam(0.01), loss="categorical_crossentropy")
+        x, y = data()
+        frozen = model.layers[0].get_weights()
+        history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, seed=5, workers=workers)
+        model.close_workers()
+        for a, b in zip(frozen, model.layers[0].get_weights()):
+            np.testing.assert_array_equal(a, b)
+        results.append((model, history))
+    (alone, a), (shared, b) = results
+    assert shared.get_weights()[0].dtype == np.float64
+    assert_close_weights(alone, shared, 1e-12)
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-12)
+
+
+def test_close_workers_without_workers_is_harmless():
+    model = convnet()
+    model.close_workers()
+    x, y = data()
+    model.fit(x, y, verbose=0)  # workers=1 starts nothing
+    assert model._idle_workers is None

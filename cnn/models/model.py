@@ -18,7 +18,8 @@ from cnn.backend import xp
 from cnn.callbacks import CallbackList, History, ProgbarLogger
 from cnn.layers.base import ActivatedLayer, Layer, deserialize, format_shape, serialize
 from cnn.layers.core import Input, choose
-from cnn.models import data, workers
+from cnn.models import data
+from cnn.models import workers as data_parallel
 
 PREDICT_BATCH_SIZE = 256
 # A batch runs in parts whose largest activation takes at most this much memory, so that the
@@ -242,7 +243,7 @@ class Model:
         if pool is None:
             loss_value, outputs, grads = self._slice_gradients(x, targets, weights, n)
         else:
-            mine, *theirs = workers.slices(n, pool.count + 1)
+            mine, *theirs = data_parallel.slices(n, pool.count + 1)
             pool.start_step(self, x, targets, weights, theirs, n,
                             int(backend.rng().integers(2**62)))
             try:
@@ -473,7 +474,7 @@ class Model:
             self.close_workers()
             pool = None
         if pool is None:
-            pool = self._idle_workers = workers.WorkerPool(self, count - 1, capacity, key)
+            pool = self._idle_workers = data_parallel.WorkerPool(self, count - 1, capacity, key)
             weakref.finalize(self, pool.close)  # with the model, or at the program's exit
         return pool
 

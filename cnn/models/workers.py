@@ -27,6 +27,7 @@ between ``fit`` calls that need the same set-up, and end with the model
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import traceback
 from multiprocessing import shared_memory
 
@@ -222,6 +223,7 @@ def model_weights(model) -> list:
 
 def _serve(connection, setup, io_spec) -> None:
     """A worker process: build the model, then answer steps until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     try:
         from cnn.models.model import Model, NonFiniteLossError
 
