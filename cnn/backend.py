@@ -163,6 +163,15 @@ def set_num_threads(threads: int | None) -> None:
                                                                    user_api="blas")
 
 
+@contextlib.contextmanager
+def limited_threads(threads: int):
+    """Use at most ``threads`` BLAS threads inside the block, then restore the limits."""
+    import threadpoolctl
+
+    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+        yield
+
+
 def get_num_threads() -> int:
     """The number of threads the BLAS library uses now (the smallest, if several are loaded)."""
     import threadpoolctl

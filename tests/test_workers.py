@@ -10,7 +10,7 @@ import pytest
 
 import cnn
 from cnn.backend import floatx_scope
-from cnn.callbacks import TerminateOnNaN
+from cnn.callbacks import Callback, TerminateOnNaN
 from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                         Input, Layer, MaxPooling2D, Output)
 from cnn.models import Model, NonFiniteLossError
@@ -294,3 +294,23 @@ def test_close_workers_without_workers_is_harmless():
     x, y = data()
     model.fit(x, y, verbose=0)  # workers=1 starts nothing
     assert model._idle_workers is None
+
+
+def test_each_process_takes_its_share_of_the_blas_threads():
+    from threadpoolctl import threadpool_limits
+
+    seen = []
+
+    class Threads(Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(cnn.get_num_threads())
+
+    model = convnet()
+    x, y = data()
+    with threadpool_limits(limits=4, user_api="blas"):
+        if cnn.get_num_threads() != 4:
+            pytest.skip("the BLAS library here cannot run 4 threads")
+        model.fit(x, y, batch_size=16, verbose=0, workers=2, callbacks=[Threads()])
+        assert set(seen) == {2} and model._idle_workers.blas_threads == 2
+        assert cnn.get_num_threads() == 4  # restored after fit
+    model.close_workers()

@@ -63,9 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                               help="fraction of the training images held out for validation "
                                    "(default: 0, validate on the test set)")
     train_parser.add_argument("--workers", type=_positive(int), default=1,
-                              help="processes sharing each batch, one per core you give it "
-                                   "(default: %(default)s; with more, each process uses "
-                                   "--threads BLAS threads, default 1)")
+                              help="processes sharing each batch (default: %(default)s); "
+                                   "each takes its share of the BLAS threads")
     train_parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train_parser.add_argument("--limit", type=_positive(int), default=None,
                               help="use only the first N training and N test images (quick trials)")

@@ -39,8 +39,6 @@ def run(args) -> int:
         fit_options = {"validation_data": (dataset.x_test, dataset.y_test)}
         print(f"validating on the {len(dataset.x_test)} test images after each epoch")
     model.summary()
-    if args.workers > 1 and args.threads is None:
-        cnn.set_num_threads(1)  # one BLAS thread per process: the processes share the cores
     start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: NonFiniteLossError

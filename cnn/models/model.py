@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -376,8 +377,10 @@ class Model:
                 machine, ``cnn.models.workers``): 1 trains here alone; ``W`` > 1 starts
                 ``W - 1`` worker processes, each training a slice of every batch. Every
                 layer must treat samples independently (not ``BatchNormalization`` or a
-                stateful recurrent layer). Give each process one BLAS thread
-                (``cnn.set_num_threads(1)``). Results are reproducible for a given
+                stateful recurrent layer). While it trains, each process uses its share
+                of the BLAS threads (``cnn.get_num_threads() // W``, at least 1), so on a
+                2-core machine ``workers=2`` runs one thread per process. Results are
+                reproducible for a given
                 ``workers``, and equal to one process's up to float rounding, except the
                 random draws (dropout), which each process makes from its own stream.
         The history holds, per epoch, ``loss``, the metrics, ``val_*`` when validating and
@@ -426,28 +429,36 @@ class Model:
         self.history = history
         self.stop_training = False
         self._worker_pool = pool
+        # Each process takes its share of the BLAS threads: more would fight over the cores.
+        threads = nullcontext() if pool is None else backend.limited_threads(pool.blas_threads)
         try:
-            callback_list.on_train_begin({})
-            for epoch in range(first_epoch, last_epoch):
-                epoch_rng = np.random.default_rng([self.train_seed, epoch])
-                with backend.using_rng(epoch_rng):
-                    logs = self._run_epoch(epoch, x, targets, weights, batch_size, shuffle,
-                                           epoch_rng, callback_list)
-                if validation is not None:
-                    logs.update(self._validation_logs(validation, batch_size))
-                if self.optimizer.last_learning_rate is not None:
-                    logs["learning_rate"] = self.optimizer.last_learning_rate
-                self.epoch = epoch + 1
-                callback_list.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-            callback_list.on_train_end({})
+            with threads:
+                self._train_epochs(first_epoch, last_epoch, x, targets, weights, batch_size,
+                                   shuffle, validation, callback_list)
         except BaseException:
             self.close_workers()  # a worker may be mid-step or gone: start afresh next time
             raise
         finally:
             self._worker_pool = None
         return history
+
+    def _train_epochs(self, first_epoch, last_epoch, x, targets, weights, batch_size, shuffle,
+                      validation, callback_list) -> None:
+        callback_list.on_train_begin({})
+        for epoch in range(first_epoch, last_epoch):
+            epoch_rng = np.random.default_rng([self.train_seed, epoch])
+            with backend.using_rng(epoch_rng):
+                logs = self._run_epoch(epoch, x, targets, weights, batch_size, shuffle,
+                                       epoch_rng, callback_list)
+            if validation is not None:
+                logs.update(self._validation_logs(validation, batch_size))
+            if self.optimizer.last_learning_rate is not None:
+                logs["learning_rate"] = self.optimizer.last_learning_rate
+            self.epoch = epoch + 1
+            callback_list.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end({})
 
     def _workers_for(self, count, batch_size):
         """The worker pool for ``fit(workers=count)`` with batches of up to ``batch_size``
@@ -468,13 +479,15 @@ class Model:
                 "samples); train it with workers=1"
             )
         capacity = -(-batch_size // count)
-        key = (count, capacity, repr(self.get_config()), repr(self.loss.get_config()))
+        threads = max(1, backend.get_num_threads() // count)
+        key = (count, capacity, threads, repr(self.get_config()), repr(self.loss.get_config()))
         pool = self._idle_workers
         if pool is not None and (pool.key != key or not pool.alive()):
             self.close_workers()
             pool = None
         if pool is None:
-            pool = self._idle_workers = data_parallel.WorkerPool(self, count - 1, capacity, key)
+            pool = self._idle_workers = data_parallel.WorkerPool(self, count - 1, capacity, threads,
+                                                                      key)
             weakref.finalize(self, pool.close)  # with the model, or at the program's exit
         return pool
 

@@ -94,11 +94,13 @@ def slices(n: int, count: int) -> list[slice]:
 
 class WorkerPool:
     """``count`` worker processes training slices of batches of up to ``capacity`` samples
-    of ``model`` (see the module docstring). ``key`` says which set-up the pool serves."""
+    of ``model`` with ``blas_threads`` BLAS threads each (see the module docstring). ``key``
+    says which set-up the pool serves."""
 
-    def __init__(self, model, count: int, capacity: int, key):
+    def __init__(self, model, count: int, capacity: int, blas_threads: int, key):
         self.count = count
         self.capacity = capacity
+        self.blas_threads = blas_threads
         self.key = key
         self.gradient_count = len(model.trainable_weights)
         dtype = np.dtype(model.dtype)
@@ -117,7 +119,7 @@ class WorkerPool:
         setup = {
             "config": model.get_config(),
             "loss": model.loss.get_config(),
-            "blas_threads": backend.get_num_threads(),
+            "blas_threads": blas_threads,
             "weights": (shared_weights.name, shared_weights.spec),
         }
         self.connections, self.processes = [], []
