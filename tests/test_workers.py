@@ -1,7 +1,9 @@
 """Data-parallel training, ``fit(workers=W)`` (cnn.models.workers): the same steps as one
 process up to float rounding, reproducible, and clear about what it cannot do."""
 
+import copy
 import os
+import pickle
 import signal
 from pathlib import Path
 
@@ -171,6 +173,21 @@ def test_workers_stay_up_between_fits_and_end_with_close_workers():
     shm = Path("/dev/shm")
     if shm.is_dir():
         assert not any((shm / name.lstrip("/")).exists() for name in names)
+
+
+def test_copies_and_pickles_leave_the_workers_behind():
+    model = convnet()
+    x, y = data()
+    model.fit(x, y, batch_size=16, verbose=0, workers=2)
+    pool = model._idle_workers
+    for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert copied._idle_workers is None
+        np.testing.assert_array_equal(copied.predict(x), model.predict(x))
+        copied.fit(x, y, batch_size=16, verbose=0, workers=2)  # starts its own
+        assert copied._idle_workers is not pool
+        copied.close_workers()
+    assert pool.alive() and model._idle_workers is pool
+    model.close_workers()
 
 
 def test_a_killed_worker_is_replaced_at_the_next_fit():

@@ -491,6 +491,12 @@ class Model:
             weakref.finalize(self, pool.close)  # with the model, or at the program's exit
         return pool
 
+    def __getstate__(self):
+        """Copies and pickles of a model leave its worker processes behind."""
+        state = dict(self.__dict__)
+        state["_worker_pool"] = state["_idle_workers"] = None
+        return state
+
     def close_workers(self) -> None:
         """End the worker processes that ``fit(workers=...)`` keeps between calls."""
         pool, self._idle_workers = self._idle_workers, None

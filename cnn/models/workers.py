@@ -209,7 +209,10 @@ class WorkerPool:
                 process.terminate()
                 process.join(timeout=5)
         for connection in self.connections:
-            connection.close()
+            try:
+                connection.close()
+            except OSError:
+                pass
         self.connections, self.processes = [], []
         for block in [*self.io, self.shared_weights]:
             if block is not None:
