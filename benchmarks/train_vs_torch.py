@@ -8,8 +8,8 @@ Both frameworks train the same network on the same in-memory Fashion-MNIST train
 (60,000 images, float32), one epoch at a time, alternating cnn and PyTorch for ``--repeats``
 rounds, with the same number of threads (``cnn.set_num_threads`` and
 ``torch.set_num_threads``); with ``--workers W`` cnn spreads its threads over W processes
-(``fit(workers=W)``, ``threads / W`` BLAS threads each). Each epoch's wall time is printed as it comes, with the load
-average: the machine is shared, so read the medians. ``--predict`` also times inference on
+(``fit(workers=W)``, ``threads / W`` BLAS threads each). Each epoch's wall time is printed
+as it comes, with the load average: the machine is shared, so read the medians. ``--predict`` also times inference on
 the 10,000 test images (``Model.predict`` against PyTorch in inference mode). A dated row is
 appended to ``benchmarks/RESULTS.md`` unless ``--no-record``.
 """

@@ -256,9 +256,7 @@ class Model:
                 loss_value += worker_loss
                 outputs.append(worker_outputs)
                 for total, grad in zip(grads, worker_grads):
-                    total += grad
-            if len(outputs) > 1:
-                self._set_gradients(grads)
+                    total += grad  # the layers' own gradient arrays (see _slice_gradients)
         loss_value += self._regularization_loss()
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(f"the loss became {loss_value}", loss_value)
@@ -276,8 +274,8 @@ class Model:
 
         Returns ``(loss, outputs, gradients)``: the slice's share of the batch's mean loss
         (a float, without the weight penalties), its outputs (a list of one array per part),
-        and the gradients of that share, in ``_gradients`` order (the layers' own arrays
-        when the slice ran in one part). A slice runs in parts (see ``_parts``), each part's
+        and the gradients of that share, in ``_gradients`` order: the layers' own gradient
+        arrays (after several parts, their sums, set as the layers' gradients). A slice runs in parts (see ``_parts``), each part's
         loss weighted by its share of the batch, so the shares of all slices add up to the
         batch's mean loss and gradients.
         """
@@ -380,9 +378,9 @@ class Model:
                 stateful recurrent layer). While it trains, each process uses its share
                 of the BLAS threads (``cnn.get_num_threads() // W``, at least 1), so on a
                 2-core machine ``workers=2`` runs one thread per process. Results are
-                reproducible for a given
-                ``workers``, and equal to one process's up to float rounding, except the
-                random draws (dropout), which each process makes from its own stream.
+                reproducible for a given ``workers``, and equal to one process's up to
+                float rounding, except the random draws (dropout), which each process
+                makes from its own stream.
         The history holds, per epoch, ``loss``, the metrics, ``val_*`` when validating and
         ``learning_rate``, the optimizer's rate at the epoch's last step.
         Raises:
@@ -486,8 +484,8 @@ class Model:
             self.close_workers()
             pool = None
         if pool is None:
-            pool = self._idle_workers = data_parallel.WorkerPool(self, count - 1, capacity, threads,
-                                                                      key)
+            pool = data_parallel.WorkerPool(self, count - 1, capacity, threads, key)
+            self._idle_workers = pool
             weakref.finalize(self, pool.close)  # with the model, or at the program's exit
         return pool
 

@@ -99,7 +99,6 @@ class WorkerPool:
 
     def __init__(self, model, count: int, capacity: int, blas_threads: int, key):
         self.count = count
-        self.capacity = capacity
         self.blas_threads = blas_threads
         self.key = key
         self.gradient_count = len(model.trainable_weights)
@@ -222,8 +221,7 @@ class WorkerPool:
 
 def model_weights(model) -> list:
     """Every parameter and buffer of ``model``, layer by layer (the order the pool shares)."""
-    return [value for layer in model.layers
-            for value in (*layer.params.values(), *layer.buffers.values())]
+    return [store[key] for store, key in _weight_slots(model)]
 
 
 def _serve(connection, setup, io_spec) -> None:
