@@ -17,7 +17,8 @@ from cnn.layers import (GRU, LSTM, Activation, AveragePooling2D, BatchNormalizat
                         Dense, Dropout, Flatten, GlobalAveragePooling2D, Input, MaxPooling2D,
                         Output, Recurrent, Reshape, SimpleRNN, TimeDistributed, ZeroPadding2D)
 from cnn.regularizers import L1L2
-from cnn.models import Model, ModelFileError, load_model, saving
+from cnn.models import Model, ModelFileError, load_model
+from cnn.saving import h5_format as saving
 from cnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 
 # -- every layer type and option: adding a layer means adding a line here -------------------

@@ -1,4 +1,4 @@
-"""Data-parallel training, ``fit(workers=W)`` (cnn.models.workers): the same steps as one
+"""Data-parallel training, ``fit(workers=W)`` (cnn.training.workers): the same steps as one
 process up to float rounding, reproducible, and clear about what it cannot do."""
 
 import copy
@@ -16,7 +16,7 @@ from cnn.callbacks import Callback, TerminateOnNaN
 from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                         Input, Layer, MaxPooling2D, Output)
 from cnn.models import Model, NonFiniteLossError
-from cnn.models.workers import SharedArrays, slices
+from cnn.training.workers import SharedArrays, slices
 from cnn.optimizers import SGD, Adam
 
 PARENT = os.getpid()
@@ -74,7 +74,7 @@ def test_workers_take_the_steps_of_one_process(workers):
 def test_workers_started_with_spawn(monkeypatch):
     """The start method of platforms without fork: the workers rebuild the model from its
     config in a fresh interpreter."""
-    from cnn.models import workers
+    from cnn.training import workers
 
     monkeypatch.setattr(workers, "START_METHOD", "spawn")
     alone, _ = train(1)

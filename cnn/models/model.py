@@ -20,7 +20,7 @@ from cnn.callbacks import CallbackList, History, ProgbarLogger
 from cnn.layers.base import ActivatedLayer, Layer, deserialize, format_shape, serialize
 from cnn.layers.core import Input, choose
 from cnn.models import data
-from cnn.models import workers as data_parallel
+from cnn.training import workers as data_parallel
 
 PREDICT_BATCH_SIZE = 256
 # A batch runs in parts whose largest activation takes at most this much memory, so that the
@@ -372,7 +372,7 @@ class Model:
                 from the global generator (``cnn.set_seed``). Epoch ``e`` always uses the
                 generator ``default_rng([seed, e])``, so resumed training repeats exactly.
             workers: processes that share each batch (data parallelism on the cores of this
-                machine, ``cnn.models.workers``): 1 trains here alone; ``W`` > 1 starts
+                machine, ``cnn.training.workers``): 1 trains here alone; ``W`` > 1 starts
                 ``W - 1`` worker processes, each training a slice of every batch. Every
                 layer must treat samples independently (not ``BatchNormalization`` or a
                 stateful recurrent layer). While it trains, each process uses its share
@@ -735,7 +735,7 @@ class Model:
 
     def save(self, path) -> None:
         """Write the model (architecture, weights, compile and training state) to ``path``."""
-        from cnn.models.saving import save_model
+        from cnn.saving.h5_format import save_model
 
         save_model(self, path)
 

@@ -7,7 +7,7 @@ the training seed). The file is written to a temporary name beside the target an
 when complete, so an interrupted save never replaces a good file with a broken one.
 
 ``load_model`` reads this format and the original implementation's files
-(``cnn.models.seed_format``). Reading never unpickles or evaluates anything: configs are
+(``cnn.saving.seed_format``). Reading never unpickles or evaluates anything: configs are
 JSON, weights are numeric datasets, and every way a file can be bad raises one
 ``ModelFileError`` (a ``ValueError``) naming the file, or an ``OSError`` for I/O problems.
 """
@@ -23,8 +23,8 @@ import numpy as np
 import cnn
 from cnn import backend, losses, metrics, optimizers
 from cnn.layers.base import deserialize
-from cnn.models import seed_format
-from cnn.models.model_file import (member, open_model_file, read_array, read_int, read_json,
+from cnn.saving import seed_format
+from cnn.saving.model_file import (member, open_model_file, read_array, read_int, read_json,
                                    ModelFileError)
 from cnn.utils.fileio import atomic_path
 

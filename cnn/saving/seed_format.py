@@ -31,7 +31,7 @@ import numpy as np
 from cnn import backend
 from cnn.layers import (AveragePooling2D, Conv2D, Dense, Flatten, Input, MaxPooling2D, Output,
                         Recurrent)
-from cnn.models.model_file import member, read_array, read_int, read_strings
+from cnn.saving.model_file import member, read_array, read_int, read_strings
 
 ROOT_DATASETS = ("input_shape", "lr", "layer_cnt", "name")
 _LAYER_GROUP = re.compile(r"layer_(\d+)")
