@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import cnn
+from cnn import backend
 
 BOOK = Path(__file__).resolve().parent.parent / "docs" / "book"
 CHAPTERS = sorted(BOOK.glob("[0-9][0-9]-*.md"))
@@ -34,6 +35,8 @@ def test_the_book_has_its_eleven_chapters_and_an_index():
     index = (BOOK / "README.md").read_text(encoding="utf-8")
     for chapter in CHAPTERS:
         assert f"]({chapter.name})" in index, f"the index does not link {chapter.name}"
+    readme = (BOOK.parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "](docs/book/README.md)" in readme, "README.md does not link the book"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -43,14 +46,11 @@ def test_chapter_code_runs(chapter, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.chdir(BOOK)
     namespace = {"__name__": f"book_{chapter.stem.replace('-', '_')}"}
-    floatx = cnn.floatx()
-    try:
+    # The chapters set the float type and the seed; both are put back afterwards.
+    with backend.floatx_scope(cnn.floatx()), backend.using_rng(backend.rng()):
         for number, block in enumerate(blocks, start=1):
             code = compile(block, f"{chapter.name} (python block {number})", "exec")
             exec(code, namespace)
-    finally:
-        cnn.set_floatx(floatx)
-        cnn.set_seed(None)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
