@@ -22,6 +22,10 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangl
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent.parent))  # the repository's cnn, when run as a script
 
+import cnn  # noqa: E402
+from cnn.datasets import mnist_sample  # noqa: E402
+from cnn.layers import Flatten, Input, Output  # noqa: E402
+from cnn.models import Sequential  # noqa: E402
 from cnn.ops.pooling import pool2d_backward, pool2d_forward  # noqa: E402
 from cnn.optimizers import SGD, Adam  # noqa: E402
 
@@ -297,6 +301,32 @@ def optimizer_paths(path):
     plt.close(fig)
 
 
+def batch_size_curves(path):
+    """Softmax regression on the bundled MNIST sample: averaged vs summed batch gradients."""
+    (x, y), _ = mnist_sample.load_data()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    styles = {16: "-", 256: "--"}
+    for batch in (16, 256):
+        for summed, color in ((False, BLUE), (True, ACCENT)):
+            cnn.set_seed(0)
+            model = Sequential([Input((1, 28, 28)), Flatten(), Output(10)])
+            model.compile(0.1 * batch if summed else 0.1, "cross_tropy")
+            history = model.fit(x, y, batch_size=batch, epochs=5, verbose=0, seed=0)
+            label = (f"batch {batch}, " + ("summed (seed): lr 0.1 on the sum" if summed
+                                           else "averaged (cnn): lr 0.1"))
+            ax.semilogy(range(1, 6), history.history["loss"], styles[batch], color=color,
+                        marker="o", ms=4, label=label)
+    ax.set_xticks(range(1, 6))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (log scale)")
+    ax.set_title("the same learning rate 0.1, two batch sizes, two conventions", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
 def finite_differences(path):
     def f(x):
         return np.tanh(x) * np.exp(x)
@@ -334,6 +364,7 @@ FIGURES = {
     "max_pool_routing.png": max_pool_routing,
     "lstm_cell.png": lstm_cell,
     "optimizer_paths.png": optimizer_paths,
+    "batch_size_curves.png": batch_size_curves,
     "finite_differences.png": finite_differences,
 }
 
