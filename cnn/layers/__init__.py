@@ -1,10 +1,12 @@
 """Layers, importable as in the seed: ``from cnn.layers import *``."""
 
+from cnn.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
 from cnn.layers.normalization import BatchNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
+from cnn.layers.preprocessing import Normalization, Rescaling
 from cnn.layers.recurrent import Recurrent
 from cnn.layers.reshaping import GlobalAveragePooling2D, Reshape, ZeroPadding2D
 from cnn.layers.rnn import GRU, LSTM, SimpleRNN
@@ -30,4 +32,11 @@ __all__ = [
     "ZeroPadding2D",
     "Reshape",
     "Layer",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "Softmax",
+    "PReLU",
+    "Rescaling",
+    "Normalization",
 ]
