@@ -57,9 +57,11 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from cnn import backend
 from cnn.backend import xp
 from cnn.ops import activations as act_ops
 from cnn.utils import checks
+from cnn.utils.categorical import to_categorical
 from cnn.utils.naming import lookup
 
 _EPSILON = 1e-7
@@ -238,26 +240,16 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                 f"{self.name} takes class ids of shape {tuple(y_pred.shape[:-1])} (or with a "
                 f"last axis of 1) for outputs {tuple(y_pred.shape)}, got y_true of shape "
                 f"{tuple(y_true.shape)}; for one-hot targets use CategoricalCrossentropy")
-        return one_hot_ids(ids, y_pred.shape[-1], self.name)
+        try:
+            return to_categorical(backend.to_numpy(ids), y_pred.shape[-1], dtype=np.float64)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: {exc}") from None
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
 
     def __repr__(self):
         return f"SparseCategoricalCrossentropy(from_logits={self.from_logits})"
-
-
-def one_hot_ids(ids, classes: int, what: str):
-    """Integer class ids of any shape -> one-hot float64 (*ids.shape, classes), checked."""
-    ids = np.asarray(ids)
-    if ids.dtype == bool or not np.issubdtype(ids.dtype, np.number):
-        raise ValueError(f"{what}: class ids must be integers, got dtype {ids.dtype}")
-    if not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
-        raise ValueError(f"{what}: class ids must be whole numbers")
-    if ids.size and (ids.min() < 0 or ids.max() >= classes):
-        raise ValueError(f"{what}: class ids range from {ids.min():g} to {ids.max():g}, but "
-                         f"there are {classes} classes (valid ids 0..{classes - 1})")
-    return np.eye(classes)[ids.astype(np.int64)]
 
 
 class BinaryCrossentropy(Crossentropy):

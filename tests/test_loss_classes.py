@@ -232,8 +232,9 @@ def test_names_and_keras_class_names_resolve(name, cls):
     (lambda: SparseCategoricalCrossentropy()(ONE_HOT, LOGITS),
      r"takes class ids of shape \(6,\).*got y_true of shape \(6, 4\)"),
     (lambda: SparseCategoricalCrossentropy()(IDS + 1, LOGITS),
-     r"class ids range from 1 to 4, but there are 4 classes"),
-    (lambda: SparseCategoricalCrossentropy()(IDS + 0.5, LOGITS), "whole numbers"),
+     r"sparse_categorical_crossentropy: to_categorical: class id 4 is out of range for "
+     r"num_classes=4"),
+    (lambda: SparseCategoricalCrossentropy()(IDS + 0.5, LOGITS), "not whole numbers"),
     (lambda: MeanSquaredError()(ONE_HOT[:, :3], LOGITS), r"y_true has shape \(6, 3\)"),
 ])
 def test_bad_arguments_are_named(make, match):
