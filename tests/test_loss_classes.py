@@ -8,7 +8,7 @@ from scipy.special import expit, log_softmax, softmax
 import cnn
 from cnn import losses
 from cnn.backend import floatx_scope
-from cnn.layers import Dense, Input, Output
+from cnn.layers import Dense, Input, Output, Softmax
 from cnn.losses import (BinaryCrossentropy, CategoricalCrossentropy, Huber, MeanAbsoluteError,
                         MeanSquaredError, SparseCategoricalCrossentropy)
 from cnn.models import Sequential, load_model
@@ -172,6 +172,20 @@ def test_softmax_output_stays_fused_and_equals_the_logits_model(smoothing):
     np.testing.assert_array_equal(output_gradient(fused, x, ONE_HOT),
                                   output_gradient(logits, x, ONE_HOT))
     check_model_gradients(fused, x, ONE_HOT)
+
+
+def test_a_softmax_layer_after_the_output_fuses_like_a_softmax_activation():
+    x = RNG.standard_normal((6, 5))
+    activation = classifier(Output(4), "categorical_crossentropy")
+    with floatx_scope("float64"):
+        layer = Sequential([Input((5,)), Dense(8, activation="tanh"), Dense(4), Softmax()])
+    layer.compile(optimizer="adam", loss="categorical_crossentropy")
+    layer.set_weights(activation.get_weights())
+    assert layer._fused
+    np.testing.assert_array_equal(layer.predict(x), activation.predict(x))
+    np.testing.assert_array_equal(output_gradient(layer, x, ONE_HOT),
+                                  output_gradient(activation, x, ONE_HOT))
+    check_model_gradients(layer, x, ONE_HOT)
 
 
 def test_binary_from_logits_with_a_linear_output():

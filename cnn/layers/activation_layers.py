@@ -10,35 +10,42 @@ reads, and (PReLU) a trainable slope.
 from __future__ import annotations
 
 from cnn import activations, initializers, regularizers
-from cnn.layers.base import Layer
+from cnn.layers.base import ActivatedLayer, Layer
 from cnn.ops import activations as ops
 from cnn.utils import checks
 
 
-class ActivationLayer(Layer, register=False):
-    """A weightless layer applying ``self.function`` (an ``activations.ActivationFunction``).
+class ActivationLayer(ActivatedLayer, register=False):
+    """A weightless layer applying ``self.activation`` (an ``activations.ActivationFunction``).
 
-    Subclasses set ``self.function`` in their constructor and list their arguments in
+    It is an ``ActivatedLayer`` whose linear part is the identity, so that a ``Softmax()``
+    after a ``Dense`` output fuses with the categorical cross-entropy exactly as
+    ``Dense(..., activation="softmax")`` does (gradient ``p - y`` from the logits).
+    Subclasses pass the function to the constructor and list their arguments in
     ``get_config``. Shapes: (N, ...) -> (N, ...).
     """
 
     samplewise = True
 
     def __init__(self, function, input_shape=None, name=None, trainable=True):
-        super().__init__(input_shape=input_shape, name=name, trainable=trainable)
-        self.function = function
-        self.z = None
-        self.a = None
+        super().__init__(activation=function, input_shape=input_shape, name=name,
+                         trainable=trainable)
 
     def forward(self, x, training=False):
-        self.a = self.function.forward(x)
-        self.z = x if self.function.needs_input else None
+        # Never the in-place form: x is the layer before's output, which it may keep.
+        self.a = self.activation.forward(x)
+        keep_x = self.activation.needs_input or self.keep_preactivation
+        self.z = x if keep_x else None
         return self.a
 
-    def backward(self, grad):
-        grad_input = self.function.backward(grad, self.z, self.a)
-        self.z = self.a = None
-        return grad_input
+    def forward_linear(self, x, training=False):
+        return x
+
+    def backward_linear(self, grad_z):
+        return grad_z
+
+    def get_config(self):
+        return Layer.get_config(self)  # the activation follows from the arguments
 
 
 def _non_negative(layer: str, name: str, value) -> float:
@@ -65,8 +72,8 @@ class ReLU(ActivationLayer):
                                                                       max_value)
         self.negative_slope = _non_negative("ReLU", "negative_slope", negative_slope)
         self.threshold = _non_negative("ReLU", "threshold", threshold)
-        super().__init__(activations.relu(self.negative_slope, self.max_value, self.threshold),
-                         input_shape, name, trainable)
+        function = activations.relu(self.negative_slope, self.max_value, self.threshold)
+        super().__init__(function, input_shape, name, trainable)
 
     def get_config(self):
         return {**super().get_config(), "max_value": self.max_value,
