@@ -59,6 +59,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cnn import backend, schedules
 from cnn.backend import xp
 from cnn.utils import checks
@@ -457,6 +459,23 @@ _OPTIMIZERS = {
     "adadelta": Adadelta,
     "nadam": Nadam,
 }
+
+
+def check_trainable(dtype) -> None:
+    """Refuse to train weights of ``dtype`` float16 (``fit`` and ``train_on_batch`` check
+    this first).
+
+    In float16 the gradients of a real network underflow to zero and overflow to infinity
+    within a few steps, and the optimizers' moment estimates (``g^2``, ``epsilon=1e-7``)
+    vanish; training correctly would need loss scaling and float32 master weights, which cnn
+    does not implement. Inference in float16 (``predict``, ``evaluate``) is allowed.
+    """
+    if np.dtype(dtype) == np.float16:
+        raise ValueError(
+            "cannot train a float16 model: without loss scaling its gradients underflow and "
+            "overflow (NaN within a few steps). Train it in float32 (cnn.set_floatx('float32') "
+            "before building it, or load_model(path, dtype='float32')), then run inference in "
+            "float16 with load_model(path, dtype='float16')")
 
 
 def get(identifier, learning_rate=None) -> Optimizer:

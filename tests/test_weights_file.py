@@ -37,9 +37,9 @@ def trained(seed=0):
 
 def test_weights_round_trip_by_order_into_a_fresh_model(tmp_path):
     model = trained()
-    save_weights(model, tmp_path / "w.h5")
+    model.save_weights(tmp_path / "w.h5")
     other = network(seed=1, names=("a", "b", "c"))  # other names and initial weights
-    load_weights(other, tmp_path / "w.h5")
+    other.load_weights(tmp_path / "w.h5")
     assert_same_weights(model, other)
     np.testing.assert_array_equal(other.predict(X), model.predict(X))
 
@@ -58,7 +58,7 @@ def test_by_name_loads_matching_layers_and_leaves_the_others(tmp_path):
     names = [layer.name for layer in model.layers]
     other = network(seed=1, names=(names[1], "fresh_bn", names[4]))
     before = other.layers[2].get_weights()
-    load_weights(other, tmp_path / "w.h5", by_name=True)
+    other.load_weights(tmp_path / "w.h5", by_name=True)
     for i in (0, 1, 4):
         for x, y in zip(model.layers[i].get_weights(), other.layers[i].get_weights()):
             np.testing.assert_array_equal(x, y)

@@ -14,14 +14,14 @@ _CHUNK = 8192
 
 
 def as_array(x, what: str) -> np.ndarray:
-    """``x`` as a numeric NumPy (or CuPy) array with at least one sample."""
+    """``x`` as a numeric or bool NumPy (or CuPy) array with at least one sample."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         try:
             x = np.asarray(x)
         except Exception as exc:  # ragged lists and the like
             raise ValueError(f"{what} cannot be converted to an array: {exc}") from None
-    if x.dtype == bool or not (np.issubdtype(x.dtype, np.number)):
-        raise ValueError(f"{what} must hold numbers, got dtype {x.dtype}")
+    if x.dtype != bool and not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{what} must hold numbers or bools, got dtype {x.dtype}")
     if np.issubdtype(x.dtype, np.complexfloating):
         raise ValueError(f"{what} must hold real numbers, got dtype {x.dtype}")
     if x.ndim == 0 or x.shape[0] == 0:

@@ -327,6 +327,7 @@ class Model:
     def train_on_batch(self, x, y, sample_weight=None) -> dict:
         """One optimizer step on one batch; returns that batch's loss and metrics."""
         self._require_compiled("train")
+        optimizers.check_trainable(self.dtype)
         x = data.check_inputs(x, self.input.input_shape)
         targets = data.prepare_targets(y, x.shape[0], self.cur_output_shape, self.loss, self.dtype)
         weights = data.sample_weights(x.shape[0], sample_weight)
@@ -391,6 +392,7 @@ class Model:
                 does), training ends there without raising, the epoch's logs carrying it.
         """
         self._require_compiled("fit")
+        optimizers.check_trainable(self.dtype)
         batch_size = data.check_batch_size(batch_size, 32)
         first_epoch, last_epoch = self._epoch_range(epochs, initial_epoch)
         if verbose not in (0, 1, 2):
@@ -738,6 +740,19 @@ class Model:
         from cnn.saving.h5_format import save_model
 
         save_model(self, path)
+
+    def save_weights(self, path) -> None:
+        """Write the weights alone (HDF5, ``cnn.saving.weights_file``) to ``path``."""
+        from cnn.saving.weights_file import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path, by_name: bool = False, skip_mismatch: bool = False) -> None:
+        """Set the weights from a ``save_weights`` (or ``save``) file: by layer order, or by
+        layer name with ``by_name=True`` (``skip_mismatch`` skips layers that do not fit)."""
+        from cnn.saving.weights_file import load_weights
+
+        load_weights(self, path, by_name=by_name, skip_mismatch=skip_mismatch)
 
     def __repr__(self):
         return f"<Model {self.name!r}: {len(self.layers)} layers, {self.count_params()} params>"
