@@ -8,7 +8,7 @@ from scipy.special import expit, log_softmax, softmax
 import cnn
 from cnn import losses
 from cnn.backend import floatx_scope
-from cnn.layers import Dense, Input, Output, Softmax
+from cnn.layers import Dense, Input, Output, Softmax, TimeDistributed
 from cnn.losses import (BinaryCrossentropy, CategoricalCrossentropy, Huber, MeanAbsoluteError,
                         MeanSquaredError, SparseCategoricalCrossentropy)
 from cnn.models import Sequential, load_model
@@ -211,6 +211,23 @@ def test_sparse_loss_class_trains_on_class_ids_and_is_saved(tmp_path):
     loaded = load_model(tmp_path / "m.h5")
     assert isinstance(loaded.loss, SparseCategoricalCrossentropy) and loaded.loss.from_logits
     assert loaded.evaluate(x, ids) == model.evaluate(x, ids)
+
+
+@pytest.mark.parametrize("id_shape", [(8, 3), (8, 3, 1)])
+def test_sparse_loss_takes_class_ids_per_time_step(id_shape):
+    rng = np.random.default_rng(1)
+    x, ids = rng.standard_normal((8, 3, 5)), rng.integers(0, 4, (8, 3))
+    with floatx_scope("float64"):
+        model = Sequential([Input((3, 5)), TimeDistributed(Dense(4))])
+    model.compile(optimizer="sgd", loss=SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    logits = model.predict(x)
+    expected = -np.take_along_axis(log_softmax(logits, axis=-1), ids[..., None], -1).mean()
+    accuracy, loss = model.evaluate(x, ids.reshape(id_shape))
+    assert loss == pytest.approx(expected, rel=1e-12)
+    assert accuracy == pytest.approx((logits.argmax(-1) == ids).mean())
+    with pytest.raises(ValueError, match=r"y has shape \(8, 2\), expected \(8, 3, 4\)"):
+        model.evaluate(x, ids[:, :2])
 
 
 @pytest.mark.parametrize("loss", [

@@ -132,9 +132,7 @@ class Model:
         self._fused = bool(
             self.loss is not None
             and isinstance(last, ActivatedLayer)
-            and self.loss.fused_activation is not None
-            and not getattr(self.loss, "from_logits", False)
-            and last.activation.name == self.loss.fused_activation
+            and self.loss.fuses_with(last.activation.name)
         )
         for layer in self.layers:
             if isinstance(layer, ActivatedLayer):
