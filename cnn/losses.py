@@ -234,16 +234,18 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         super().__init__(from_logits=from_logits)
 
     def dense_targets(self, y_true, y_pred):
-        ids = y_true.reshape(y_pred.shape[:-1]) if y_true.size == y_pred[..., 0].size else None
-        if ids is None or (y_true.ndim == y_pred.ndim and y_true.shape[-1] != 1):
+        id_shape = tuple(y_pred.shape[:-1])
+        if tuple(y_true.shape) not in (id_shape, (*id_shape, 1)):
             raise ValueError(
-                f"{self.name} takes class ids of shape {tuple(y_pred.shape[:-1])} (or with a "
+                f"{self.name} takes class ids of shape {id_shape} (or with a "
                 f"last axis of 1) for outputs {tuple(y_pred.shape)}, got y_true of shape "
                 f"{tuple(y_true.shape)}; for one-hot targets use CategoricalCrossentropy")
         try:
-            return to_categorical(backend.to_numpy(ids), y_pred.shape[-1], dtype=np.float64)
+            one_hot = to_categorical(backend.to_numpy(y_true).reshape(id_shape), y_pred.shape[-1],
+                                     np.float64)
         except ValueError as exc:
             raise ValueError(f"{self.name}: {exc}") from None
+        return xp.asarray(one_hot)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}

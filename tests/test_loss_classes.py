@@ -262,6 +262,8 @@ def test_names_and_keras_class_names_resolve(name, cls):
     (lambda: losses.get({"name": "huber", "alpha": 1}), "bad config for loss 'huber'"),
     (lambda: SparseCategoricalCrossentropy()(ONE_HOT, LOGITS),
      r"takes class ids of shape \(6,\).*got y_true of shape \(6, 4\)"),
+    (lambda: SparseCategoricalCrossentropy()(IDS.reshape(2, 3), LOGITS),
+     r"takes class ids of shape \(6,\) .*got y_true of shape \(2, 3\)"),
     (lambda: SparseCategoricalCrossentropy()(IDS + 1, LOGITS),
      r"sparse_categorical_crossentropy: to_categorical: class id 4 is out of range for "
      r"num_classes=4"),
