@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cnn.backend import floatx_scope
-from cnn.layers import ELU, Dense, Input, LeakyReLU, PReLU, ReLU, Softmax, deserialize, serialize
+from cnn.layers import (ELU, Dense, Input, LeakyReLU, PReLU, ReLU, Rescaling, Softmax, deserialize,
+                        serialize)
 from cnn.models import Sequential, load_model
 from helpers import build_layer, check_layer_gradients
 
@@ -198,3 +199,9 @@ def test_bad_arguments_are_named(make, shape, match):
     with pytest.raises(ValueError, match=match):
         layer = make()
         build_layer(layer, shape)
+
+
+def test_masks_pass_through_activation_and_preprocessing_layers():
+    for layer in (ReLU(), LeakyReLU(), ELU(), Softmax(), PReLU(), Rescaling(2.0)):
+        mask = np.array([[True, False, True]])
+        assert layer.compute_mask(np.zeros((1, 3, 2)), mask) is mask

@@ -22,7 +22,7 @@ def test_bool_inputs_and_bool_targets_train_a_binary_classifier():
     model = Sequential([Input((2,)), Dense(8, activation="tanh"), Dense(1, activation="sigmoid")])
     model.compile(optimizer=cnn.optimizers.Adam(0.05), loss="binary_crossentropy")
     model.fit(x, y, epochs=40, batch_size=32, verbose=0)
-    accuracy, _ = model.evaluate(x, y)
+    _, accuracy = model.evaluate(x, y)
     assert accuracy == 1.0
     np.testing.assert_array_equal(model.predict(x), model.predict(x.astype(np.float32)))
 
@@ -91,5 +91,5 @@ def test_float16_inference_matches_float32_and_a_float32_model_loads_as_float16(
     out = half.predict(x)
     assert out.dtype == np.float16 and np.all(np.isfinite(out))
     np.testing.assert_allclose(out, model.predict(x), atol=5e-3)
-    accuracy, loss = half.evaluate(x, y)
+    loss, accuracy = half.evaluate(x, y)
     assert np.isfinite(loss)

@@ -145,7 +145,7 @@ def classifier(last, loss):
 
 def output_gradient(model, x, y):
     output = model.forward(x, training=True)
-    _, grad = model._loss_and_output_grad(output, y, None)
+    _, grad = model._loss_and_output_grad(0, output, y, None)
     return grad
 
 
@@ -167,7 +167,7 @@ def test_softmax_output_stays_fused_and_equals_the_logits_model(smoothing):
     fused = classifier(Output(4), CategoricalCrossentropy(label_smoothing=smoothing))
     logits = classifier(Dense(4), CategoricalCrossentropy(from_logits=True,
                                                           label_smoothing=smoothing))
-    assert fused._fused and not logits._fused
+    assert fused.fused_outputs == (0,) and logits.fused_outputs == ()
     logits.set_weights(fused.get_weights())
     np.testing.assert_array_equal(output_gradient(fused, x, ONE_HOT),
                                   output_gradient(logits, x, ONE_HOT))
@@ -181,7 +181,7 @@ def test_a_softmax_layer_after_the_output_fuses_like_a_softmax_activation():
         layer = Sequential([Input((5,)), Dense(8, activation="tanh"), Dense(4), Softmax()])
     layer.compile(optimizer="adam", loss="categorical_crossentropy")
     layer.set_weights(activation.get_weights())
-    assert layer._fused
+    assert layer.fused_outputs == (0,)
     np.testing.assert_array_equal(layer.predict(x), activation.predict(x))
     np.testing.assert_array_equal(output_gradient(layer, x, ONE_HOT),
                                   output_gradient(activation, x, ONE_HOT))
@@ -205,7 +205,7 @@ def test_sparse_loss_class_trains_on_class_ids_and_is_saved(tmp_path):
     model.compile(optimizer=Adam(0.02), loss=SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     model.fit(x, ids, epochs=30, batch_size=32, verbose=0)
-    accuracy, _ = model.evaluate(x, ids)
+    _, accuracy = model.evaluate(x, ids)  # Keras's order: loss, then the metrics
     assert accuracy > 0.9
     model.save(tmp_path / "m.h5")
     loaded = load_model(tmp_path / "m.h5")
@@ -223,7 +223,7 @@ def test_sparse_loss_takes_class_ids_per_time_step(id_shape):
                   metrics=["accuracy"])
     logits = model.predict(x)
     expected = -np.take_along_axis(log_softmax(logits, axis=-1), ids[..., None], -1).mean()
-    accuracy, loss = model.evaluate(x, ids.reshape(id_shape))
+    loss, accuracy = model.evaluate(x, ids.reshape(id_shape))
     assert loss == pytest.approx(expected, rel=1e-12)
     assert accuracy == pytest.approx((logits.argmax(-1) == ids).mean())
     with pytest.raises(ValueError, match=r"y has shape \(8, 2\), expected \(8, 3, 4\)"):

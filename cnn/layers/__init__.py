@@ -4,6 +4,7 @@ from cnn.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
+from cnn.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from cnn.layers.normalization import BatchNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.preprocessing import Normalization, Rescaling
@@ -31,6 +32,12 @@ __all__ = [
     "GlobalAveragePooling2D",
     "ZeroPadding2D",
     "Reshape",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Concatenate",
     "Layer",
     "ReLU",
     "LeakyReLU",

@@ -26,6 +26,7 @@ class ActivationLayer(ActivatedLayer, register=False):
     """
 
     samplewise = True
+    supports_masking = True  # element-wise: a sequence mask passes through unchanged
 
     def __init__(self, function, input_shape=None, name=None, trainable=True):
         super().__init__(activation=function, input_shape=input_shape, name=name,
@@ -152,6 +153,7 @@ class PReLU(Layer):
     """
 
     samplewise = True
+    supports_masking = True  # element-wise: a sequence mask passes through unchanged
 
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, shared_axes=None, *,
                  input_shape=None, name=None, trainable=True):

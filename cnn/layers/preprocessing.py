@@ -43,6 +43,7 @@ class Rescaling(Layer):
     """
 
     samplewise = True
+    supports_masking = True  # element-wise: a sequence mask passes through unchanged
 
     def __init__(self, scale, offset=0.0, *, input_shape=None, name=None, trainable=True):
         super().__init__(input_shape=input_shape, name=name, trainable=trainable)
@@ -89,6 +90,7 @@ class Normalization(Layer):
     """
 
     samplewise = True
+    supports_masking = True  # element-wise: a sequence mask passes through unchanged
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, *, input_shape=None,
                  name=None, trainable=True, adapted=False):
