@@ -35,7 +35,7 @@ def check_gradients(layer, inputs, forward, seed=0, reseed=None, tolerance=TOLER
     run()
     layer.needs_input_grad = True
     grads = layer.backward(r.copy())
-    grads = grads if listed else [grads]
+    grads = [None] * len(arrays) if grads is None else grads if listed else [grads]
     analytic = {k: v.copy() for k, v in layer.grads.items()}
     errors = {}
     for i, (array, grad) in enumerate(zip(arrays, grads)):

@@ -3,11 +3,13 @@
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
-from cnn.layers.normalization import BatchNormalization
+from cnn.layers.embedding import Embedding
+from cnn.layers.normalization import BatchNormalization, LayerNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.recurrent import Recurrent
 from cnn.layers.reshaping import GlobalAveragePooling2D, Reshape, ZeroPadding2D
 from cnn.layers.rnn import GRU, LSTM, SimpleRNN
+from cnn.layers.sequence import Masking, RepeatVector
 from cnn.layers.wrappers import TimeDistributed
 
 __all__ = [
@@ -30,4 +32,8 @@ __all__ = [
     "ZeroPadding2D",
     "Reshape",
     "Layer",
+    "Embedding",
+    "Masking",
+    "RepeatVector",
+    "LayerNormalization",
 ]
