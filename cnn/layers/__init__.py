@@ -10,7 +10,7 @@ from cnn.layers.recurrent import Recurrent
 from cnn.layers.reshaping import GlobalAveragePooling2D, Reshape, ZeroPadding2D
 from cnn.layers.rnn import GRU, LSTM, SimpleRNN
 from cnn.layers.sequence import Masking, RepeatVector
-from cnn.layers.wrappers import TimeDistributed
+from cnn.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Input",
@@ -36,4 +36,5 @@ __all__ = [
     "Masking",
     "RepeatVector",
     "LayerNormalization",
+    "Bidirectional",
 ]

@@ -500,4 +500,6 @@ class GRU(_GatedRNN):
         return {**super().get_config(), "reset_after": self.reset_after}
 
 
-__all__ = ["SimpleRNN", "LSTM", "GRU"]
+RNN_LAYERS = (SimpleRNN, LSTM, GRU)  # what Bidirectional wraps
+
+__all__ = ["SimpleRNN", "LSTM", "GRU", "RNN_LAYERS"]
