@@ -44,5 +44,6 @@ def check_gradients(layer, inputs, forward, seed=0, reseed=None, tolerance=TOLER
     for key, param in layer.params.items():
         errors[key] = gradient_error(analytic[key], numerical_gradient(objective, param))
     for key, error in errors.items():
-        assert error < tolerance, f"{layer.describe()} gradient of {key}: relative error {error:.2e}"
+        assert error < tolerance, (f"{layer.describe()} gradient of {key}: relative error "
+                                   f"{error:.2e}")
     return errors

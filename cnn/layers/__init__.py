@@ -1,5 +1,6 @@
 """Layers, importable as in the seed: ``from cnn.layers import *``."""
 
+from cnn.layers.attention import MultiHeadAttention
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
@@ -37,4 +38,5 @@ __all__ = [
     "RepeatVector",
     "LayerNormalization",
     "Bidirectional",
+    "MultiHeadAttention",
 ]

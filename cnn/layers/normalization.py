@@ -262,7 +262,8 @@ class LayerNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
-            **{f"{key}_initializer": _init_name(init) for key, init in self.initializer_names.items()},
+            **{f"{key}_initializer": _init_name(init)
+               for key, init in self.initializer_names.items()},
         }
 
 

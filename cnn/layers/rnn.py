@@ -279,7 +279,8 @@ class _RNN(Layer):
 
     def draw_recurrent_dropout_mask(self, batch, dtype):
         """One (N, U) inverted-dropout factor per sequence, from the seeded generator."""
-        keep = backend.rng().random((batch, self.units), dtype=np.float32) >= self.recurrent_dropout
+        draws = backend.rng().random((batch, self.units), dtype=np.float32)
+        keep = draws >= self.recurrent_dropout
         scale = 1.0 / (1.0 - self.recurrent_dropout)
         return backend.asarray(keep, dtype=dtype) * np.dtype(dtype).type(scale)
 

@@ -168,10 +168,10 @@ class Bidirectional(Layer):
         self.return_state = layer.return_state
         for inner in (layer, backward_layer):
             inner.zero_output_for_mask = self.return_sequences
-        self.params = PrefixedWeights([("forward_", layer.params), ("backward_", backward_layer.params)])
-        self.grads = PrefixedWeights([("forward_", layer.grads), ("backward_", backward_layer.grads)])
-        self.buffers = PrefixedWeights([("forward_", layer.buffers),
-                                        ("backward_", backward_layer.buffers)])
+        pairs = (("forward_", layer), ("backward_", backward_layer))
+        self.params = PrefixedWeights([(prefix, inner.params) for prefix, inner in pairs])
+        self.grads = PrefixedWeights([(prefix, inner.grads) for prefix, inner in pairs])
+        self.buffers = PrefixedWeights([(prefix, inner.buffers) for prefix, inner in pairs])
         self._outputs = None
 
     @property

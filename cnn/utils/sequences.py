@@ -23,12 +23,13 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
         an array (len(sequences), maxlen, *step shape).
     """
     if not hasattr(sequences, "__len__") or isinstance(sequences, (str, bytes)):
-        raise ValueError(f"pad_sequences takes a list of sequences, got {type(sequences).__name__}")
+        raise ValueError("pad_sequences takes a list of sequences, got "
+                         f"{type(sequences).__name__}")
     for name, given in (("padding", padding), ("truncating", truncating)):
         if given not in ("pre", "post"):
             raise ValueError(f'{name} must be "pre" or "post", got {given!r}')
-    if maxlen is not None and (isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer))
-                               or maxlen < 0):
+    whole = isinstance(maxlen, (int, np.integer)) and not isinstance(maxlen, bool)
+    if maxlen is not None and (not whole or maxlen < 0):
         raise ValueError(f"maxlen must be None or an int >= 0, got {maxlen!r}")
     arrays, step_shape = [], None
     for index, sequence in enumerate(sequences):
