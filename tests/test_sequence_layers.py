@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn.layers import (Embedding, LayerNormalization, Masking, RepeatVector, deserialize,
-                        serialize)
+from cnn.layers import (Embedding, LayerNormalization, Masking, PositionEmbedding, RepeatVector,
+                        deserialize, serialize)
 from cnn.ops.reference_sequence import layer_normalization_reference
 from cnn.utils import pad_sequences
 from tests.helpers import build_layer, check_layer_gradients
@@ -87,6 +87,18 @@ def test_embedding_config_round_trip():
     layer = Embedding(30, 8, "glorot_uniform", mask_zero=True, name="emb")
     copy = round_trip(layer)
     assert copy.mask_zero and copy.embeddings_initializer == "glorot_uniform"
+
+
+def test_position_embedding_broadcasts_rows_and_gradients():
+    layer = build_layer(PositionEmbedding(6), (4, 3))
+    x = random((2, 4, 3))
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out[1], layer.params["embeddings"][:4])
+    errors = check_gradients(layer, x, lambda a: layer.forward(a))
+    assert errors["input 0"] < 1e-9  # the output does not depend on the input's values
+    assert round_trip(layer).sequence_length == 6
+    with pytest.raises(ValueError, match=r"PositionEmbedding.*steps <= 6.*\(None, 7, 3\)"):
+        build_layer(PositionEmbedding(6), (7, 3))
 
 
 # -- Masking ----------------------------------------------------------------------------------

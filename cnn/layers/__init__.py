@@ -4,7 +4,7 @@ from cnn.layers.attention import MultiHeadAttention
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
-from cnn.layers.embedding import Embedding
+from cnn.layers.embedding import Embedding, PositionEmbedding
 from cnn.layers.normalization import BatchNormalization, LayerNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.recurrent import Recurrent
@@ -39,4 +39,5 @@ __all__ = [
     "LayerNormalization",
     "Bidirectional",
     "MultiHeadAttention",
+    "PositionEmbedding",
 ]

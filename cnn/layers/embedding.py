@@ -1,4 +1,5 @@
-"""Embedding: integer ids -> dense vectors, with Keras's ``mask_zero``.
+"""Embedding: integer ids -> dense vectors, with Keras's ``mask_zero``; PositionEmbedding: a
+learned vector per position (see its class).
 
 Input: integer ids of any shape (N, *S) (float arrays holding whole numbers are accepted, as a
 model hands its inputs over in its float type); output (N, *S, output_dim). The weight
@@ -104,4 +105,51 @@ class Embedding(Layer):
                 "mask_zero": self.mask_zero}
 
 
-__all__ = ["Embedding"]
+class PositionEmbedding(Layer):
+    """A learned vector per position (keras_hub's ``PositionEmbedding``): on (N, T, D) it
+    returns the first T rows of its table ``embeddings`` (sequence_length, D), broadcast to
+    (N, T, D), to be added to token embeddings (``Add()([tokens, PositionEmbedding(T)(tokens)])``).
+
+    The output does not depend on the input's values, so no gradient flows to the input
+    (backward returns zeros); the table's gradient is the output gradient summed over the batch.
+    """
+
+    samplewise = True
+    supports_masking = True
+
+    def __init__(self, sequence_length, initializer="glorot_uniform", *, input_shape=None,
+                 name=None, trainable=True):
+        super().__init__(input_shape=input_shape, name=name, trainable=trainable)
+        self.sequence_length = checks.count("sequence_length", sequence_length, minimum=1)
+        initializers.get(initializer)
+        if not isinstance(initializer, str):
+            raise ValueError("initializer must be a name, so that it can be saved")
+        self.initializer = initializer
+
+    def _build(self, input_shape):
+        if len(input_shape) != 2 or input_shape[0] > self.sequence_length:
+            raise ValueError(f"layer {self.describe()} needs input (batch, steps <= "
+                             f"{self.sequence_length}, features), got (None, "
+                             f"{', '.join(map(str, input_shape))})")
+        shape = (self.sequence_length, input_shape[1])
+        self.add_param("embeddings", initializers.initialize(self.initializer, shape, shape[0],
+                                                             shape[1]))
+        return input_shape
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        steps = x.shape[1]
+        return xp.broadcast_to(self.params["embeddings"][:steps], x.shape).copy()
+
+    def backward(self, grad):
+        table = xp.zeros_like(self.params["embeddings"])
+        table[:grad.shape[1]] = grad.sum(axis=0)
+        self.grads["embeddings"] = table
+        return xp.zeros_like(grad) if self.needs_input_grad else None
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length,
+                "initializer": self.initializer}
+
+
+__all__ = ["Embedding", "PositionEmbedding"]

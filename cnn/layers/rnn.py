@@ -254,7 +254,14 @@ class _RNN(Layer):
 
     # -- computation ------------------------------------------------------------------------
     def __call__(self, x, training=False, initial_state=None, mask=None):
-        """Keras's call: builds on first use; with ``return_state`` returns ``[output, *states]``."""
+        """Keras's call on arrays: builds on first use; with ``return_state`` returns
+        ``[output, *states]``. On symbolic tensors (no ``dtype``) it is the base class's call
+        (recording a node; the layer outputs ``output`` only)."""
+        if not hasattr(x, "dtype"):
+            if initial_state is not None:
+                raise ValueError(f"layer {self.describe()}: initial_state is given on arrays "
+                                 "only; in a model use set_initial_state()")
+            return super().__call__(x, training=training)
         if not self.built:
             self.build(tuple(x.shape[1:]))
         output = self.forward(x, training=training, initial_state=initial_state, mask=mask)
