@@ -115,7 +115,7 @@ class MultiHeadAttention(Layer):
         self.inputs_layout = layout
         if use_causal_mask is not None:
             self.use_causal_mask = bool(use_causal_mask)
-        on_arrays = all(hasattr(a, "dtype") for a in packed)
+        on_arrays = all(hasattr(a, "dtype") and not isinstance(a, Layer) for a in packed)
         if not on_arrays and return_attention_scores:
             raise ValueError(f"layer {self.describe()}: return_attention_scores works on arrays; "
                              "in a model read layer.attention_scores after a forward pass")

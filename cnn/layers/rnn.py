@@ -256,8 +256,8 @@ class _RNN(Layer):
     def __call__(self, x, training=False, initial_state=None, mask=None):
         """Keras's call on arrays: builds on first use; with ``return_state`` returns
         ``[output, *states]``. On symbolic tensors (no ``dtype``) it is the base class's call
-        (recording a node; the layer outputs ``output`` only)."""
-        if not hasattr(x, "dtype"):
+        (recording a node; the layer outputs ``output`` only); so is a call on an Input layer."""
+        if not hasattr(x, "dtype") or isinstance(x, Layer):
             if initial_state is not None:
                 raise ValueError(f"layer {self.describe()}: initial_state is given on arrays "
                                  "only; in a model use set_initial_state()")
