@@ -78,6 +78,17 @@ def test_masked_sequence_outputs_are_zero_and_mask_passes():
     assert built("sum").compute_mask(x, mask) is None
 
 
+def test_inner_layers_are_named_and_errors_say_which():
+    layer = built("concat")
+    assert (layer.forward_layer.name, layer.backward_layer.name) == ("forward_lstm",
+                                                                     "backward_lstm")
+    with pytest.raises(ValueError, match=r'"forward_lstm".*3 features.*\(4, 5, 2\)'):
+        layer.forward(random((N, T, 2)))
+    copy = deserialize(serialize(layer))
+    build_layer(copy, (T, F))
+    assert copy.backward_layer.name == "backward_lstm"
+
+
 def test_custom_backward_layer_and_checks():
     cnn.set_seed(0)
     layer = Bidirectional(LSTM(3, name="fw"), backward_layer=GRU(3, go_backwards=True, name="bw"))

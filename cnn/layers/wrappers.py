@@ -153,7 +153,8 @@ class Bidirectional(Layer):
         if backward_layer is None:
             config = layer.get_config()
             config["go_backwards"] = not layer.go_backwards
-            config["name"] = None if layer.name is None else f"backward_{layer.name}"
+            base = None if layer.name is None else layer.name.removeprefix("forward_")
+            config["name"] = None if base is None else f"backward_{base}"
             backward_layer = type(layer).from_config(config)
         for attribute in ("return_sequences", "return_state", "stateful"):
             if getattr(layer, attribute) != getattr(backward_layer, attribute):
@@ -192,6 +193,9 @@ class Bidirectional(Layer):
         self.backward_layer.reset_states(None if states is None else states[split:])
 
     def _build(self, input_shape):
+        for prefix, inner in (("forward_", self.forward_layer), ("backward_", self.backward_layer)):
+            if inner.name is None:  # Keras's names, so that errors say which direction
+                inner.name = prefix + inner.default_name()
         forward_shape = self.forward_layer.build(input_shape)
         self.backward_layer.build(input_shape)
         self.batch_sized_buffers = tuple(
