@@ -46,7 +46,8 @@ Masks (Keras's semantics): ``forward(x, mask=mask)`` with ``mask`` (N, T) bool (
 step counts; a model passes the mask an ``Embedding(mask_zero=True)`` or ``Masking`` layer
 makes). At a masked step a sequence keeps its states, so the last output is the output of its
 last unmasked step, and with ``return_sequences`` the output at a masked step repeats the
-previous output (zeros before the first unmasked step); ``zero_output_for_mask=True`` gives
+previous output (before the first unmasked step: the initial state, zeros by default;
+Keras gives zeros there even with an initial state); ``zero_output_for_mask=True`` gives
 zeros there instead (``Bidirectional`` sets it with ``return_sequences``, as Keras does). The
 output mask (``compute_mask``) is the input mask with ``return_sequences``, else None.
 
