@@ -11,7 +11,7 @@ model (Keras's text-classification-with-Transformer block, per position)::
 Synthetic data, seeded; the held-out sequences are new draws. The metric is the share of
 positions whose count is right on the held-out sequences (and of sequences all right).
 
-    python examples/transformer_encoder.py [--length 10] [--vocab 6] [--epochs 30]
+    python examples/transformer_encoder.py [--length 10] [--vocab 6] [--epochs 15]
 """
 
 import argparse
@@ -63,7 +63,7 @@ def main():
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--seed", type=int, default=0)
