@@ -5,6 +5,7 @@ from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
 from cnn.layers.embedding import Embedding, PositionEmbedding
+from cnn.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from cnn.layers.normalization import BatchNormalization, LayerNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.recurrent import Recurrent
@@ -32,6 +33,12 @@ __all__ = [
     "GlobalAveragePooling2D",
     "ZeroPadding2D",
     "Reshape",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Concatenate",
     "Layer",
     "Embedding",
     "Masking",

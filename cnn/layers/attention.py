@@ -41,6 +41,7 @@ from cnn import backend, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer, normalize_shape
 from cnn.layers.core import _init_name
+from cnn.layers.node import is_symbolic
 from cnn.ops import attention as attention_ops
 from cnn.utils import checks
 
@@ -115,7 +116,7 @@ class MultiHeadAttention(Layer):
         self.inputs_layout = layout
         if use_causal_mask is not None:
             self.use_causal_mask = bool(use_causal_mask)
-        on_arrays = all(hasattr(a, "dtype") and not isinstance(a, Layer) for a in packed)
+        on_arrays = not any(is_symbolic(a) or isinstance(a, Layer) for a in packed)
         if not on_arrays and return_attention_scores:
             raise ValueError(f"layer {self.describe()}: return_attention_scores works on arrays; "
                              "in a model read layer.attention_scores after a forward pass")

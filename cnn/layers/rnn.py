@@ -64,6 +64,7 @@ import numpy as np
 from cnn import activations, backend, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer, format_shape
+from cnn.layers.node import is_symbolic
 from cnn.utils import checks
 from cnn.layers.core import _init_name
 from cnn.ops import rnn as rnn_ops
@@ -256,13 +257,12 @@ class _RNN(Layer):
     # -- computation ------------------------------------------------------------------------
     def __call__(self, x, training=False, initial_state=None, mask=None):
         """Keras's call on arrays: builds on first use; with ``return_state`` returns
-        ``[output, *states]``. On symbolic tensors (no ``dtype``) it is the base class's call
-        (recording a node; the layer outputs ``output`` only); so is a call on an Input layer."""
-        if not hasattr(x, "dtype") or isinstance(x, Layer):
-            if initial_state is not None:
-                raise ValueError(f"layer {self.describe()}: initial_state is given on arrays "
-                                 "only; in a model use set_initial_state()")
-            return super().__call__(x, training=training)
+        ``[output, *states]``. On symbolic tensors (or an Input layer) it records a node."""
+        if is_symbolic(x) or isinstance(x, Layer):  # a functional model's call: a node
+            if self.return_state or initial_state is not None:
+                raise ValueError(f"layer {self.describe()}: return_state and initial_state "
+                                 "are for calls on arrays, not in functional models")
+            return super().__call__(x, training)
         if not self.built:
             self.build(tuple(x.shape[1:]))
         output = self.forward(x, training=training, initial_state=initial_state, mask=mask)
