@@ -1,17 +1,20 @@
 """Layers, importable as in the seed: ``from cnn.layers import *``."""
 
 from cnn.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from cnn.layers.attention import MultiHeadAttention
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
+from cnn.layers.embedding import Embedding, PositionEmbedding
 from cnn.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
-from cnn.layers.normalization import BatchNormalization
+from cnn.layers.normalization import BatchNormalization, LayerNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.preprocessing import Normalization, Rescaling
 from cnn.layers.recurrent import Recurrent
 from cnn.layers.reshaping import GlobalAveragePooling2D, Reshape, ZeroPadding2D
 from cnn.layers.rnn import GRU, LSTM, SimpleRNN
-from cnn.layers.wrappers import TimeDistributed
+from cnn.layers.sequence import Masking, RepeatVector
+from cnn.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Input",
@@ -46,4 +49,11 @@ __all__ = [
     "PReLU",
     "Rescaling",
     "Normalization",
+    "Embedding",
+    "Masking",
+    "RepeatVector",
+    "LayerNormalization",
+    "Bidirectional",
+    "MultiHeadAttention",
+    "PositionEmbedding",
 ]

@@ -1,1 +1,7 @@
-from cnn.utils.categorical import to_categorical  # noqa: F401
+"""Utilities: ``cnn.utils.pad_sequences``, ``cnn.utils.to_categorical`` and the modules of
+this package."""
+
+from cnn.utils.categorical import to_categorical
+from cnn.utils.sequences import pad_sequences
+
+__all__ = ["pad_sequences", "to_categorical"]
