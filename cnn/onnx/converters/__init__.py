@@ -1,0 +1,11 @@
+"""The layer converters; importing this package registers them all."""
+
+from cnn.onnx.converters import (  # noqa: F401
+    activations,
+    conv,
+    core,
+    normalization,
+    recurrent,
+    reshaping,
+    wrappers,
+)

@@ -1,0 +1,55 @@
+"""What the ONNX tests share: building one-layer models, running exported graphs in
+onnxruntime, and comparing them with ``model.predict``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import cnn
+from cnn.layers import Input
+from cnn.models import Sequential
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def one_layer_model(input_shape, *layers, seed=0):
+    """``Sequential([Input(input_shape), *layers])`` with seeded weights."""
+    cnn.set_seed(seed)
+    return Sequential([Input(input_shape), *layers], name="one_layer")
+
+
+def randomize_buffers(model, seed=0):
+    """Give BatchNormalization moving statistics that are not 0 and 1 (and every bias a
+    non-zero value), so that a wrong mapping shows."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        names = layer.weight_names()
+        weights = layer.get_weights()
+        for i, name in enumerate(names):
+            if name in ("moving_variance",):
+                weights[i] = rng.uniform(0.5, 2.0, weights[i].shape)
+            elif name in ("moving_mean", "bias", "beta", "recurrent_bias"):
+                weights[i] = rng.normal(0, 0.5, weights[i].shape)
+            elif name == "gamma":
+                weights[i] = rng.uniform(0.5, 1.5, weights[i].shape)
+        layer.set_weights(weights)
+    return model
+
+
+def run_onnx(path_or_proto, x):
+    """onnxruntime's output of the one-input, one-output graph on ``x``."""
+    import onnxruntime
+
+    source = path_or_proto if isinstance(path_or_proto, str) else path_or_proto.SerializeToString()
+    session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    (feed,) = session.get_inputs()
+    return session.run(None, {feed.name: np.asarray(x, dtype=np.float32)})[0]
+
+
+def sample_inputs(model, batch=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, *model.input.input_shape)).astype(np.float32)
+
+
+def assert_close(actual, expected, what=""):
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
