@@ -10,5 +10,6 @@ See docs/ONNX.md for what each layer becomes and which ops import.
 
 from cnn.onnx.errors import OnnxExportError, OnnxImportError
 from cnn.onnx.export import export, to_onnx
+from cnn.onnx.importer import load, model_from_proto
 
-__all__ = ["export", "to_onnx", "OnnxExportError", "OnnxImportError"]
+__all__ = ["export", "to_onnx", "load", "model_from_proto", "OnnxExportError", "OnnxImportError"]

@@ -18,23 +18,23 @@ def normalized_axis(layer) -> int:
 
 @converter(BatchNormalization)
 def convert_batch_normalization(builder, layer, inputs, output):
-    """``BatchNormalization`` when the channel axis is 1 (conv maps, (N, F) features);
-    otherwise ``x * scale + shift`` with the per-channel constants shaped to broadcast."""
+    """``BatchNormalization``, whose channel axis is 1: another channel axis is swapped to
+    1 by a ``Transpose`` before it and back after it."""
     weights = layer_weights(layer)
     channels = layer.channels
     gamma = weights["gamma"] if layer.scale else np.ones(channels, np.float32)
     beta = weights["beta"] if layer.center else np.zeros(channels, np.float32)
-    mean, variance = weights["moving_mean"], weights["moving_variance"]
     axis = normalized_axis(layer)
-    if axis == 1:
-        builder.node("BatchNormalization", [
-            inputs[0], builder.initializer(gamma, "gamma"), builder.initializer(beta, "beta"),
-            builder.initializer(mean, "moving_mean"),
-            builder.initializer(variance, "moving_variance"),
-        ], output, epsilon=float(layer.epsilon), momentum=float(layer.momentum))
-        return
-    scale = gamma.astype(np.float64) / np.sqrt(variance.astype(np.float64) + layer.epsilon)
-    shift = beta - mean * scale
-    shape = [channels if i == axis else 1 for i in range(1, len(layer.input_shape) + 1)]
-    scaled = builder.node("Mul", [inputs[0], builder.initializer(scale.reshape(shape), "scale")])
-    builder.node("Add", [scaled, builder.initializer(shift.reshape(shape), "shift")], output)
+    x = inputs[0]
+    perm = list(range(len(layer.input_shape) + 1))
+    perm[1], perm[axis] = perm[axis], perm[1]
+    if axis != 1:
+        x = builder.node("Transpose", [x], perm=perm)
+    normalized = output if axis == 1 else builder.unique("normalized")
+    builder.node("BatchNormalization", [
+        x, builder.initializer(gamma, "gamma"), builder.initializer(beta, "beta"),
+        builder.initializer(weights["moving_mean"], "moving_mean"),
+        builder.initializer(weights["moving_variance"], "moving_variance"),
+    ], normalized, epsilon=float(layer.epsilon), momentum=float(layer.momentum))
+    if axis != 1:
+        builder.node("Transpose", [normalized], output, perm=perm)
