@@ -159,7 +159,8 @@ def test_names_batch_axis_and_readable_nodes(tmp_path):
                                                "Softmax"]
     assert graph.node[0].name == "conv2d/Conv"
     kernel = next(t for t in graph.initializer if t.name == "conv2d/kernel")
-    np.testing.assert_array_equal(onnx.numpy_helper.to_array(kernel), model.layers[0].get_weights()[0])
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(kernel),
+                                  model.layers[0].get_weights()[0])
 
 
 def test_same_padding_puts_the_odd_extra_at_the_end():
@@ -253,3 +254,29 @@ def test_unsupported_opsets_are_refused(opset, tmp_path):
     with pytest.raises(OnnxExportError, match="opset"):
         cnn.onnx.export(networks.seed(), tmp_path / "m.onnx", opset=opset)
     assert not list(tmp_path.iterdir())
+
+
+# -- the command line -------------------------------------------------------------------------
+
+def test_cnn_export_command_writes_a_checked_file(tmp_path, capsys):
+    from cnn.cli import main
+
+    model_path = seed_dir() / "models" / "test_cnn.h5"
+    target = tmp_path / "seed.onnx"
+    assert main(["export", str(model_path), str(target), "--opset", "13"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {target} (ONNX opset 13" in out and "input (batch, 1, 28, 28)" in out
+    model = load_model(model_path)
+    x = sample_inputs(model, 4)
+    assert_close(run_onnx(str(target), x), model.predict(x))
+
+
+def test_cnn_export_command_reports_unexportable_models_in_one_line(tmp_path, capsys):
+    from cnn.cli import main
+
+    target = tmp_path / "poi.onnx"
+    assert main(["export", str(seed_dir() / "models" / "standard_POI_rnn.h5"), str(target)]) == 2
+    assert "Recurrent" in capsys.readouterr().err and not target.exists()
+    assert main(["export", str(seed_dir() / "models" / "test_cnn.h5"), str(target),
+                 "--opset", "12"]) == 2
+    assert "opset 12 is not supported" in capsys.readouterr().err

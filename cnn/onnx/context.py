@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from cnn.onnx.values import BATCH, Broadcast, Const, Data, ShapeValue
+from cnn.onnx.values import BATCH, Const, Data, ShapeValue
 
 MAX_CONSTANT_ELEMENTS = 1 << 24  # what shape arithmetic may make: 16 M values
 
@@ -84,15 +84,3 @@ class ImportContext:
         """The ONNX shape of an activation: ints and BATCH."""
         cnn_shape = (BATCH, *self.assembly.tensors[data.tensor].shape)
         return tuple(1 if axis is None else cnn_shape[axis] for axis in data.axes)
-
-    def sole_reader(self, node) -> bool:
-        """Whether ``node`` is the only reader of its first input."""
-        return self.consumers.get(node.input[0], 0) == 1
-
-    @staticmethod
-    def is_data(value) -> bool:
-        return isinstance(value, Data)
-
-    @staticmethod
-    def is_symbolic(value) -> bool:
-        return isinstance(value, (ShapeValue, Broadcast))

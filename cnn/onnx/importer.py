@@ -90,11 +90,12 @@ def graph_input(graph, constants, source):
     if tensor.elem_type not in (1, 10, 11):  # float, float16, double
         raise OnnxImportError(f"{source}: input {feed.name!r} is not a float tensor")
     dims = list(tensor.shape.dim)
+    sizes = [d.dim_param or d.dim_value for d in dims]
     shape = []
     for dim in dims[1:]:
         if not dim.HasField("dim_value") or dim.dim_value < 1:
             raise OnnxImportError(f"{source}: input {feed.name!r} needs a fixed size on every "
-                                  f"axis but the batch axis, got {[d.dim_param or d.dim_value for d in dims]}")
+                                  f"axis but the batch axis, got {sizes}")
         shape.append(int(dim.dim_value))
     if not shape:
         raise OnnxImportError(f"{source}: input {feed.name!r} has no axes besides the batch axis")

@@ -53,7 +53,8 @@ def fuse_activations(nodes, constants: dict, graph_outputs: set) -> list:
                 dropped.update(id(m) for m in members if m is not last)
         elif node.op_type == "Sigmoid":
             mul = sole_reader(node.output[0])
-            if mul is not None and mul.op_type == "Mul" and other(mul, node.output[0]) == node.input[0]:
+            if (mul is not None and mul.op_type == "Mul"
+                    and other(mul, node.output[0]) == node.input[0]):
                 replaced[id(mul)] = helper.make_node(SILU, [node.input[0]], list(mul.output),
                                                      name=node.name)
                 dropped.add(id(node))

@@ -66,7 +66,8 @@ def check_contents(proto: onnx.ModelProto, path) -> None:
     and graphs above the node and initializer limits."""
     graph = proto.graph
     if proto.functions:
-        raise OnnxImportError(f"{path}: the model defines local functions, which cnn does not read")
+        raise OnnxImportError(f"{path}: the model defines local functions, which cnn does "
+                              "not read")
     for opset in proto.opset_import:
         if opset.domain not in _DOMAINS:
             raise OnnxImportError(f"{path}: operator domain {opset.domain!r} is not supported "

@@ -104,7 +104,8 @@ def pool(ctx, node, inputs):
     padding = window_padding(ctx, node, info, window, strides, attributes)
     data = inputs[0]
     shape = info.shape
-    if node.op_type == "AveragePool" and attributes.get("count_include_pad", 0) and padding != "valid":
+    counts_padding = attributes.get("count_include_pad", 0)
+    if node.op_type == "AveragePool" and counts_padding and padding != "valid":
         # Zeros that count in the average: pad with zeros first, then average without padding.
         _, amounts = window_output_shape(shape[1:], window, strides, padding)
         (top, bottom), (left, right) = amounts
@@ -250,15 +251,25 @@ def batch_normalization(ctx, node, inputs):
 
 # -- activations ------------------------------------------------------------------------------
 
+def onnx_float(value: float) -> float:
+    """An ONNX float attribute (stored as float32) as the shortest decimal of that float32:
+    0.2, not 0.20000000298023224."""
+    return float(str(np.float32(value)))
+
+
+def alpha_name(name: str, alpha: float, default: float) -> str:
+    """``"leaky_relu"`` for the default alpha, else ``"leaky_relu(0.2)"``."""
+    alpha = onnx_float(alpha)
+    return name if math.isclose(alpha, default, rel_tol=1e-6) else f"{name}({alpha!r})"
+
+
 def activation_name(ctx, node) -> str:
     attributes = ctx.attributes(node)
     op = node.op_type
     if op == "LeakyRelu":
-        alpha = attributes.get("alpha", 0.01)
-        return "leaky_relu" if math.isclose(alpha, 0.01) else f"leaky_relu({alpha!r})"
+        return alpha_name("leaky_relu", attributes.get("alpha", 0.01), 0.01)
     if op == "Elu":
-        alpha = attributes.get("alpha", 1.0)
-        return "elu" if alpha == 1.0 else f"elu({alpha!r})"
+        return alpha_name("elu", attributes.get("alpha", 1.0), 1.0)
     if op == "Gelu" and attributes.get("approximate", "none") != "none":
         raise ctx.error(node, "the tanh approximation of GELU is not supported (exact only)")
     return {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax",
@@ -346,7 +357,8 @@ def pad(ctx, node, inputs):
         for k, axis in enumerate(axes):
             full[axis], full[axis + 4] = pads[k], pads[k + len(axes)]
         pads = full
-    if len(info.shape) != 3 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+    spatial_only = len(pads) == 8 and not any(pads[i] for i in (0, 1, 4, 5))
+    if len(info.shape) != 3 or not spatial_only or min(pads) < 0:
         raise ctx.error(node, f"only zero padding of the H and W axes of (N, C, H, W) maps is "
                               f"supported, got pads {pads}")
     top, left, bottom, right = pads[2], pads[3], pads[6], pads[7]

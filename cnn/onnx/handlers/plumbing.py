@@ -175,7 +175,8 @@ def concat(ctx, node, inputs):
 def constant_of_shape(ctx, node, inputs):
     entries = entries_of(ctx, node, inputs[0], "the shape")
     value_attribute = [a for a in node.attribute if a.name == "value"]
-    fill = to_array(value_attribute[0].t).reshape(-1)[:1] if value_attribute else np.zeros(1, np.float32)
+    fill = (to_array(value_attribute[0].t).reshape(-1)[:1] if value_attribute
+            else np.zeros(1, np.float32))
     if BATCH in entries:
         ctx.check_size(node, [1 if e == BATCH else e for e in entries])
         return [Broadcast(fill.reshape(()), entries)]

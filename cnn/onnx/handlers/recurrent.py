@@ -15,14 +15,12 @@ with ``linear_before_reset=1`` (cnn ``reset_after=True``, ``recurrent_bias``).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from cnn import layers
 from cnn.onnx.assembly import LayerSpec
 from cnn.onnx.context import handles
-from cnn.onnx.handlers.layers import float_weight
+from cnn.onnx.handlers.layers import alpha_name, float_weight
 from cnn.onnx.values import BATCH, Broadcast, Data
 
 LSTM_ONNX_TO_CNN = (0, 2, 3, 1)  # cnn block k is ONNX block LSTM_ONNX_TO_CNN[k]
@@ -47,12 +45,10 @@ def activation_names(ctx, node, attributes) -> list[str]:
         if name in _NAMES:
             result.append(_NAMES[name])
         elif name == "LeakyRelu":
-            alpha = alphas.pop(0) if alphas else 0.01
-            result.append("leaky_relu" if math.isclose(alpha, 0.01) else f"leaky_relu({alpha!r})")
+            result.append(alpha_name("leaky_relu", alphas.pop(0) if alphas else 0.01, 0.01))
         elif name == "Elu":
-            alpha = alphas.pop(0) if alphas else 1.0
-            result.append("elu" if alpha == 1.0 else f"elu({alpha!r})")
-        elif name == "Affine" and alphas and betas and alphas.pop(0) == 1.0 and betas.pop(0) == 0.0:
+            result.append(alpha_name("elu", alphas.pop(0) if alphas else 1.0, 1.0))
+        elif name == "Affine" and alphas and betas and (alphas.pop(0), betas.pop(0)) == (1, 0):
             result.append("linear")
         else:
             raise ctx.error(node, f"recurrent activation {name!r} (with its alpha/beta) has no "
@@ -142,7 +138,8 @@ def recurrent(ctx, node, inputs):
     if op == "LSTM":
         states.append(initial_state(ctx, node, inputs[6], units, "initial_c"))
     if any(state is not None for state in states):
-        weights["initial_state"] = [np.zeros(units, np.float32) if s is None else s for s in states]
+        weights["initial_state"] = [np.zeros(units, np.float32) if s is None else s
+                                    for s in states]
     spec = LayerSpec(cls, kwargs, weights, node.name or op)
     tensors = ctx.assembly.add_recurrent(spec, steps, units, cell=op == "LSTM")
     sequence_axes = (0, 1, None, 2) if layout else (1, None, 0, 2)
