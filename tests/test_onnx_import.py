@@ -300,3 +300,24 @@ def test_flatten_after_global_pooling_folds_into_it(tmp_path):
     assert [type(layer).__name__ for layer in model.layers] == ["GlobalAveragePooling2D"]
     assert not model.layers[0].keepdims and model.output_shape == (None, 3)
     assert [layer.name for layer in Sequential([Input((2,)), Flatten()]).layers] == ["flatten"]
+
+
+def test_a_tensor_that_does_not_fill_its_shape_is_refused(tmp_path):
+    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1000, 1000],
+                         raw_data=b"\x00" * 16)  # declares 4 MB, holds 16 bytes
+    path = write_graph(tmp_path / "m.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])],
+                       [float_input("x", ["N", 1000])], [float_input("y", ["N", 1000])],
+                       [weight])
+    with pytest.raises(OnnxImportError, match=r"\bw\b.*(too small|malformed)"):
+        cnn.onnx.load(path)
+
+
+def test_time_distributed_layers_import_with_their_names(tmp_path):
+    from cnn.layers import TimeDistributed
+
+    model = one_layer_model((4, 2, 5, 5), TimeDistributed(Conv2D(3, 3, activation="relu")),
+                            TimeDistributed(Flatten()))
+    imported = check_round_trip(randomize_buffers(model), 13, tmp_path)
+    assert [type(layer.layer).__name__ for layer in imported.layers] == ["Conv2D", "Flatten"]
+    assert [layer.name for layer in imported.layers] == [layer.name for layer in model.layers]
+    assert imported.layers[0].layer.activation.get_config() == "relu"

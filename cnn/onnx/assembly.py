@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from cnn.layers import Input, TimeDistributed
 from cnn.models import Sequential
 from cnn.onnx.errors import OnnxImportError
+from cnn.onnx.graph import unique_name
 from cnn.onnx.values import Data, plain_axes
 from cnn.utils.naming import snake_case
 
@@ -210,7 +211,7 @@ class ModelAssembly:
             if spec.return_sequences is not None:
                 kwargs["return_sequences"] = spec.return_sequences
             kind = TimeDistributed if spec.time_steps else spec.cls
-            layer_name = layer_name or _fresh_name(snake_case(kind.__name__), taken)
+            layer_name = layer_name or unique_name(snake_case(kind.__name__), taken)
             try:
                 if spec.time_steps:
                     inner_name = _node_layer_name(spec, -2)
@@ -240,11 +241,3 @@ def _node_layer_name(spec: LayerSpec, position: int) -> str | None:
     parts = [p for p in spec.node.split("/") if p]
     candidate = parts[position] if len(parts) >= -position else ""
     return candidate if _NAME.fullmatch(candidate) else None
-
-
-def _fresh_name(base: str, taken: set) -> str:
-    name, index = base, 1
-    while name in taken:
-        name, index = f"{base}_{index}", index + 1
-    taken.add(name)
-    return name

@@ -13,6 +13,8 @@ import contextlib
 import numpy as np
 from onnx import helper, numpy_helper
 
+from cnn.onnx.graph import unique_name
+
 BATCH_DIM = "batch"  # the symbolic name of the dynamic batch axis
 
 
@@ -37,12 +39,7 @@ class GraphBuilder:
 
     def unique(self, hint: str) -> str:
         """A fresh name ``<scope>/<hint>`` (``_1``, ``_2``, ... appended when taken)."""
-        base = f"{self._scope}/{hint}" if self._scope else hint
-        name, index = base, 1
-        while name in self._names:
-            name, index = f"{base}_{index}", index + 1
-        self._names.add(name)
-        return name
+        return unique_name(f"{self._scope}/{hint}" if self._scope else hint, self._names)
 
     @contextlib.contextmanager
     def scope(self, name: str):

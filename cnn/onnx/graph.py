@@ -42,19 +42,19 @@ def model_graph(model) -> ModelGraph:
     if model.input is None or not model.layers:
         raise ValueError(f"model {model.name!r} has no layers to export; add layers first")
     taken = set()
-    input_name = _unique(model.input.name or "input", taken)
+    input_name = unique_name(model.input.name or "input", taken)
     nodes = []
     current = input_name
     for layer in model.layers:
-        output = _unique(layer.name, taken)
+        output = unique_name(layer.name, taken)
         nodes.append(GraphNode(layer, (current,), output))
         current = output
     return ModelGraph(((input_name, tuple(model.input.input_shape)),), tuple(nodes),
                       ((current, tuple(model.layers[-1].output_shape[1:])),))
 
 
-def _unique(name: str, taken: set) -> str:
-    """``name``, or ``name_1``, ``name_2``, ... when a tensor already has it."""
+def unique_name(name: str, taken: set) -> str:
+    """``name``, or ``name_1``, ``name_2``, ... when ``taken`` has it; adds it to ``taken``."""
     candidate, index = name, 1
     while candidate in taken:
         candidate, index = f"{name}_{index}", index + 1

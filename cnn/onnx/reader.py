@@ -108,8 +108,15 @@ def check_tensor(tensor: TensorProto, what: str, path) -> None:
 
 
 def to_array(tensor: TensorProto) -> np.ndarray:
-    """The tensor's values (float types as float32... kept as stored; ints as int64)."""
-    array = numpy_helper.to_array(tensor)
+    """The tensor's values: floats as stored, ints as int64.
+
+    Raises:
+        OnnxImportError: the stored values do not fill the declared shape.
+    """
+    try:
+        array = numpy_helper.to_array(tensor)
+    except (ValueError, TypeError) as exc:
+        raise OnnxImportError(f"tensor {tensor.name!r} is malformed: {exc}") from None
     if np.issubdtype(array.dtype, np.integer):
         return array.astype(np.int64)
     return array

@@ -38,5 +38,5 @@ def converter_for(layer):
 
 def convert_layer(builder, layer, inputs, output) -> None:
     """Convert one layer inside a scope named after it."""
-    with builder.scope(layer.name or type(layer).__name__):
+    with builder.scope(layer.name or layer.default_name()):
         converter_for(layer)(builder, layer, list(inputs), output)

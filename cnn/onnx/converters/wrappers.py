@@ -12,7 +12,7 @@ def convert_time_distributed(builder, layer, inputs, output):
     inner = layer.layer
     steps = layer.input_shape[0]
     merged = builder.node("Reshape", [inputs[0], builder.ints([-1, *inner.input_shape], "merged")])
-    inner_output = builder.unique(inner.name or type(inner).__name__.lower())
+    inner_output = builder.unique(inner.name or inner.default_name())
     convert_layer(builder, inner, [merged], inner_output)
     split = builder.ints([-1, steps, *inner.output_shape[1:]], "split")
     builder.node("Reshape", [inner_output, split], output)
