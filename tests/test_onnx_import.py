@@ -80,8 +80,8 @@ def test_imported_model_summarises_evaluates_fine_tunes_and_saves(tmp_path, caps
     assert "conv1 (Conv2D)" in capsys.readouterr().out
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     labels = expected.argmax(axis=1)
-    accuracy, loss = model.evaluate(x, labels)
-    assert accuracy == 1.0 and np.isfinite(loss)
+    results = model.evaluate(x, labels, return_dict=True)
+    assert results["accuracy"] == 1.0 and np.isfinite(results["loss"])
     model.save(tmp_path / "imported.h5")
     reloaded = load_model(tmp_path / "imported.h5")
     assert_close(reloaded.predict(x), expected)
