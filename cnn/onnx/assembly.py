@@ -71,10 +71,6 @@ class ModelAssembly:
     def input_data(self) -> Data:
         return Data(0, plain_axes(len(self.input_shape) + 1))
 
-    def shape(self, data: Data) -> tuple:
-        """The cnn shape of ``data``'s tensor, batch axis included as None."""
-        return (None, *self.tensors[data.tensor].shape)
-
     @property
     def tip(self) -> int:
         """The spec whose output the next layer must read (-1: the input)."""

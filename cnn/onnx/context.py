@@ -39,10 +39,9 @@ def supported_ops() -> list[str]:
 class ImportContext:
     """What the handlers share: ``assembly``, ``consumers`` (tensor name -> readers)."""
 
-    def __init__(self, assembly, consumers: dict, opset: int):
+    def __init__(self, assembly, consumers: dict):
         self.assembly = assembly
         self.consumers = consumers
-        self.opset = opset
 
     def error(self, node, message):
         return self.assembly.error(node, message)

@@ -42,7 +42,6 @@ def load(path, max_bytes: int = MAX_FILE_BYTES):
 def model_from_proto(proto, source: str = "<onnx model>"):
     """The cnn model of an already checked ``onnx.ModelProto`` (see ``load``)."""
     graph = proto.graph
-    opset = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     constants = {t.name: to_array(t) for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
@@ -66,7 +65,7 @@ def model_from_proto(proto, source: str = "<onnx model>"):
             f"{source}: node {node.name!r} ({node.op_type}): op {node.op_type!r} is not "
             f"supported; cnn imports {', '.join(supported_ops())}")
     assembly = ModelAssembly(source, input_name, input_shape)
-    context = ImportContext(assembly, consumers, opset)
+    context = ImportContext(assembly, consumers)
     values = {name: Const(array) for name, array in constants.items()}
     values[input_name] = assembly.input_data()
     for node in nodes:
