@@ -321,3 +321,15 @@ def test_time_distributed_layers_import_with_their_names(tmp_path):
     assert [type(layer.layer).__name__ for layer in imported.layers] == ["Conv2D", "Flatten"]
     assert [layer.name for layer in imported.layers] == [layer.name for layer in model.layers]
     assert imported.layers[0].layer.activation.get_config() == "relu"
+
+
+def test_graphs_above_the_node_limit_are_refused(tmp_path, monkeypatch):
+    from cnn.onnx import reader
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
+    path = write_graph(tmp_path / "m.onnx", nodes, [float_input("x", ["N", 4])],
+                       [float_input("y", ["N", 4])])
+    assert len(cnn.onnx.load(path).layers) == 2
+    monkeypatch.setattr(reader, "MAX_NODES", 1)
+    with pytest.raises(OnnxImportError, match="2 nodes .* exceed the limits"):
+        cnn.onnx.load(path)
