@@ -37,19 +37,31 @@ def randomize_buffers(model, seed=0):
 
 
 def run_onnx(path_or_proto, x):
-    """onnxruntime's output of the one-input, one-output graph on ``x``."""
+    """onnxruntime's output on ``x``; for several inputs give a list and get a list back."""
     import onnxruntime
 
     source = path_or_proto if isinstance(path_or_proto, str) else path_or_proto.SerializeToString()
     session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
-    (feed,) = session.get_inputs()
-    return session.run(None, {feed.name: np.asarray(x, dtype=np.float32)})[0]
+    feeds = session.get_inputs()
+    arrays = x if isinstance(x, list) else [x]
+    outputs = session.run(None, {feed.name: np.asarray(a, dtype=np.float32)
+                                 for feed, a in zip(feeds, arrays)})
+    return outputs if len(outputs) > 1 or isinstance(x, list) else outputs[0]
 
 
 def sample_inputs(model, batch=3, seed=1):
+    """Random inputs for every model input (an array for a one-input model, else a list)."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, *model.input.input_shape)).astype(np.float32)
+    arrays = [rng.standard_normal((batch, *t.sample_shape)).astype(np.float32)
+              for t in model.inputs]
+    return arrays[0] if len(arrays) == 1 else arrays
 
 
 def assert_close(actual, expected, what=""):
+    """Arrays, or lists of arrays (several outputs), equal to RTOL / ATOL."""
+    if isinstance(expected, list):
+        assert len(actual) == len(expected), what
+        for a, e in zip(actual, expected):
+            np.testing.assert_allclose(a, e, rtol=RTOL, atol=ATOL, err_msg=what)
+        return
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)

@@ -215,9 +215,10 @@ def refused_graphs():
         ("asymmetric max pads", [helper.make_node("MaxPool", ["x"], ["y"], name="p",
                                                   kernel_shape=[3, 3], pads=[2, 0, 0, 0])],
          [x], ["N", 2, 6, 4], [], "neither 'valid' nor Keras's 'same'"),
-        ("skip connection", [helper.make_node("Relu", ["x"], ["r"], name="r"),
-                             helper.make_node("Add", ["r", "x"], ["y"], name="add")],
-         [x], ["N", 2, 6, 6], [], "functional API"),
+        ("broadcasting merge", [helper.make_node("ReduceMean", ["x"], ["m"], name="r",
+                                                 axes=[2, 3], keepdims=1),
+                                helper.make_node("Add", ["m", "x"], ["y"], name="add")],
+         [x], ["N", 2, 6, 6], [], "no broadcasting"),
         ("scale by constant", [helper.make_node("Mul", ["x", "s"], ["y"], name="m")],
          [x], ["N", 2, 6, 6], [tensor("s", 2.0)], "only as the bias"),
         ("bidirectional", [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
@@ -283,12 +284,21 @@ def test_files_too_large_not_onnx_or_too_old_are_refused(tmp_path):
         cnn.onnx.load(tmp_path / "missing.onnx")
 
 
-def test_two_inputs_need_the_functional_api(tmp_path):
-    path = write_graph(tmp_path / "m.onnx", [helper.make_node("Add", ["a", "b"], ["y"])],
-                       [float_input("a", ["N", 4]), float_input("b", ["N", 4])],
-                       [float_input("y", ["N", 4])])
-    with pytest.raises(OnnxImportError, match="2 inputs"):
-        cnn.onnx.load(path)
+def test_skip_connections_and_two_inputs_import_as_functional_models(tmp_path):
+    nodes = [helper.make_node("Relu", ["a"], ["r"], name="act/Relu"),
+             helper.make_node("Add", ["r", "a"], ["s"], name="skip/Add"),
+             helper.make_node("Concat", ["s", "b"], ["y"], name="join/Concat", axis=1)]
+    path = write_graph(tmp_path / "m.onnx", nodes, [float_input("a", ["N", 4]),
+                                                    float_input("b", ["N", 3])],
+                       [float_input("y", ["N", 7])])
+    model = cnn.onnx.load(path)
+    assert [type(layer).__name__ for layer in model.layers] == ["Activation", "Add",
+                                                                "Concatenate"]
+    assert [layer.name for layer in model.layers] == ["act", "skip", "join"]
+    a = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    b = np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(model.predict([a, b]),
+                               np.concatenate([np.maximum(a, 0) + a, b], axis=1))
 
 
 def test_flatten_after_global_pooling_folds_into_it(tmp_path):
@@ -321,6 +331,42 @@ def test_time_distributed_layers_import_with_their_names(tmp_path):
     assert [type(layer.layer).__name__ for layer in imported.layers] == ["Conv2D", "Flatten"]
     assert [layer.name for layer in imported.layers] == [layer.name for layer in model.layers]
     assert imported.layers[0].layer.activation.get_config() == "relu"
+
+
+def functional_model():
+    """Two inputs, merge layers of every kind, a shared layer and three outputs."""
+    from cnn.layers import (Add, Average, Concatenate, Maximum, MaxPooling2D, Multiply,
+                            Output, Subtract)
+    from cnn.models import Model
+
+    image, extra = Input((3, 8, 8), name="image"), Input((5,), name="extra")
+    conv = Conv2D(4, 3, padding="same", activation="relu")(image)
+    residual = Add()([conv, Conv2D(4, 3, padding="same")(conv)])
+    flat = Flatten()(MaxPooling2D(2)(residual))
+    side = Dense(16, activation="tanh")(extra)
+    joined = Concatenate()([Dense(16)(flat), side, Multiply()([side, side, side])])
+    best = Maximum()([Dense(8)(joined), Dense(8)(joined)])
+    mean = Average()([best, Subtract()([best, Dense(8)(joined)])])
+    shared = Dense(8, name="shared")
+    outputs = [Output(3)(mean), Dense(2)(Add()([joined, joined, joined])),
+               Add()([shared(joined), shared(joined)])]
+    return Model([image, extra], outputs, name="functional")
+
+
+@pytest.mark.parametrize("opset", (13, 17))
+def test_functional_models_export_import_and_round_trip(opset, tmp_path):
+    model = functional_model()
+    first = cnn.onnx.export(model, tmp_path / "f.onnx", opset=opset)
+    assert [i.name for i in first.graph.input] == ["image", "extra"]
+    assert len(first.graph.output) == 3
+    x = sample_inputs(model, 4)
+    assert_close(run_onnx(str(tmp_path / "f.onnx"), x), model.predict(x))
+    imported = cnn.onnx.load(tmp_path / "f.onnx")
+    assert_close(imported.predict(x), model.predict(x))
+    second = cnn.onnx.to_onnx(imported, opset)
+    assert [n.op_type for n in first.graph.node] == [n.op_type for n in second.graph.node]
+    for a, b in zip(first.graph.initializer, second.graph.initializer):
+        np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
 
 
 def test_graphs_above_the_node_limit_are_refused(tmp_path, monkeypatch):

@@ -1,10 +1,10 @@
 """The graph walk: a cnn model as a list of nodes (layer, input tensor names, output name).
 
 A tensor is named after the layer that produces it (Keras's convention: ``"conv2d"`` is the
-output of the layer ``conv2d``); the model's input tensor is named after its ``Input``. The
-exporter converts node after node in this order, so a model whose layers form a DAG (merge
-layers, several inputs and outputs) needs only a walk that lists its nodes in topological
-order with their inbound tensors; the converters already take a list of input names.
+output of the layer ``conv2d``); the model's input tensors are named after their ``Input``
+layers. The exporter converts node after node in the graph's topological order; a merge
+layer's node reads several tensors, and a tensor read by several layers is simply named by
+each of them.
 """
 
 from __future__ import annotations
@@ -34,23 +34,33 @@ class ModelGraph:
 
 
 def model_graph(model) -> ModelGraph:
-    """The nodes of a model built with ``Model(Input(...))`` + ``add_layer`` or ``Sequential``.
+    """The nodes of a model's DAG (functional, ``Sequential`` or the seed's form alike), in
+    topological order; a layer called twice (shared weights) gives two nodes.
 
     Raises:
-        ValueError: the model has no input or no layers.
+        ValueError: the model has no layers, or returns one tensor twice.
     """
-    if model.input is None or not model.layers:
+    graph = model.graph
+    if graph is None or not graph.nodes:
         raise ValueError(f"model {model.name!r} has no layers to export; add layers first")
-    taken = set()
-    input_name = unique_name(model.input.name or "input", taken)
+    taken: set = set()
+    names: dict = {}
+    inputs = []
+    for tensor in graph.inputs:
+        names[tensor.id] = unique_name(tensor.layer.name or "input", taken)
+        inputs.append((names[tensor.id], tuple(tensor.sample_shape)))
     nodes = []
-    current = input_name
-    for layer in model.layers:
-        output = unique_name(layer.name, taken)
-        nodes.append(GraphNode(layer, (current,), output))
-        current = output
-    return ModelGraph(((input_name, tuple(model.input.input_shape)),), tuple(nodes),
-                      ((current, tuple(model.layers[-1].output_shape[1:])),))
+    for node in graph.nodes:
+        layer = node.layer
+        names[node.output.id] = unique_name(layer.name or layer.default_name(), taken)
+        nodes.append(GraphNode(layer, tuple(names[t.id] for t in node.inputs),
+                               names[node.output.id]))
+    output_ids = [t.id for t in graph.outputs]
+    if len(set(output_ids)) != len(output_ids):
+        raise ValueError(f"model {model.name!r} returns the same tensor twice; ONNX outputs "
+                         "need distinct names")
+    outputs = tuple((names[t.id], tuple(t.sample_shape)) for t in graph.outputs)
+    return ModelGraph(tuple(inputs), tuple(nodes), outputs)
 
 
 def unique_name(name: str, taken: set) -> str:

@@ -12,7 +12,8 @@ is known. An op without a handler, or a handler's pattern that does not fit, rai
 Supported (see docs/ONNX.md): Conv, MaxPool, AveragePool, GlobalAveragePool, ReduceMean over
 H and W, Gemm, MatMul (+ Add), BatchNormalization, Relu, Sigmoid, Tanh, Softmax, LeakyRelu,
 Elu, Softplus, Gelu (and its Erf form), SiLU (x * Sigmoid(x)), Flatten, Reshape, Pad,
-Dropout, Identity, RNN, LSTM, GRU, and the plumbing Constant, Shape, Gather, Unsqueeze,
+Dropout, Identity, RNN, LSTM, GRU, the merges Add/Sub/Mul/Sum/Mean/Max/Concat of
+activations, and the plumbing Constant, Shape, Gather, Unsqueeze,
 Squeeze, Concat, Cast, Slice, ConstantOfShape, Expand, Transpose.
 """
 
@@ -46,12 +47,9 @@ def model_from_proto(proto, source: str = "<onnx model>"):
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             constants[node.output[0]] = to_array(node.attribute[0].t)
-    input_name, input_shape = graph_input(graph, constants, source)
-    graph_outputs = {o.name for o in graph.output}
-    if len(graph_outputs) != 1:
-        raise OnnxImportError(f"{source}: the graph has {len(graph_outputs)} outputs; models "
-                              "with several outputs need the functional API")
-    nodes = fuse_activations(list(graph.node), constants, graph_outputs)
+    graph_inputs = graph_inputs_of(graph, constants, source)
+    graph_outputs = [o.name for o in graph.output]
+    nodes = fuse_activations(list(graph.node), constants, set(graph_outputs))
     consumers: dict[str, int] = {}
     for node in nodes:
         for name in node.input:
@@ -64,27 +62,30 @@ def model_from_proto(proto, source: str = "<onnx model>"):
         raise OnnxImportError(
             f"{source}: node {node.name!r} ({node.op_type}): op {node.op_type!r} is not "
             f"supported; cnn imports {', '.join(supported_ops())}")
-    assembly = ModelAssembly(source, input_name, input_shape)
+    assembly = ModelAssembly(source, graph_inputs)
     context = ImportContext(assembly, consumers)
     values = {name: Const(array) for name, array in constants.items()}
-    values[input_name] = assembly.input_data()
+    for k, (name, _) in enumerate(graph_inputs):
+        values[name] = assembly.input_data(k)
     for node in nodes:
         inputs = [values[name] if name else None for name in node.input]
         outputs = handler_for(node.op_type)(context, node, inputs)
         for name, value in zip(node.output, outputs):
             if name:
                 values[name] = value
-    (output_name,) = graph_outputs
-    return assembly.build(graph.name, values[output_name])
+    return assembly.build(graph.name, [values[name] for name in graph_outputs])
 
 
-def graph_input(graph, constants, source):
-    """The one graph input that is not an initializer: its name and shape without batch."""
+def graph_inputs_of(graph, constants, source) -> list:
+    """The graph inputs that are not initializers: (name, shape without the batch axis)."""
     feeds = [i for i in graph.input if i.name not in constants]
-    if len(feeds) != 1:
-        raise OnnxImportError(f"{source}: the graph has {len(feeds)} inputs; models with "
-                              "several inputs need the functional API")
-    (feed,) = feeds
+    if not feeds:
+        raise OnnxImportError(f"{source}: the graph has no inputs")
+    return [input_shape(feed, source) for feed in feeds]
+
+
+def input_shape(feed, source):
+    """``(name, shape without the batch axis)`` of a float graph input with fixed sizes."""
     tensor = feed.type.tensor_type
     if tensor.elem_type not in (1, 10, 11):  # float, float16, double
         raise OnnxImportError(f"{source}: input {feed.name!r} is not a float tensor")

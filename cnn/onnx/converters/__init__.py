@@ -4,6 +4,7 @@ from cnn.onnx.converters import (  # noqa: F401
     activations,
     conv,
     core,
+    merge,
     normalization,
     recurrent,
     reshaping,

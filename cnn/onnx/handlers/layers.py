@@ -15,6 +15,7 @@ import numpy as np
 from cnn import layers
 from cnn.onnx.assembly import LayerSpec
 from cnn.onnx.context import handles
+from cnn.onnx.handlers.merge import MERGE_LAYERS, merge_layer
 from cnn.onnx.handlers.plumbing import entries_of, fold_into_pooling
 from cnn.onnx.values import BATCH, Const, Data
 from cnn.ops.shapes import window_output_shape
@@ -192,7 +193,8 @@ def matmul(ctx, node, inputs):
 
 @handles("Add", "Sub", "Mul", "Div")
 def arithmetic(ctx, node, inputs):
-    """Constants: folded. ``Add(activation, constant)`` after a bias-free Dense: its bias."""
+    """Constants: folded. ``Add(activation, constant)`` after a bias-free Dense: its bias.
+    Two activations: a merge layer."""
     a, b = inputs
     if not isinstance(a, Data) and not isinstance(b, Data):
         x, y = ctx.const(node, a, "A"), ctx.const(node, b, "B")
@@ -203,8 +205,9 @@ def arithmetic(ctx, node, inputs):
             operation = np.floor_divide if both_ints else np.divide
         return [Const(operation(x, y))]
     if isinstance(a, Data) and isinstance(b, Data):
-        raise ctx.error(node, f"{node.op_type} of two activations: merge layers need the "
-                              "functional API")
+        if node.op_type == "Div":
+            raise ctx.error(node, "Div of two activations has no cnn layer")
+        return merge_layer(ctx, node, inputs, MERGE_LAYERS[node.op_type])
     data, constant, name = (a, b, node.input[0]) if isinstance(a, Data) else (b, a, node.input[1])
     target = ctx.assembly.last_spec(data, ctx.consumers.get(name, 0))
     if (node.op_type == "Add" and target is not None and target.cls is layers.Dense

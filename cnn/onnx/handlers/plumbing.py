@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
+from cnn import layers
 from cnn.onnx.context import handles
+from cnn.onnx.handlers.merge import merge_layer
 from cnn.onnx.reader import to_array
 from cnn.onnx.values import BATCH, Broadcast, Const, Data, ShapeValue
 
@@ -162,7 +164,10 @@ def fold_into_pooling(ctx, node, value):
 def concat(ctx, node, inputs):
     axis = ctx.attributes(node)["axis"]
     if any(isinstance(v, Data) for v in inputs):
-        raise ctx.error(node, "concatenates activations: merge layers need the functional API")
+        rank = len(ctx.onnx_shape(next(v for v in inputs if isinstance(v, Data))))
+        if axis % rank == 0:
+            raise ctx.error(node, "concatenates activations along the batch axis")
+        return merge_layer(ctx, node, inputs, layers.Concatenate, axis=axis % rank)
     if any(isinstance(v, ShapeValue) for v in inputs):
         if axis != 0:
             raise ctx.error(node, "concatenates shape vectors on an axis other than 0")
