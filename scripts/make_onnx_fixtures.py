@@ -84,6 +84,25 @@ class Activations(nn.Module):
         return x
 
 
+class Residual(nn.Module):
+    """A residual block (``x + conv(relu(conv(x)))``) and a ``torch.cat`` of two branches:
+    what torch.onnx writes as Add and Concat of activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 6, 3, padding=1)
+        self.conv1 = nn.Conv2d(6, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.side = nn.Conv2d(6, 4, 1)
+        self.fc = nn.Linear(10, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = x + self.conv2(torch.relu(self.conv1(x)))
+        joined = torch.cat([x, torch.relu(self.side(x))], dim=1)
+        return self.fc(joined.mean((2, 3)))
+
+
 class Recurrent(nn.Module):
     """An LSTM or GRU (batch_first); its last step (``[:, -1]``) or whole sequence into a
     Linear (Gemm for (N, U), MatMul + Add per step for (N, T, U))."""
@@ -158,6 +177,7 @@ def main():
          test_seq, (13, 17)),
         ("torch_gru_sequences", Recurrent(nn.GRU, True), seq_x, seq_y, per_step, test_seq,
          (13,)),
+        ("torch_residual", Residual(), images, labels, cross_entropy, test_images, (13, 17)),
     ]
     for name, module, x, y, loss_fn, test_x, opsets in fixtures:
         loss = train(module, x, y, loss_fn)

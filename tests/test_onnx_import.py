@@ -34,6 +34,8 @@ EXPECTED_LAYERS = {
     "torch_activations": ["Reshape"] + ["Dense"] * 7,
     "torch_lstm": ["LSTM", "Dense"],
     "torch_gru_sequences": ["GRU", "Dense"],
+    "torch_residual": ["Conv2D", "Conv2D", "Conv2D", "Add", "Conv2D", "Concatenate",
+                       "GlobalAveragePooling2D", "Dense"],
 }
 
 
