@@ -3,8 +3,10 @@
 from cnn.backend import (
     floatx,
     get_num_threads,
+    image_data_format,
     set_backend,
     set_floatx,
+    set_image_data_format,
     set_num_threads,
     set_seed,
 )
@@ -12,6 +14,7 @@ from cnn.backend import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "floatx", "get_num_threads", "set_backend", "set_floatx", "set_num_threads", "set_seed",
+    "floatx", "get_num_threads", "image_data_format", "set_backend", "set_floatx",
+    "set_image_data_format", "set_num_threads", "set_seed",
     "__version__",
 ]

@@ -1,12 +1,19 @@
 """Layers, importable as in the seed: ``from cnn.layers import *``."""
 
+from cnn.layers.augmentation import RandomFlip, RandomRotation, RandomTranslation
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
+from cnn.layers.conv import Conv1D
+from cnn.layers.conv_transpose import Conv2DTranspose
+from cnn.layers.depthwise import DepthwiseConv2D, SeparableConv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
 from cnn.layers.normalization import BatchNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
+from cnn.layers.pooling import (AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D,
+                                GlobalMaxPooling2D, MaxPooling1D)
 from cnn.layers.recurrent import Recurrent
 from cnn.layers.reshaping import GlobalAveragePooling2D, Reshape, ZeroPadding2D
+from cnn.layers.reshaping import Cropping2D, UpSampling2D
 from cnn.layers.rnn import GRU, LSTM, SimpleRNN
 from cnn.layers.wrappers import TimeDistributed
 
@@ -30,4 +37,18 @@ __all__ = [
     "ZeroPadding2D",
     "Reshape",
     "Layer",
+    "Conv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "GlobalMaxPooling1D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling2D",
+    "Cropping2D",
+    "UpSampling2D",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "Conv2DTranspose",
+    "RandomFlip",
+    "RandomTranslation",
+    "RandomRotation",
 ]
