@@ -4,6 +4,9 @@ Images are fed as (N, 28, 28, 1), the layout Keras and most image libraries use:
 ``cnn.set_image_data_format("channels_last")`` makes every image layer read it. During
 training each image is flipped left-right (clothes are roughly symmetric) and shifted by up
 to 10% of its size; at evaluation the augmentation layers pass the images through untouched.
+BatchNormalization's moving statistics use momentum 0.9: with Keras's 0.99 they still lean on
+their initial values after a short run (a 2-epoch run on 6,000 images scored 69.4% with
+0.99), and evaluation uses them.
 
     apt-get install dataset-fashion-mnist     # or put the IDX files in $CNN_DATA
     python examples/fashion_mnist_channels_last.py [--epochs 3] [--train-size 60000]
@@ -29,10 +32,10 @@ def build_model(steps):
         RandomFlip("horizontal"),
         RandomTranslation(0.1, 0.1, fill_mode="constant"),
         Conv2D(32, 3, padding="same", activation="relu"),
-        BatchNormalization(),
+        BatchNormalization(momentum=0.9),
         MaxPooling2D(2),
         Conv2D(64, 3, padding="same", activation="relu"),
-        BatchNormalization(),
+        BatchNormalization(momentum=0.9),
         MaxPooling2D(2),
         Flatten(),
         Dropout(0.3),

@@ -174,3 +174,12 @@ def test_configs_and_files_round_trip(case, tmp_path):
     rebuilt = deserialize(serialize(layer))
     assert rebuilt.get_config() == layer.get_config()
     assert_round_trips([LAYERS[case](seed=9)], (1, 6, 6), tmp_path)
+
+
+@pytest.mark.parametrize("case", LAYERS)
+def test_float32_stays_float32(case):
+    layer = LAYERS[case](seed=1)
+    layer.build((2, 6, 5))
+    x = random((2, 2, 6, 5)).astype(np.float32)
+    y = layer.forward(x, training=True)
+    assert y.dtype == layer.backward(np.ones_like(y)).dtype == np.float32

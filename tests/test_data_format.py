@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Cropping2D, Dense,
-                        Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Input,
+from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose,
+                        Cropping2D, Dense, DepthwiseConv2D, Flatten, SeparableConv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Input,
                         MaxPooling2D, UpSampling2D, ZeroPadding2D, deserialize, serialize)
-from cnn.models import Model, Sequential
+from cnn.models import Model, Sequential, load_model
 from cnn.optimizers import Adam
-from helpers import check_layer_gradients
+from helpers import check_layer_gradients, seed_dir
 from window_helpers import assert_round_trips, built, layer_pass, random
 
 TO_LAST, TO_FIRST = (0, 2, 3, 1), (0, 3, 1, 2)
@@ -33,6 +33,10 @@ IMAGE_LAYERS = {
     "upsampling_nearest": lambda f: UpSampling2D((2, 3), data_format=f),
     "upsampling_bilinear": lambda f: UpSampling2D(2, data_format=f, interpolation="bilinear"),
     "batch_norm": lambda f: BatchNormalization(axis=1 if f == "channels_first" else -1),
+    "depthwise": lambda f: DepthwiseConv2D(3, 2, "same", 2, f),
+    "separable": lambda f: SeparableConv2D(3, 3, padding="same", data_format=f,
+                                           depth_multiplier=2),
+    "transposed": lambda f: Conv2DTranspose(3, 3, 2, "same", 1, f),
 }
 
 
@@ -167,3 +171,21 @@ def test_a_channels_last_convnet_trains(channels_last_default):
     model.fit(x, y, epochs=15, batch_size=16, verbose=0)
     accuracy, _ = model.evaluate(x, y)
     assert accuracy > 0.95
+
+
+def test_seed_files_load_channels_first_whatever_the_default(channels_last_default):
+    model = load_model(seed_dir() / "models" / "test_cnn.h5")
+    formats = {layer.data_format for layer in model.layers if hasattr(layer, "data_format")}
+    assert formats == {"channels_first"}
+    assert model.predict(np.zeros((1, 1, 28, 28), dtype=np.float32)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("case", IMAGE_LAYERS)
+def test_float32_stays_float32(case):
+    layer = IMAGE_LAYERS[case]("channels_last")
+    layer.build((6, 5, 2))
+    x = random((2, 6, 5, 2)).astype(np.float32)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(np.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in layer.grads.values())

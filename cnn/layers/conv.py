@@ -50,6 +50,9 @@ class WindowLayer(ActivatedLayer, register=False):
         self.kernel_size = spatial_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = spatial_tuple(strides, self.rank, "strides")
         self.dilation_rate = spatial_tuple(dilation_rate, self.rank, "dilation_rate")
+        self.op_kernel = self._lift(self.kernel_size)
+        self.op_strides = self._lift(self.strides)
+        self.op_dilation = self._lift(self.dilation_rate)
         self.padding = self._check_padding(padding)
         self.data_format = formats.resolve(data_format, self.rank)
         self.use_bias = bool(use_bias)
@@ -91,18 +94,6 @@ class WindowLayer(ActivatedLayer, register=False):
     def _lift(self, values):
         """A geometry tuple as the 2-D kernels take it."""
         return tuple(values) if self.rank == 2 else (1, *values)
-
-    @property
-    def op_kernel(self):
-        return self._lift(self.kernel_size)
-
-    @property
-    def op_strides(self):
-        return self._lift(self.strides)
-
-    @property
-    def op_dilation(self):
-        return self._lift(self.dilation_rate)
 
     def window_output(self, spatial):
         """Output spatial sizes for input ``spatial`` sizes; sets ``self.pads``."""
