@@ -7,6 +7,7 @@ from cnn.layers.conv import Conv1D
 from cnn.layers.conv_transpose import Conv2DTranspose
 from cnn.layers.depthwise import DepthwiseConv2D, SeparableConv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
+from cnn.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from cnn.layers.normalization import BatchNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.pooling import (AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D,
@@ -36,6 +37,12 @@ __all__ = [
     "GlobalAveragePooling2D",
     "ZeroPadding2D",
     "Reshape",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Concatenate",
     "Layer",
     "Conv1D",
     "MaxPooling1D",
