@@ -11,6 +11,7 @@ from cnn.ops.conv import conv2d_backward, conv2d_forward
 from cnn.ops.reference_conv import (grouped_conv2d_backward_reference,
                                     grouped_conv2d_reference)
 from cnn.ops.shapes import effective_kernel, window_output_shape
+from cnn.utils.gradient_check import numerical_gradient
 from helpers import check_layer_gradients
 from window_helpers import assert_matches_torch, assert_round_trips, built, random
 
@@ -232,3 +233,25 @@ def test_global_max_sends_the_gradient_to_the_first_maximum():
 ])
 def test_round_trips(make, shape, tmp_path):
     assert_round_trips([make()], shape, tmp_path)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_global_average_pooling1d_averages_the_unmasked_steps(data_format):
+    shape = (6, 3) if data_format == "channels_last" else (3, 6)
+    layer = built(GlobalAveragePooling1D(data_format), shape)
+    assert layer.accepts_mask
+    x = random((3, *shape), seed=9)
+    mask = np.array([[1, 1, 1, 0, 0, 0], [1, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]], dtype=bool)
+    steps = x if data_format == "channels_last" else x.transpose(0, 2, 1)
+    y = layer.forward(x, mask=mask)
+    np.testing.assert_allclose(y[0], steps[0, :3].mean(axis=0))
+    np.testing.assert_allclose(y[1], steps[1, mask[1]].mean(axis=0))
+    np.testing.assert_array_equal(y[2], 0.0)  # nothing unmasked: 0, not NaN
+    r = random(y.shape, seed=10)
+    layer.forward(x, mask=mask)
+    dx = layer.backward(r.copy())
+    numeric = numerical_gradient(lambda: float((layer.forward(x, mask=mask) * r).sum()), x)
+    np.testing.assert_allclose(dx, numeric, atol=1e-8)
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 5\) does not fit the input"):
+        layer.forward(x, mask=mask[:, :5])
+    np.testing.assert_allclose(layer.forward(x), steps.mean(axis=1))  # no mask: every step

@@ -226,6 +226,34 @@ class GlobalMaxPooling1D(_GlobalMax):
 
 
 class GlobalAveragePooling1D(_GlobalAverage):
-    """Mean of each channel over the steps: (N, L, C) -> (N, C)."""
+    """Mean of each channel over the steps: (N, L, C) -> (N, C).
+
+    With a mask (N, L) (True: a real step), as Keras: the mean over the unmasked steps only
+    (0 for a sample whose steps are all masked, where Keras would give NaN).
+    """
 
     rank = 1
+    accepts_mask = True
+
+    def forward(self, x, training=False, mask=None):
+        self._step_weights = None
+        if mask is None:
+            return super().forward(x, training)
+        positions = self._positions(x)
+        n, steps = positions.shape[:2]
+        if tuple(mask.shape) != (n, steps):
+            raise ValueError(f"layer {self.describe()}: mask of shape {tuple(mask.shape)} does "
+                             f"not fit the input of shape {tuple(x.shape)}: expected {(n, steps)}")
+        weights = xp.asarray(mask, dtype=positions.dtype)
+        weights /= xp.maximum(weights.sum(axis=1, keepdims=True), 1)
+        self._step_weights = weights[:, :, None]  # (N, L, 1): 1 / count on unmasked steps
+        self._cache = positions.shape
+        return self._output((positions * self._step_weights).sum(axis=1))
+
+    def backward(self, grad):
+        weights = getattr(self, "_step_weights", None)
+        if weights is None:
+            return super().backward(grad)
+        n, _, channels = self._cache
+        self._cache = self._step_weights = None
+        return self._from_positions(grad.reshape(n, 1, channels) * weights, n)
