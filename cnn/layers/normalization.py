@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from cnn import initializers
+from cnn import backend, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer
 from cnn.layers.core import _init_name
@@ -40,7 +40,10 @@ class BatchNormalization(Layer):
 
     Args:
         axis: the channel axis, counting the batch axis as 0 (Keras). Default: 1 (channels)
-            for (N, C, H, W) conv maps, -1 (features) for (N, F) and any other input.
+            for (N, C, H, W) conv maps, -1 (features) for (N, F) and any other input; -1
+            (Keras's default) for every input when the layer is created under
+            ``cnn.set_image_data_format("channels_last")``. Give ``axis=-1`` for
+            channels-last maps otherwise.
         momentum: weight of the old value in the moving statistics (Keras's convention).
         epsilon: added to the variance.
         center / scale: learn ``beta`` / ``gamma`` (otherwise fixed 0 / 1).
@@ -59,6 +62,8 @@ class BatchNormalization(Layer):
         if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int) or axis == 0):
             raise ValueError(f"BatchNormalization axis must be a non-zero int (0 is the batch axis) "
                              f"or None, got {axis!r}")
+        if axis is None and backend.image_data_format() == "channels_last":
+            axis = -1
         self.axis = axis
         self.momentum = checks.fraction("momentum", momentum, upper_inclusive=True)
         self.epsilon = checks.positive("epsilon", epsilon)

@@ -51,6 +51,10 @@ def check_inputs(x, input_shape: tuple, what: str = "x", read_rows=None) -> np.n
         hint = ""
         if tuple(x.shape) == tuple(input_shape):
             hint = " (a single sample? add the batch axis: x[None])"
+        elif x.ndim == 4 and len(input_shape) == 3 and _channels_moved(x.shape[1:], input_shape):
+            hint = (" (the channels axis is at the other end: transpose the images, or build "
+                    "the model for their layout with data_format= or "
+                    "cnn.set_image_data_format(...))")
         elif int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
             hint = f" (same size: reshape it with x.reshape(-1, *{tuple(input_shape)}))"
         raise ValueError(
@@ -59,6 +63,12 @@ def check_inputs(x, input_shape: tuple, what: str = "x", read_rows=None) -> np.n
         )
     check_finite(x, what, read_rows)
     return x
+
+
+def _channels_moved(shape, expected) -> bool:
+    """True when ``shape`` is ``expected`` with its first or last axis moved to the other end."""
+    shape, expected = tuple(shape), tuple(expected)
+    return shape in ((*expected[1:], expected[0]), (expected[-1], *expected[:-1]))
 
 
 def prepare_targets(y, n_samples: int, output_shape: tuple, loss, dtype, what: str = "y"):
