@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cnn.backend import floatx_scope
-from cnn.utils.gradient_check import numerical_gradient, relative_error
+from cnn.utils.gradient_check import gradient_error, numerical_gradient
 
 TOLERANCE = 1e-6
 
@@ -50,14 +50,6 @@ def check_layer_gradients(layer, x, seed=0, training=False, tolerance=TOLERANCE)
     for key, error in errors.items():
         assert error < tolerance, f"{layer.describe()} gradient of {key}: relative error {error:.2e}"
     return errors
-
-
-def gradient_error(analytic, numeric):
-    """Relative error, except for gradients that are zero up to rounding (e.g. a bias under a
-    softmax over the axis it is constant on), where the absolute error is returned."""
-    if np.linalg.norm(numeric) < 1e-7 and np.linalg.norm(analytic) < 1e-7:
-        return float(np.linalg.norm(np.asarray(analytic) - numeric))
-    return relative_error(analytic, numeric)
 
 
 def check_model_gradients(model, x, y, tolerance=TOLERANCE):
