@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+import cnn
 from cnn.backend import floatx_scope
 from cnn.utils.gradient_check import gradient_error, numerical_gradient
 
@@ -19,6 +20,21 @@ def seed_dir() -> Path:
     if os.environ.get("CNN_SEED_DIR"):
         return Path(os.environ["CNN_SEED_DIR"])
     return Path(__file__).resolve().parent / "fixtures" / "seed"
+
+
+def package_parent() -> Path:
+    """The directory holding the ``cnn`` package these tests imported: the checkout when they
+    run from the source tree, site-packages when they run against an installed copy."""
+    return Path(cnn.__file__).resolve().parent.parent
+
+
+def package_env(environment=None) -> dict:
+    """``environment`` (default: this process's) with PYTHONPATH leading to the ``cnn`` these
+    tests use, so that a subprocess runs the same copy and never another one."""
+    environment = dict(os.environ if environment is None else environment)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(package_parent()), environment.get("PYTHONPATH")]))
+    return environment
 
 
 def build_layer(layer, input_shape):
