@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "oracles" / "windows.json"
-RNG = np.random.default_rng(2024)
+RNG = np.random.default_rng(2024)  # reset by build(), so that every build gives the same file
 
 
 def tf_same(n, k, s):
@@ -144,7 +144,10 @@ def dilated_sizes():
     return cases
 
 
-def main():
+def build() -> dict:
+    """Every case, computed afresh (the same numbers each time)."""
+    global RNG
+    RNG = np.random.default_rng(2024)
     conv = [
         conv_case("valid 3x3", (6, 5), (3, 3), (1, 1), "valid"),
         conv_case("valid strided, trailing rows dropped", (8, 7), (3, 2), (2, 3), "valid"),
@@ -173,8 +176,13 @@ def main():
         pool_case("avg padded 1 (padding not counted)", "avg", (5, 6), (3, 3), (2, 2), 1),
         pool_case("avg ceil mode", "avg", (8, 5), (3, 2), (3, 2), None, ceil_mode=True),
     ]
-    data = {"generator": "scripts/make_oracle_fixtures.py", "torch": torch.__version__,
+    return {"generator": "scripts/make_oracle_fixtures.py", "torch": torch.__version__,
             "conv": conv, "pool": pool, "dilated_sizes": dilated_sizes()}
+
+
+def main():
+    data = build()
+    conv, pool = data["conv"], data["pool"]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(data, indent=None, separators=(",", ":")) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes): {len(conv)} conv, {len(pool)} pool cases")

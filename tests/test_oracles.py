@@ -9,6 +9,7 @@ assert the "same" convention (the extra row at the end) directly on layer output
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -157,3 +158,25 @@ def test_same_max_pooling_last_window_holds_the_last_row_alone():
     avg = build_layer(AveragePooling2D(2, padding="same"), (1, 5, 5)).forward(x)
     assert avg[0, 0, -1, -1] == 24.0  # one real cell, padding not counted
     assert avg[0, 0, 0, -1] == (4.0 + 9.0) / 2
+
+
+def test_fixture_is_what_the_script_makes():
+    """The committed oracle is PyTorch's current answer (run where torch is installed)."""
+    pytest.importorskip("torch", reason="PyTorch (not a test dependency) recomputes the oracle")
+    pytest.importorskip("scipy.signal")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_oracle_fixtures.py"
+    if not script.is_file():
+        pytest.skip(f"{script} is not in this copy of the tests")
+    spec = importlib.util.spec_from_file_location("make_oracle_fixtures", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fresh = module.build()
+    for family in ("conv", "pool"):
+        assert [c["name"] for c in fresh[family]] == [c["name"] for c in ORACLE[family]]
+        for new, old in zip(fresh[family], ORACLE[family]):
+            for key, value in old.items():
+                if isinstance(value, list) and key in ("x", "y", "dx", "dw", "db", "w", "b", "dy"):
+                    np.testing.assert_allclose(new[key], value, rtol=1e-13, err_msg=key)
+                else:
+                    assert new[key] == value, (old["name"], key)
+    assert fresh["dilated_sizes"] == ORACLE["dilated_sizes"]
