@@ -76,7 +76,7 @@ BACKWARD = {"simple_rnn": ref.simple_rnn_backward, "lstm": ref.lstm_backward,
 # -- the twin against central differences -------------------------------------------------
 
 @pytest.mark.parametrize("cell, go_backwards, use_bias",
-                         itertools.product(CELLS, [False, True], [True, False]))
+                         list(itertools.product(CELLS, [False, True], [True, False])))
 def test_reference_backward_matches_central_differences(cell, go_backwards, use_bias):
     rng = np.random.default_rng(11)
     arrays = random_arrays(cell, rng, use_bias)
