@@ -76,7 +76,8 @@ def conv_case(name, hw, kernel, stride, spec, channels=2, filters=3, batch=2):
         assert torch.equal(torch_same, y), f"{name}: PyTorch's 'same' puts the extra row elsewhere"
     if spec == "full" and tuple(stride) == (1, 1):
         expected = scipy.signal.correlate2d(x[0, 0], w[0, 0], mode="full")
-        single = F.conv2d(tensor(x[:1, :1]), tensor(w[:1, :1]), padding=tuple(k - 1 for k in kernel))
+        full_pads = tuple(k - 1 for k in kernel)
+        single = F.conv2d(tensor(x[:1, :1]), tensor(w[:1, :1]), padding=full_pads)
         assert np.allclose(single.numpy()[0, 0], expected), f"{name}: full correlation differs"
     for axis, (n, k, s) in enumerate(zip(hw, kernel, stride)):
         if spec == "valid":

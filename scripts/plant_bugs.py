@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # name: (file, original text, planted text, test files that must fail)
 BUGS = {
     "checker_compares_itself": (
-        "cnn/utils/gradient_check.py", "np.linalg.norm(a - b) / denom", "np.linalg.norm(b - b) / denom",
-        ["tests/test_gradient_check.py"]),
+        "cnn/utils/gradient_check.py", "np.linalg.norm(a - b) / denom",
+        "np.linalg.norm(b - b) / denom", ["tests/test_gradient_check.py"]),
     "same_front": (
         "cnn/ops/shapes.py", "        before = total // 2\n        after = total - before",
         "        after = total // 2\n        before = total - after",
@@ -35,8 +35,8 @@ BUGS = {
         "cnn/layers/rnn.py", "bias[self.units:2 * self.units] = 1", "bias[:self.units] = 1",
         ["tests/test_initializer_conventions.py"]),
     "checker_compares_itself_and_batchnorm_backward_wrong": (
-        "cnn/utils/gradient_check.py", "np.linalg.norm(a - b) / denom", "np.linalg.norm(b - b) / denom",
-        ["tests/test_reference_norm.py"]),
+        "cnn/utils/gradient_check.py", "np.linalg.norm(a - b) / denom",
+        "np.linalg.norm(b - b) / denom", ["tests/test_reference_norm.py"]),
     "batchnorm_backward_drops_mean_term": (
         "cnn/layers/normalization.py", "        dx -= self._broadcast(gain * grad_beta / count)\n",
         "", ["tests/test_reference_norm.py"]),
@@ -50,11 +50,12 @@ BUGS = {
         "cnn/losses.py", "        return (a - target) / _feature_count(z)",
         "        return (a - target)", ["tests/test_model_gradients.py"]),
     "leaky_relu_backward_default_alpha": (
-        "cnn/ops/activations.py", "grad * grad.dtype.type(alpha))", "grad * grad.dtype.type(0.01))",
-        ["tests/test_model_gradients.py"]),
+        "cnn/ops/activations.py", "grad * grad.dtype.type(alpha))",
+        "grad * grad.dtype.type(0.01))", ["tests/test_model_gradients.py"]),
 }
 # the second edit of the combined bug
-EXTRA = {"checker_compares_itself_and_batchnorm_backward_wrong": BUGS["batchnorm_backward_drops_mean_term"]}
+EXTRA = {"checker_compares_itself_and_batchnorm_backward_wrong":
+         BUGS["batchnorm_backward_drops_mean_term"]}
 
 
 def plant(copy: Path, edit) -> None:

@@ -66,8 +66,9 @@ def test_package_data_is_installed():
 
 
 def run_script(*args, cwd):
+    env = package_env({**os.environ, "MPLBACKEND": "Agg"})
     return subprocess.run([console_script(), *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env=package_env({**os.environ, "MPLBACKEND": "Agg"}))
+                          text=True, timeout=300, env=env)
 
 
 def test_console_script_help(tmp_path):
