@@ -66,6 +66,18 @@ def test_leaky_relu_default_slope_and_gradient_at_zero():
                                [0.3, 0.3, 1.0])
 
 
+def test_elu_default_alpha_and_gradient_at_zero():
+    """alpha 1 by default; at exactly 0 the gradient is the left one, alpha (PyTorch's
+    ``x <= 0`` branch), which differs from the right one (1) when alpha is not 1."""
+    z = np.array([-1.0, 0.0, 2.0])
+    np.testing.assert_allclose(ops.elu(z), [np.expm1(-1.0), 0.0, 2.0])
+    np.testing.assert_allclose(ops.elu_backward(np.ones(3), z, ops.elu(z)),
+                               [np.exp(-1.0), 1.0, 1.0])
+    a = ops.elu(z, alpha=0.5)
+    np.testing.assert_allclose(ops.elu_backward(np.ones(3), z, a, alpha=0.5),
+                               [0.5 * np.exp(-1.0), 0.5, 1.0])
+
+
 def test_relu_inplace_writes_over_its_input():
     z = np.array([-1.0, 2.0])
     result = ops.relu_inplace(z)
@@ -107,6 +119,19 @@ def test_batch_normalization_ignores_a_batch_whose_variance_overflows():
         layer.forward(x, training=True)
     for key, value in before.items():
         np.testing.assert_array_equal(layer.buffers[key], value)
+
+
+@pytest.mark.parametrize("axis", [True, "1", 1.5, 0])
+def test_batch_normalization_rejects_bad_axes(axis):
+    with pytest.raises(ValueError, match="axis"):
+        BatchNormalization(axis=axis)
+
+
+def test_batch_normalization_keeps_its_name_and_input_shape():
+    layer = BatchNormalization(name="norm", input_shape=(4,))
+    assert layer.name == "norm"
+    assert layer.get_config()["name"] == "norm"
+    assert tuple(layer.input_shape) == (4,)
 
 
 def test_batch_normalization_fan_using_initialisers():
