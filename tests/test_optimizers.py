@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cnn import optimizers, schedules
-from cnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from cnn.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Nadam, RMSprop
 
 P0 = np.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.7]])
 GRADS = [
@@ -248,7 +248,7 @@ def test_bad_hyper_parameters_are_named(kwargs, match):
 
 # -- float32, state, configs ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad])
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Nadam])
 def test_float32_parameters_stay_float32_and_close_to_float64(cls):
     p32 = P0.astype(np.float32)
     grads32 = [g.astype(np.float32) for g in GRADS]
@@ -260,7 +260,9 @@ def test_float32_parameters_stay_float32_and_close_to_float64(cls):
 @pytest.mark.parametrize("make_optimizer", [
     lambda: SGD(0.1, momentum=0.9, nesterov=True), lambda: Adam(0.01), lambda: AdamW(0.01),
     lambda: RMSprop(0.01, momentum=0.5, centered=True), lambda: Adagrad(0.1),
-], ids=["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+    lambda: Adadelta(1.0, weight_decay=0.01), lambda: Nadam(0.01),
+    lambda: Nadam(0.01, momentum_decay=0.004),
+], ids=["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam", "nadam-decay"])
 def test_state_round_trip_continues_exactly(make_optimizer):
     optimizer = make_optimizer()  # a fresh one each run: the test must not depend on order
     param = P0.copy()
@@ -295,7 +297,7 @@ def test_get_by_name_instance_and_unknown_name():
     sgd = SGD(0.1)
     assert optimizers.get(sgd) is sgd
     with pytest.raises(ValueError, match="unknown optimizer 'adamax'; valid optimizer names: "
-                                         "adagrad, adam, adamw, rmsprop, sgd"):
+                                         "adadelta, adagrad, adam, adamw, nadam, rmsprop, sgd"):
         optimizers.get("adamax")
     with pytest.raises(ValueError, match="bad config for optimizer 'adam'"):
         optimizers.get({"name": "adam", "momentum": 0.9})

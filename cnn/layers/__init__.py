@@ -1,10 +1,13 @@
 """Layers, importable as in the seed: ``from cnn.layers import *``."""
 
+from cnn.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
+from cnn.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from cnn.layers.normalization import BatchNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
+from cnn.layers.preprocessing import Normalization, Rescaling
 from cnn.layers.recurrent import Recurrent
 from cnn.layers.reshaping import GlobalAveragePooling2D, Reshape, ZeroPadding2D
 from cnn.layers.rnn import GRU, LSTM, SimpleRNN
@@ -29,5 +32,18 @@ __all__ = [
     "GlobalAveragePooling2D",
     "ZeroPadding2D",
     "Reshape",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Concatenate",
     "Layer",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "Softmax",
+    "PReLU",
+    "Rescaling",
+    "Normalization",
 ]

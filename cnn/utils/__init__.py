@@ -1,0 +1,1 @@
+from cnn.utils.categorical import to_categorical  # noqa: F401
