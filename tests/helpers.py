@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+import cnn
 from cnn.backend import floatx_scope
-from cnn.utils.gradient_check import numerical_gradient, relative_error
+from cnn.utils.gradient_check import gradient_error, numerical_gradient
 
 TOLERANCE = 1e-6
 
@@ -19,6 +20,21 @@ def seed_dir() -> Path:
     if os.environ.get("CNN_SEED_DIR"):
         return Path(os.environ["CNN_SEED_DIR"])
     return Path(__file__).resolve().parent / "fixtures" / "seed"
+
+
+def package_parent() -> Path:
+    """The directory holding the ``cnn`` package these tests imported: the checkout when they
+    run from the source tree, site-packages when they run against an installed copy."""
+    return Path(cnn.__file__).resolve().parent.parent
+
+
+def package_env(environment=None) -> dict:
+    """``environment`` (default: this process's) with PYTHONPATH leading to the ``cnn`` these
+    tests use, so that a subprocess runs the same copy and never another one."""
+    environment = dict(os.environ if environment is None else environment)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(package_parent()), environment.get("PYTHONPATH")]))
+    return environment
 
 
 def build_layer(layer, input_shape):
@@ -50,14 +66,6 @@ def check_layer_gradients(layer, x, seed=0, training=False, tolerance=TOLERANCE)
     for key, error in errors.items():
         assert error < tolerance, f"{layer.describe()} gradient of {key}: relative error {error:.2e}"
     return errors
-
-
-def gradient_error(analytic, numeric):
-    """Relative error, except for gradients that are zero up to rounding (e.g. a bias under a
-    softmax over the axis it is constant on), where the absolute error is returned."""
-    if np.linalg.norm(numeric) < 1e-7 and np.linalg.norm(analytic) < 1e-7:
-        return float(np.linalg.norm(np.asarray(analytic) - numeric))
-    return relative_error(analytic, numeric)
 
 
 def check_model_gradients(model, x, y, tolerance=TOLERANCE):

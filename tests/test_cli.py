@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -23,8 +22,8 @@ from cnn.datasets import mnist_sample
 from cnn.datasets.idx import write_idx
 from cnn.datasets.matfile import save_mat
 from cnn.models import load_model
+from helpers import package_env
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ("model.h5", "history.json", "history.csv", "accuracy.png", "loss.png", "confusion.png",
            "misclassified.png")
 
@@ -285,7 +284,7 @@ def test_a_diverging_run_is_a_user_error(tmp_path, capsys):
 
 
 def test_python_dash_m_cnn_in_a_shell(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    env = package_env({**os.environ, "MPLBACKEND": "Agg"})
     result = subprocess.run([sys.executable, "-m", "cnn", "evaluate", "absent.h5"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stdout == ""

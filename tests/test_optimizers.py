@@ -257,13 +257,14 @@ def test_float32_parameters_stay_float32_and_close_to_float64(cls):
     np.testing.assert_allclose(trajectory[-1], run(cls(0.01))[-1], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer", [
-    SGD(0.1, momentum=0.9, nesterov=True), Adam(0.01), AdamW(0.01), RMSprop(0.01, momentum=0.5,
-                                                                           centered=True),
-    Adagrad(0.1), Adadelta(1.0, weight_decay=0.01), Nadam(0.01),
-    Nadam(0.01, momentum_decay=0.004),
-])
-def test_state_round_trip_continues_exactly(optimizer):
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: SGD(0.1, momentum=0.9, nesterov=True), lambda: Adam(0.01), lambda: AdamW(0.01),
+    lambda: RMSprop(0.01, momentum=0.5, centered=True), lambda: Adagrad(0.1),
+    lambda: Adadelta(1.0, weight_decay=0.01), lambda: Nadam(0.01),
+    lambda: Nadam(0.01, momentum_decay=0.004),
+], ids=["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam", "nadam-decay"])
+def test_state_round_trip_continues_exactly(make_optimizer):
+    optimizer = make_optimizer()  # a fresh one each run: the test must not depend on order
     param = P0.copy()
     for g in GRADS[:2]:
         optimizer.apply_gradients([param], [g])

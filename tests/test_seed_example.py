@@ -9,6 +9,7 @@ import numpy as np
 
 from cnn.datasets import matfile, mnist_sample
 from cnn.models import load_model
+from helpers import package_env
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "seed_readme_example.py"
@@ -19,8 +20,7 @@ def test_seed_readme_example_runs_unchanged(tmp_path):
     (tmp_path / "data").mkdir()
     matfile.save_mat(tmp_path / "data" / "MNISTData.mat",
                      x_train[:600], y_train[:600], x_test[:200], y_test[:200])
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
-    env["PYTHONPATH"] = str(ROOT)  # this checkout's cnn, not another installed copy
+    env = package_env({k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")})
     result = subprocess.run([sys.executable, str(EXAMPLE)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

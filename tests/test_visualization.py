@@ -21,9 +21,9 @@ from cnn.utils.visualization import (  # noqa: E402
     misclassified_show,
     save_figure,
 )
+from helpers import package_env  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def assert_valid_png(path):
@@ -131,9 +131,8 @@ def test_show_true_calls_pyplot_show_once_and_closes_the_figures(monkeypatch):
 
 
 def test_seed_style_call_is_silent_without_a_display():
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), environment.get("PYTHONPATH")]))
+    environment = package_env({key: value for key, value in os.environ.items()
+                               if key not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")})
     snippet = ("from cnn.utils.visualization import history_show\n"
                "history_show({'accuracy': [0.5, 0.7], 'loss': [1.0, 0.6]})\n")
     result = subprocess.run([sys.executable, "-W", "default", "-c", snippet], env=environment,
