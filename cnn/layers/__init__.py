@@ -3,6 +3,7 @@
 from cnn.layers.base import Layer, deserialize, layer_class, serialize
 from cnn.layers.conv import Conv2D
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
+from cnn.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from cnn.layers.normalization import BatchNormalization
 from cnn.layers.pooling import AveragePooling2D, MaxPooling2D
 from cnn.layers.recurrent import Recurrent
@@ -29,5 +30,11 @@ __all__ = [
     "GlobalAveragePooling2D",
     "ZeroPadding2D",
     "Reshape",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Concatenate",
     "Layer",
 ]

@@ -50,6 +50,7 @@ import numpy as np
 from cnn import activations, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer, format_shape
+from cnn.layers.node import is_symbolic
 from cnn.utils import checks
 from cnn.layers.core import _init_name
 from cnn.ops import rnn as rnn_ops
@@ -236,6 +237,11 @@ class _RNN(Layer):
     # -- computation ------------------------------------------------------------------------
     def __call__(self, x, training=False, initial_state=None):
         """Keras's call: builds on first use; with ``return_state`` returns ``[output, *states]``."""
+        if is_symbolic(x) or isinstance(x, Layer):  # a functional model's call: a node
+            if self.return_state or initial_state is not None:
+                raise ValueError(f"layer {self.describe()}: return_state and initial_state "
+                                 "are for calls on arrays, not in functional models")
+            return super().__call__(x, training)
         if not self.built:
             self.build(tuple(x.shape[1:]))
         output = self.forward(x, training=training, initial_state=initial_state)

@@ -23,13 +23,14 @@ import numpy as np
 import cnn
 from cnn import backend, losses, metrics, optimizers
 from cnn.layers.base import deserialize
+from cnn.models.model import Model
 from cnn.saving import seed_format
 from cnn.saving.model_file import (member, open_model_file, read_array, read_int, read_json,
                                    ModelFileError)
 from cnn.utils.fileio import atomic_path
 
 FORMAT_NAME = "cnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: functional graphs (layers with inbound_nodes), resume states
 
 _STRINGS = h5py.string_dtype()
 
@@ -72,8 +73,21 @@ def _write(f, model, model_config: str, compile_config: str | None) -> None:
     state.attrs["epoch"] = int(model.epoch)
     if model.train_seed is not None:
         state.attrs["train_seed"] = int(model.train_seed)
+    _write_resume_states(state, model)
     if model.optimizer is not None:
         _write_optimizer(f.create_group("optimizer_weights"), model)
+
+
+def _write_resume_states(group, model) -> None:
+    """The layers' states besides weights (a seeded Dropout's generator) and, when saved
+    during ``fit`` (ModelCheckpoint), the callbacks' states, as JSON datasets."""
+    states = {"layer_states": model.layer_states()}
+    if model.running_callbacks is not None:
+        states["callback_states"] = model.running_callbacks.get_states()
+    for key, value in states.items():
+        if value:
+            group.create_dataset(key, data=_to_json(value, key, group.file.filename),
+                                 dtype=_STRINGS)
 
 
 def _write_weights(group, model) -> None:
@@ -135,9 +149,13 @@ def _check_reloadable(model_config: str, compile_config: str | None, path) -> No
         if compile_config is not None:
             settings = json.loads(compile_config)
             optimizers.get(settings["optimizer"])
-            losses.get(settings["loss"])
+            loss = settings["loss"]
+            for spec in loss if isinstance(loss, list) else [loss]:
+                if spec is not None:
+                    losses.get(spec)
             for metric in settings["metrics"]:
-                metrics.get(metric)
+                for spec in metric if isinstance(metric, list) else [metric]:
+                    metrics.get(spec)
     except ValueError as exc:
         raise ValueError(f"cannot save to {path}: the saved model could not be rebuilt ({exc})") from None
 
@@ -200,10 +218,8 @@ def _check_format(f) -> None:
 
 
 def _read_model(f, compile: bool, dtype):
-    from cnn.models.model import Model
-
     config = read_json(f, "model_config")
-    _check_keys(config, "model_config", ("input_shape", "layers"))
+    _check_keys(config, "model_config", ("layers",))
     if not isinstance(config["layers"], list):
         raise ValueError("model_config: 'layers' should be a list")
     if dtype is not None:
@@ -223,9 +239,21 @@ def _read_model(f, compile: bool, dtype):
     state = member(f, "training_state", h5py.Group).attrs
     model.epoch = read_int(state, "epoch")
     model.train_seed = read_int(state, "train_seed") if "train_seed" in state else None
+    _read_resume_states(member(f, "training_state", h5py.Group), model)
     if model.optimizer is not None:
         _read_optimizer(member(f, "optimizer_weights", h5py.Group), model)
     return model
+
+
+def _read_resume_states(group, model) -> None:
+    if "layer_states" in group:
+        states = read_json(group, "layer_states")
+        _check_keys(states, "layer_states", ())
+        model.set_layer_states(states)
+    if "callback_states" in group:
+        states = read_json(group, "callback_states")
+        _check_keys(states, "callback_states", ())
+        model.resume_state = {"callbacks": states}
 
 
 def _check_keys(config, what: str, keys) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 from cnn import backend
 from cnn.layers import (AveragePooling2D, Conv2D, Dense, Flatten, Input, MaxPooling2D, Output,
                         Recurrent)
+from cnn.models.model import Model
 from cnn.saving.model_file import member, read_array, read_int, read_strings
 
 ROOT_DATASETS = ("input_shape", "lr", "layer_cnt", "name")
@@ -45,8 +46,6 @@ def is_seed_file(f: h5py.File) -> bool:
 def read_model(f: h5py.File, compile: bool = True, dtype=None):
     """Rebuild the model stored in ``f``, compiled with the file's learning rate, loss and
     metric unless ``compile`` is False, in ``dtype`` (default ``cnn.floatx()``)."""
-    from cnn.models.model import Model
-
     input_shape = _int_list(read_array(member(f, "input_shape", h5py.Dataset)), "input_shape")
     layer_count = read_int(f, "layer_cnt", minimum=1)
     names = read_strings(member(f, "name", h5py.Dataset))

@@ -29,20 +29,22 @@ def as_array(x, what: str) -> np.ndarray:
     return x
 
 
-def check_finite(x, what: str) -> None:
-    """Raise if a float array holds NaN or infinity (checked in chunks to save memory)."""
+def check_finite(x, what: str, read_rows=None) -> None:
+    """Raise if a float array holds NaN or infinity (checked in chunks to save memory;
+    ``read_rows(start, stop)`` reads a chunk, by default ``x[start:stop]``)."""
     if not np.issubdtype(x.dtype, np.floating):
         return
     for start in range(0, x.shape[0], _CHUNK):
-        chunk = x[start:start + _CHUNK]
+        stop = min(start + _CHUNK, x.shape[0])
+        chunk = x[start:stop] if read_rows is None else read_rows(start, stop)
         finite_rows = np.isfinite(chunk).reshape(chunk.shape[0], -1).all(axis=1)
         if not bool(finite_rows.all()):
             first = start + int(np.argmin(finite_rows))
             raise ValueError(f"{what} contains NaN or infinite values (first in sample {first})")
 
 
-def check_inputs(x, input_shape: tuple, what: str = "x") -> np.ndarray:
-    """Validate a batch of inputs against the model's input shape (without batch axis)."""
+def check_inputs(x, input_shape: tuple, what: str = "x", read_rows=None) -> np.ndarray:
+    """Validate inputs against the model's input shape (without batch axis)."""
     x = as_array(x, what)
     if tuple(x.shape[1:]) != tuple(input_shape):
         hint = ""
@@ -54,7 +56,7 @@ def check_inputs(x, input_shape: tuple, what: str = "x") -> np.ndarray:
             f"{what} has shape {tuple(x.shape)}, but the model expects (N, "
             f"{', '.join(map(str, input_shape))}){hint}"
         )
-    check_finite(x, what)
+    check_finite(x, what, read_rows)
     return x
 
 
