@@ -121,3 +121,45 @@ def test_stateful_recurrent_layers_are_refused_across_ranks(tmp_path):
     """, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("cannot be split across 2 MPI ranks") == 2
+
+
+RESUME = """
+    import sys
+    import numpy as np
+    import cnn
+    import cnn.distributed as dist
+    from cnn.callbacks import ModelCheckpoint
+    from cnn.layers import BatchNormalization, Dense, Dropout, Input, Output
+    from cnn.models import Sequential, load_model
+
+    dist.init()
+    mode, path = sys.argv[1], sys.argv[2]
+    data = np.random.default_rng(1)
+    x = data.normal(size=(40, 6)).astype(np.float32)
+    y = data.integers(0, 2, size=40)
+    if mode == "resume":
+        model = load_model(path)
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    else:
+        cnn.set_seed(2)
+        model = Sequential([Input((6,)), Dense(5, activation="relu"), BatchNormalization(),
+                            Dropout(0.25), Output(2)])
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        epochs = 2 if mode == "whole" else 1
+        model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, seed=4,
+                  callbacks=[ModelCheckpoint(path)])
+    if dist.is_chief():
+        np.savez(path + "." + mode + ".npz", *model.get_weights())
+"""
+
+
+def test_a_checkpoint_saved_on_two_ranks_resumes_on_three(tmp_path):
+    require_mpi()
+    whole, ckpt = tmp_path / "whole.h5", tmp_path / "ckpt.h5"
+    for ranks, mode, path in ((1, "whole", whole), (2, "first", ckpt), (3, "resume", ckpt)):
+        result = run_ranks(ranks, RESUME, tmp_path, args=[mode, path], timeout=240)
+        assert result.returncode == 0, result.stdout + result.stderr
+    expected = np.load(str(whole) + ".whole.npz")
+    resumed = np.load(str(ckpt) + ".resume.npz")
+    for key in expected.files:
+        np.testing.assert_allclose(resumed[key], expected[key], rtol=1e-5, atol=1e-6)
