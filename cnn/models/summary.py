@@ -26,21 +26,24 @@ def _stack_lines(model) -> list[str]:
 
 
 def _graph_lines(model) -> list[str]:
-    width = 98
+    graph = model.graph
+    layers = [*model.input_layers, *model.layers]
+    labels = [f"{layer.name} ({type(layer).__name__})" for layer in layers]
+    first = max(29, max(len(label) for label in labels) + 2)
+    width = first + 22 + 10 + 37
     rule, double = "_" * width, "=" * width
     lines = [f"model name: {model.name}", rule,
-             f"{'Layer (type)':<29}{'Output Shape':<22}{'Param #':<10}{'Connected to'}", double]
-    graph = model.graph
-    for layer in [*model.input_layers, *model.layers]:
-        nodes = graph.model_nodes(layer)
-        for index, node in enumerate(nodes):
-            label = f"{layer.name} ({type(layer).__name__})" if index == 0 else ""
+             f"{'Layer (type)':<{first}}{'Output Shape':<22}{'Param #':<10}{'Connected to'}",
+             double]
+    for layer, name in zip(layers, labels):
+        for index, node in enumerate(graph.model_nodes(layer)):
+            label = name if index == 0 else ""
             params = layer.count_params() if index == 0 else ""
             sources = [f"{t.layer.name}[{graph.model_nodes(t.layer).index(t.node)}][0]"
                        for t in node.inputs] or ["-"]
             shape = format_shape(node.output.sample_shape)
-            lines.append(f"{label:<29}{shape:<22}{params!s:<10}{sources[0]}")
-            lines += [f"{'':<61}{source}" for source in sources[1:]]
+            lines.append(f"{label:<{first}}{shape:<22}{params!s:<10}{sources[0]}")
+            lines += [f"{'':<{first + 32}}{source}" for source in sources[1:]]
         lines.append(rule)
     return lines + _totals(model, double, rule)
 
