@@ -3,8 +3,10 @@
 from cnn.backend import (
     floatx,
     get_num_threads,
+    image_data_format,
     set_backend,
     set_floatx,
+    set_image_data_format,
     set_num_threads,
     set_seed,
 )
@@ -17,6 +19,7 @@ import cnn.training  # noqa: E402,F401
 import cnn.saving  # noqa: E402,F401
 
 __all__ = [
-    "floatx", "get_num_threads", "set_backend", "set_floatx", "set_num_threads", "set_seed",
+    "floatx", "get_num_threads", "image_data_format", "set_backend", "set_floatx",
+    "set_image_data_format", "set_num_threads", "set_seed",
     "__version__",
 ]

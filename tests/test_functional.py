@@ -393,3 +393,37 @@ def test_a_stack_reloads_as_a_stack(tmp_path):
     loaded = load_model(tmp_path / "stack.h5")
     assert loaded.is_stack and loaded.seed_compiled and loaded.name == "stacked"
     assert loaded.get_config() == model.get_config()
+
+
+def _rewrite_config(path, change):
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f["model_config"][()])
+        change(config)
+        del f["model_config"]
+        f.create_dataset("model_config", data=json.dumps(config), dtype=h5py.string_dtype())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["layers"][2]["inbound_nodes"][0][0].__setitem__(0, "ghost"),
+     "name layers or nodes that do not exist or form a cycle"),
+    (lambda c: c["layers"][2]["inbound_nodes"][0][0].__setitem__(1, 5),
+     "name layers or nodes that do not exist or form a cycle"),
+    (lambda c: c["layers"][1]["inbound_nodes"].__setitem__(0, [["dense_1", 0, 0]]),
+     "name layers or nodes that do not exist or form a cycle"),
+    (lambda c: c["layers"][2]["inbound_nodes"][0].__setitem__(0, ["dense", "0", 0]),
+     r"bad inbound reference"),
+    (lambda c: c.__setitem__("output_layers", [["dense", 3, 0]]),
+     "output_layers names node 3 of layer 'dense', which does not exist"),
+    (lambda c: c["layers"][1].__setitem__("inbound_nodes", "x"), "malformed inbound_nodes"),
+])
+def test_a_damaged_graph_config_is_refused_with_its_reason(tmp_path, change, message):
+    x = Input((3,))
+    model = Model(x, Dense(2)(Dense(4)(x)))  # layers: input, dense, dense_1
+    model.save(tmp_path / "g.h5")
+    _rewrite_config(tmp_path / "g.h5", change)
+    with pytest.raises(cnn.models.ModelFileError, match=message):
+        load_model(tmp_path / "g.h5")

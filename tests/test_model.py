@@ -109,7 +109,7 @@ def test_compile_seed_form_and_keras_form():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"loss": "cross_entropyy"}, "valid loss names"),
-    ({"optimizer": "adamm"}, "valid optimizer names: adagrad, adam"),
+    ({"optimizer": "adamm"}, "valid optimizer names: adadelta, adagrad, adam"),
     ({"loss": "mse", "metrics": ["acc2"]}, "valid metric names"),
     ({"learning_rate": -0.1}, "learning_rate"),
     ({"learning_rate": float("nan")}, "learning_rate"),

@@ -286,3 +286,25 @@ def test_a_seeded_dropout_saves_its_generator(tmp_path):
     data = x.astype(np.float32)
     np.testing.assert_array_equal(dropout.forward(data, training=True),
                                   twin.forward(data, training=True))
+
+
+# -- files written before graphs ------------------------------------------------------------
+
+def test_a_format_version_1_file_still_loads_and_resumes_exactly():
+    """tests/fixtures/cnn_v1/stack.h5 was written by cnn at 7b96516 (before graphs): a
+    Sequential with Conv2D, BatchNormalization, Dropout and Dense, trained 2 epochs with
+    Adam; the .npz holds what that code computed from it (and after one more epoch)."""
+    from helpers import seed_dir
+
+    fixtures = seed_dir().parent / "cnn_v1"
+    expected = np.load(fixtures / "stack_expected.npz")
+    model = load_model(fixtures / "stack.h5")
+    assert model.is_stack and model.name == "v1_stack" and model.epoch == 2
+    np.testing.assert_array_equal(model.predict(expected["x"]), expected["predict"])
+    assert model.metrics_names == ["accuracy", "loss"]  # the order it returned then
+    accuracy, loss = model.evaluate(expected["x"], expected["y"])
+    assert accuracy == expected["accuracy"] and loss == pytest.approx(float(expected["loss"]),
+                                                                      rel=1e-6)
+    model.fit(expected["x"], expected["y"], epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_allclose(np.concatenate([w.ravel() for w in model.get_weights()]),
+                               expected["resumed"], rtol=1e-6, atol=1e-7)

@@ -160,9 +160,7 @@ class Model:
             if isinstance(layer, ActivatedLayer):
                 layer.keep_preactivation = False
             if (loss is not None and isinstance(layer, ActivatedLayer)
-                    and loss.fused_activation is not None
-                    and not getattr(loss, "from_logits", False)
-                    and layer.activation.name == loss.fused_activation
+                    and loss.fuses_with(layer.activation.name)
                     and len(self.graph.model_nodes(layer)) == 1
                     and self.graph.consumers.get(tensor.id, 0) == 0
                     and sum(t is tensor for t in self.outputs) == 1):
@@ -553,6 +551,15 @@ class Model:
     def save(self, path) -> None:
         """Write the model (architecture, weights, compile and training state) to ``path``."""
         seam.save_model()(self, path)
+
+    def save_weights(self, path) -> None:
+        """Write the weights alone (HDF5, ``cnn.saving.weights_file``) to ``path``."""
+        seam.weights_io()[0](self, path)
+
+    def load_weights(self, path, by_name: bool = False, skip_mismatch: bool = False) -> None:
+        """Set the weights from a ``save_weights`` (or ``save``) file: by layer order, or by
+        layer name with ``by_name=True`` (``skip_mismatch`` skips layers that do not fit)."""
+        seam.weights_io()[1](self, path, by_name=by_name, skip_mismatch=skip_mismatch)
 
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:

@@ -8,7 +8,8 @@ imports both, so they are registered before any user code runs.
 * ``register_loop(loop)``: an object with ``fit(model, ...)``, ``evaluate(model, ...)``,
   ``predict(model, ...)``, ``train_on_batch``, ``test_on_batch``, ``predict_on_batch`` and
   ``close_workers(model)`` (``cnn.training.trainer``);
-* ``register_saving(save_model, load_model)`` (``cnn.saving``);
+* ``register_saving(save_model, load_model)`` and ``register_weights_io(save_weights,
+  load_weights)`` (``cnn.saving``);
 * ``register_export(name, value)``: a name that ``cnn.models`` offers to users
   (``from cnn.models import load_model``, ``NonFiniteLossError``) but does not define.
 """
@@ -28,6 +29,11 @@ def register_saving(save_model, load_model) -> None:
     _services["load_model"] = load_model
 
 
+def register_weights_io(save_weights, load_weights) -> None:
+    """``Model.save_weights`` / ``load_weights`` (``cnn.saving.weights_file``)."""
+    _services["weights_io"] = (save_weights, load_weights)
+
+
 def register_export(name: str, value) -> None:
     _exports[name] = value
 
@@ -39,6 +45,11 @@ def loop():
 
 def save_model():
     return _service("save_model", "cnn.saving")
+
+
+def weights_io():
+    """``(save_weights, load_weights)`` registered by ``cnn.saving``."""
+    return _service("weights_io", "cnn.saving")
 
 
 def exported(name: str):

@@ -7,8 +7,10 @@ Importing this package registers ``save_model`` / ``load_model`` with ``cnn.mode
 from cnn.models import seam
 from cnn.saving.h5_format import load_model, save_model
 from cnn.saving.model_file import ModelFileError
+from cnn.saving.weights_file import load_weights, save_weights
 
 seam.register_saving(save_model, load_model)
+seam.register_weights_io(save_weights, load_weights)
 for _name, _value in (("load_model", load_model), ("save_model", save_model),
                       ("ModelFileError", ModelFileError)):
     seam.register_export(_name, _value)

@@ -148,14 +148,15 @@ def _conv2d(parts: _Parts):
     filters, kernel_size, stride = parts.init("filters", "kernel_size", "stride")
     padding, activation = parts.text("padding", "activation")
     return Conv2D(filters, kernel_size, stride, padding=padding, activation=activation,
-                  kernel=parts.weights("kernel (filters, channels, k, k)"), use_bias=False)
+                  kernel=parts.weights("kernel (filters, channels, k, k)"), use_bias=False,
+                  data_format="channels_first")  # the seed's layout, whatever the default
 
 
 def _pooling(cls):
     def build(parts: _Parts):
         pool_size, stride = parts.init("pool_size", "stride")
         (padding,) = parts.text("padding")
-        return cls(pool_size, stride, padding=padding)
+        return cls(pool_size, stride, padding=padding, data_format="channels_first")
 
     return build
 

@@ -19,13 +19,13 @@ import warnings
 
 import numpy as np
 
-from cnn import backend, distributed
+from cnn import backend, distributed, optimizers
 from cnn.callbacks import CallbackList, History, ProgbarLogger
 from cnn.training import data_checks, strategy as strategies
-from cnn.training.ranks import MPIRanks
 from cnn.training.data_adapters import Batch, get_adapter, per_input
 from cnn.training.epoch_iterator import EpochIterator
 from cnn.training.errors import NonFiniteLossError
+from cnn.training.ranks import MPIRanks
 
 PREDICT_BATCH_SIZE = 256
 
@@ -81,6 +81,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
             does), training ends there without raising, the epoch's logs carrying it.
     """
     model.require_compiled("fit")
+    optimizers.check_trainable(model.dtype)
     batch_size = data_checks.check_batch_size(batch_size, 32)
     first_epoch, last_epoch = _epoch_range(model, epochs, initial_epoch)
     if verbose not in (0, 1, 2):
@@ -371,6 +372,7 @@ def _one_batch(model, x, y, sample_weight) -> Batch:
 def train_on_batch(model, x, y, sample_weight=None) -> dict:
     """One optimizer step on one batch; returns that batch's loss and metrics by name."""
     model.require_compiled("train")
+    optimizers.check_trainable(model.dtype)
     batch = _one_batch(model, x, y, sample_weight)
     means = _Means(model)
     loss_value, result = train_step(model, strategies.OneProcess(), batch)
