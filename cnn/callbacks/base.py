@@ -12,10 +12,12 @@ class Callback:
     A callback whose decisions depend on earlier epochs (EarlyStopping's best value) returns
     them from ``get_state()`` (JSON-able), so that a model saved during ``fit`` resumes with
     them (``set_state``). ``runs_last = True`` puts a callback after the others (a
-    checkpoint then saves the others' state of the same epoch).
+    checkpoint then saves the others' state of the same epoch). ``chief_only = True``
+    marks a callback that prints or writes files: under MPI it runs on rank 0 alone.
     """
 
     runs_last = False
+    chief_only = False
 
     def __init__(self):
         self.model = None

@@ -33,6 +33,8 @@ class ModelCheckpoint(Callback):
             field of ``filepath`` is not among the logs (naming the ones that are).
     """
 
+    chief_only = True
+
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, mode: str = "auto", save_freq="epoch", stream=None):
         super().__init__()

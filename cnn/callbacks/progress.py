@@ -27,6 +27,8 @@ class ProgbarLogger(Callback):
         interval: the least number of seconds between two redraws of a live bar.
     """
 
+    chief_only = True
+
     def __init__(self, verbose: int = 1, stream=None, interval: float = 0.05):
         super().__init__()
         if verbose not in (0, 1, 2):

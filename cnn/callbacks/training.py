@@ -297,6 +297,8 @@ class CSVLogger(Callback):
     and closed when training ends.
     """
 
+    chief_only = True
+
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.filename = Path(filename)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn import activations, backend, initializers, regularizers
+from cnn import activations, backend, initializers, regularizers, replica
 from cnn.layers.base import ActivatedLayer, Layer
 from cnn.layers.node import Node
 from cnn.utils import checks
@@ -203,7 +203,11 @@ class Dropout(Layer):
             self.mask = None
             return x
         rng = self._rng or backend.rng()
-        keep = rng.random(x.shape, dtype=np.float32) >= self.rate
+        # Masks are drawn for the whole global batch, this slice keeping its rows, so that
+        # processes sharing a batch (cnn.replica) use the masks one process would.
+        global_size, start = replica.current().rows(x.shape[0])
+        draws = rng.random((global_size, *x.shape[1:]), dtype=np.float32)
+        keep = draws[start:start + x.shape[0]] >= self.rate
         self.mask = backend.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self.mask
 

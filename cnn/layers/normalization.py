@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from cnn import backend, initializers
+from cnn import backend, initializers, replica
 from cnn.backend import xp
 from cnn.layers.base import Layer
 from cnn.layers.core import _init_name
@@ -117,11 +117,16 @@ class BatchNormalization(Layer):
         return xp.einsum(f"{inputs},{inputs}->{output}", a, b)
 
     def forward(self, x, training=False):
+        count = x.size // self.channels
         if training and self.trainable:
-            count = x.size // self.channels
-            mean = self._channel_sum(x) / x.dtype.type(count)
+            # Under data parallelism the statistics are those of the global batch: the
+            # slices' sums are added up over all processes (cnn.replica).
+            sums = self._global_sums(self._channel_sum(x), count)
+            count = int(sums[-1])
+            mean = sums[:-1] / x.dtype.type(count)
             centered = x - self._broadcast(mean)
-            variance = self._channel_sum(centered, centered) / x.dtype.type(count)
+            variance = self._global_sums(self._channel_sum(centered, centered))
+            variance /= x.dtype.type(count)
             self._update_moving_statistics(mean, variance)
         else:
             centered = x - self._broadcast(self.buffers["moving_mean"])
@@ -129,7 +134,7 @@ class BatchNormalization(Layer):
         inv_std = 1.0 / xp.sqrt(variance + x.dtype.type(self.epsilon))
         x_hat = centered
         x_hat *= self._broadcast(inv_std)  # in place: one array less
-        self._cache = (x_hat, inv_std, training and self.trainable)
+        self._cache = (x_hat, inv_std, training and self.trainable, count)
         y = x_hat * self._broadcast(self.params["gamma"]) if self.scale else x_hat.copy()
         if self.center:
             y += self._broadcast(self.params["beta"])
@@ -147,7 +152,7 @@ class BatchNormalization(Layer):
             moving += batch_value * moving.dtype.type(1.0 - keep)
 
     def backward(self, grad):
-        x_hat, inv_std, batch_statistics = self._cache
+        x_hat, inv_std, batch_statistics, count = self._cache
         self._cache = None
         grad_beta = self._channel_sum(grad)
         grad_gamma = self._channel_sum(grad, x_hat)
@@ -162,11 +167,24 @@ class BatchNormalization(Layer):
             return grad * self._broadcast(gain)
         # d/dx of gamma * (x - mean) / std with mean and std taken over the m values of x
         # sharing the channel: gain * (g - mean(g) - x_hat * mean(g * x_hat)).
-        count = x_hat.size // self.channels
-        dx = x_hat * self._broadcast(-gain * grad_gamma / count)
+        # The means run over the global batch (count samples in all; see forward); the
+        # parameters' own gradients stay this slice's share, which the strategy adds up.
+        channels = self.channels
+        sums = self._global_sums(xp.concatenate([grad_beta, grad_gamma]))
+        sum_grad, sum_grad_x_hat = sums[:channels], sums[channels:]
+        dx = x_hat * self._broadcast(-gain * sum_grad_x_hat / count)
         dx += grad * self._broadcast(gain)
-        dx -= self._broadcast(gain * grad_beta / count)
+        dx -= self._broadcast(gain * sum_grad / count)
         return dx
+
+    @staticmethod
+    def _global_sums(local, count=None):
+        """``local`` (with ``count`` appended if given) summed over the processes that share
+        the batch (``cnn.replica``); ``local`` itself when this process has the whole batch."""
+        if count is not None:
+            local = xp.concatenate([local, xp.asarray([count], dtype=local.dtype)])
+        slice_ = replica.current()
+        return slice_.allreduce_sum(xp.ascontiguousarray(local)) if slice_.synchronized else local
 
     def get_config(self):
         return {

@@ -46,6 +46,9 @@ class OneProcess:
     def run_inference(self, model, batch) -> Outputs:
         return run_inference(model, batch)
 
+    def prepare(self, model) -> None:
+        """Called once at the start of ``fit``, after the training seed is set."""
+
     def scope(self):
         return contextlib.nullcontext()
 

@@ -19,12 +19,13 @@ import warnings
 
 import numpy as np
 
-from cnn import backend, optimizers
+from cnn import backend, distributed, optimizers
 from cnn.callbacks import CallbackList, History, ProgbarLogger
 from cnn.training import data_checks, strategy as strategies
 from cnn.training.data_adapters import Batch, get_adapter, per_input
 from cnn.training.epoch_iterator import EpochIterator
 from cnn.training.errors import NonFiniteLossError
+from cnn.training.ranks import MPIRanks
 
 PREDICT_BATCH_SIZE = 256
 
@@ -107,16 +108,17 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         validation.batch_size = validation_batch_size or max(batch_size, PREDICT_BATCH_SIZE)
     iterator = EpochIterator(adapter)
     samples = getattr(adapter, "samples", None)
-    strategy = strategies.for_fit(model, workers, min(batch_size, samples or batch_size))
+    strategy = _strategy_for_fit(model, workers, min(batch_size, samples or batch_size))
     if model.train_seed is None:
         model.train_seed = int(seed if seed is not None else backend.rng().integers(2**31))
     elif seed is not None:
         model.train_seed = int(seed)
+    strategy.prepare(model)
 
     history = History()
     default_callbacks = [ProgbarLogger(verbose)] if verbose else []
     callback_list = CallbackList(
-        default_callbacks + list(callbacks or []) + [history], model,
+        _for_this_rank(default_callbacks + list(callbacks or [])) + [history], model,
         {"epochs": last_epoch, "steps": iterator.num_batches, "samples": samples,
          "batch_size": batch_size, "verbose": verbose},
     )
@@ -133,6 +135,37 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     finally:
         model.running_callbacks = None
     return history
+
+
+def _strategy_for_fit(model, workers, batch_size):
+    """MPI ranks when the script runs under ``mpiexec`` (``cnn.distributed.init()``), else
+    this process alone or with local worker processes (``workers``)."""
+    world = distributed.world()
+    if world.size == 1:
+        return strategies.for_fit(model, workers, batch_size)
+    if workers != 1:
+        raise ValueError(f"workers={workers} starts local worker processes, which cannot run "
+                         f"inside an MPI rank ({world.size} ranks already share each batch); "
+                         "leave workers at 1 under mpiexec")
+    ordered = [layer.describe() for layer in model.layers
+               if getattr(layer, "needs_ordered_batches", False)]
+    if ordered:
+        raise ValueError(f"layer {ordered[0]} carries its state from one batch to the next "
+                         f"(stateful), which cannot be split across {world.size} MPI ranks; "
+                         "train it in one process")
+    return MPIRanks(world)
+
+
+def _strategy_for_inference():
+    world = distributed.world()
+    return strategies.OneProcess() if world.size == 1 else MPIRanks(world)
+
+
+def _for_this_rank(callbacks: list) -> list:
+    """Under MPI, the callbacks that print or write files (``chief_only``) run on rank 0."""
+    if distributed.is_chief():
+        return callbacks
+    return [c for c in callbacks if not getattr(c, "chief_only", False)]
 
 
 def _validation_adapter(model, data, steps, batch_size):
@@ -277,7 +310,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=0, sample_weight=No
     batch_size = data_checks.check_batch_size(batch_size, PREDICT_BATCH_SIZE)
     adapter = get_adapter(model, x, y, sample_weight, batch_size=batch_size, steps=steps,
                           purpose="evaluate")
-    results = _evaluate_batches(model, strategies.OneProcess(), EpochIterator(adapter))
+    results = _evaluate_batches(model, _strategy_for_inference(), EpochIterator(adapter))
     return _ordered(model, results, return_dict)
 
 
@@ -312,7 +345,7 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     batch_size = data_checks.check_batch_size(batch_size, PREDICT_BATCH_SIZE)
     adapter = get_adapter(model, x, batch_size=batch_size, steps=steps, purpose="predict")
     chunks: list[list] = [[] for _ in model.outputs]
-    strategy = strategies.OneProcess()
+    strategy = _strategy_for_inference()
     for _, batch in EpochIterator(adapter).enumerate_epoch(None):
         result = strategy.run_inference(model, Batch(batch.x, None, None))
         for k, output in enumerate(result.outputs):
