@@ -4,6 +4,7 @@ onnxruntime, and comparing them with ``model.predict``."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import cnn
 from cnn.layers import Input
@@ -38,7 +39,7 @@ def randomize_buffers(model, seed=0):
 
 def run_onnx(path_or_proto, x):
     """onnxruntime's output on ``x``; for several inputs give a list and get a list back."""
-    import onnxruntime
+    onnxruntime = pytest.importorskip("onnxruntime", reason="needs the [onnx] extra")
 
     source = path_or_proto if isinstance(path_or_proto, str) else path_or_proto.SerializeToString()
     session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])

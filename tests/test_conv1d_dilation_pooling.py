@@ -26,6 +26,11 @@ DILATED_CASES = [
 ]
 
 
+def torch_functional():
+    """``torch.nn.functional``, or a skip when PyTorch (the oracle) is not installed."""
+    return pytest.importorskip("torch", reason="PyTorch is the oracle here").nn.functional
+
+
 def _explicit(case):
     _, _, _, hw, kernel, stride, padding, dilation = case
     return window_output_shape(hw, effective_kernel(kernel, dilation), stride, padding)[1]
@@ -73,7 +78,7 @@ def test_dilated_conv2d_matches_torch(case):
     (top, bottom), (left, right) = layer.pads
 
     def torch_conv(x, p):
-        import torch.nn.functional as F
+        F = torch_functional()
         return F.conv2d(F.pad(x, (left, right, top, bottom)), p["kernel"], p["bias"],
                         stride=stride, dilation=dilation)
 
@@ -127,7 +132,7 @@ def test_conv1d_matches_torch_with_manual_padding(case):
     before, after = _conv1d_padding(steps, k, s, padding, d)
 
     def torch_conv(x, p):
-        import torch.nn.functional as F
+        F = torch_functional()
         x = F.pad(x.transpose(1, 2), (before, after))
         return F.conv1d(x, p["kernel"], p["bias"], stride=s, dilation=d).transpose(1, 2)
 
@@ -174,8 +179,8 @@ def test_pooling1d_gradients_and_torch(cls, pool, strides, padding, steps):
     total = max((out - 1) * stride + pool - steps, 0) if padding == "same" else 0
 
     def torch_pool(x, _):
-        import torch
-        import torch.nn.functional as F
+        torch = pytest.importorskip("torch", reason="PyTorch is the oracle here")
+        F = torch_functional()
         x = x.transpose(1, 2)
         if cls is MaxPooling1D:
             x = F.pad(x, (total // 2, total - total // 2), value=-float("inf"))
@@ -210,7 +215,7 @@ def test_global_pooling_gradients_and_torch(cls, shape, reduce, keepdims):
         axes = (1,)
 
     def torch_reduce(x, _):
-        import torch
+        torch = pytest.importorskip("torch", reason="PyTorch is the oracle here")
         return getattr(torch, reduce)(x, dim=axes, keepdim=keepdims)
 
     assert_matches_torch(layer, x, torch_reduce)

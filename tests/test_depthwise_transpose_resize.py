@@ -27,6 +27,11 @@ DEPTHWISE_CASES = [
 ]
 
 
+def torch_functional():
+    """``torch.nn.functional``, or a skip when PyTorch (the oracle) is not installed."""
+    return pytest.importorskip("torch", reason="PyTorch is the oracle here").nn.functional
+
+
 def _torch_pads(layer):
     (top, bottom), (left, right) = layer.pads
     return (left, right, top, bottom)
@@ -67,7 +72,7 @@ def test_depthwise_matches_torch_groups(case):
     assert layer.output_shape[1] == c * m
 
     def torch_depthwise(x, p):
-        import torch.nn.functional as F
+        F = torch_functional()
         return F.conv2d(F.pad(x, _torch_pads(layer)), p["depthwise_kernel"], p["bias"],
                         stride=layer.strides, dilation=layer.dilation_rate, groups=c)
 
@@ -84,8 +89,8 @@ def test_separable_gradients_and_torch(case):
     assert layer.params["pointwise_kernel"].shape == (3, c * m, 1, 1)
 
     def torch_separable(x, p):
-        import torch
-        import torch.nn.functional as F
+        torch = pytest.importorskip("torch", reason="PyTorch is the oracle here")
+        F = torch_functional()
         middle = F.conv2d(F.pad(x, _torch_pads(layer)), p["depthwise_kernel"],
                           stride=layer.strides, dilation=layer.dilation_rate, groups=c)
         return torch.tanh(F.conv2d(middle, p["pointwise_kernel"], p["bias"]))
@@ -171,8 +176,8 @@ def test_transposed_matches_torch_conv_transpose(case):
     extra = [max(0, c + o - full) for c, o, full in zip(layer.crop, layer.out_hw, full_hw)]
 
     def torch_transpose(x, p):
-        import torch
-        import torch.nn.functional as F
+        torch = pytest.importorskip("torch", reason="PyTorch is the oracle here")
+        F = torch_functional()
         full = F.conv_transpose2d(x, p["kernel"], stride=layer.strides,
                                   dilation=layer.dilation_rate)
         full = F.pad(full, (0, extra[1], 0, extra[0]))
@@ -188,7 +193,7 @@ def test_transposed_conv_with_torch_padding_where_keras_and_torch_agree():
     assert layer.crop == (1, 1) and layer.output_shape == (None, 2, 5, 6)
 
     def torch_transpose(x, p):
-        import torch.nn.functional as F
+        F = torch_functional()
         return F.conv_transpose2d(x, p["kernel"], p["bias"], padding=1)
 
     assert_matches_torch(layer, random((2, 2, 5, 6)), torch_transpose)
@@ -233,7 +238,7 @@ def test_upsampling_gradients_and_torch(size, interpolation, hw):
     check_layer_gradients(layer, x)
 
     def torch_upsample(x, _):
-        import torch.nn.functional as F
+        F = torch_functional()
         options = {} if interpolation == "nearest" else {"align_corners": False}
         return F.interpolate(x, scale_factor=layer.size, mode=interpolation, **options)
 
