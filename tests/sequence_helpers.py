@@ -7,7 +7,7 @@ import numpy as np
 
 import cnn
 from cnn.utils.gradient_check import numerical_gradient
-from tests.helpers import TOLERANCE, gradient_error
+from helpers import TOLERANCE, gradient_error
 
 
 def check_gradients(layer, inputs, forward, seed=0, reseed=None, tolerance=TOLERANCE):

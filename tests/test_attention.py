@@ -10,7 +10,7 @@ import cnn
 from cnn.backend import floatx_scope
 from cnn.layers import MultiHeadAttention, deserialize, serialize
 from cnn.ops.reference_sequence import attention_reference
-from tests.sequence_helpers import check_gradients
+from sequence_helpers import check_gradients
 
 N, TQ, TV, D = 2, 4, 5, 6
 

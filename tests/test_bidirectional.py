@@ -7,9 +7,9 @@ import pytest
 
 import cnn
 from cnn.layers import GRU, LSTM, Bidirectional, SimpleRNN, deserialize, serialize
-from tests.helpers import build_layer
-from tests.sequence_helpers import check_gradients
-from tests.test_sequence_masks import MASKS, padded_mask
+from helpers import build_layer
+from sequence_helpers import check_gradients
+from test_sequence_masks import MASKS, padded_mask
 
 N, T, F, U = 4, 5, 3, 4
 

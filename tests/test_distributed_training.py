@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.mpi_helpers import require_mpi, run_ranks
+from mpi_helpers import require_mpi, run_ranks
 
 # Trains a small convnet with BatchNormalization, Dropout and sample weights on 50 samples
 # in batches of 16 (the last one of 2 rows: with 3 or 4 ranks some ranks get none), with

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cnn.distributed as dist
-from tests.mpi_helpers import run_ranks
+from mpi_helpers import run_ranks
 
 
 def test_outside_mpiexec_the_world_is_one_process():

@@ -115,7 +115,7 @@ def test_every_test_dependency_is_declared():
     project = tomllib.loads(pyproject.read_text())["project"]
     declared = {requirement_name(r) for r in project["dependencies"]}
     declared |= {requirement_name(r) for r in project["optional-dependencies"]["test"]}
-    local = {p.stem for p in Path(__file__).parent.glob("*.py")} | {"cnn", "conftest", "tests"}
+    local = {p.stem for p in Path(__file__).parent.glob("*.py")} | {"cnn", "conftest"}
     local |= {p.stem for p in (CHECKOUT / "examples").glob("*.py")}  # tests run the examples
     missing = {}
     for test_file in sorted(Path(__file__).parent.glob("*.py")):

@@ -11,8 +11,8 @@ from cnn.layers import (Embedding, LayerNormalization, Masking, PositionEmbeddin
                         deserialize, serialize)
 from cnn.ops.reference_sequence import layer_normalization_reference
 from cnn.utils import pad_sequences
-from tests.helpers import build_layer, check_layer_gradients
-from tests.sequence_helpers import check_gradients
+from helpers import build_layer, check_layer_gradients
+from sequence_helpers import check_gradients
 
 
 def random(shape, seed=0):

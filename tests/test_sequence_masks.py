@@ -10,8 +10,8 @@ import cnn
 from cnn.backend import floatx_scope
 from cnn.layers import GRU, LSTM, SimpleRNN
 from cnn.ops.reference_sequence import masked_rnn_reference
-from tests.helpers import build_layer
-from tests.sequence_helpers import check_gradients
+from helpers import build_layer
+from sequence_helpers import check_gradients
 
 N, T, F, U = 4, 5, 3, 4
 KINDS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}

@@ -13,7 +13,7 @@ from cnn.layers import (LSTM, Bidirectional, Dense, Embedding, Input, LayerNorma
                         Masking, MultiHeadAttention, PositionEmbedding)
 from cnn.models import Model, load_model
 from cnn.utils.gradient_check import numerical_gradient
-from tests.helpers import gradient_error
+from helpers import gradient_error
 
 Add = pytest.importorskip("cnn.layers.merge",
                           reason="needs the functional API (the engine branch)").Add
