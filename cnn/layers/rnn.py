@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn import activations, backend, initializers
+from cnn import activations, backend, initializers, replica
 from cnn.backend import xp
 from cnn.layers.base import Layer, format_shape
 from cnn.layers.node import is_symbolic
@@ -287,7 +287,9 @@ class _RNN(Layer):
 
     def draw_recurrent_dropout_mask(self, batch, dtype):
         """One (N, U) inverted-dropout factor per sequence, from the seeded generator."""
-        draws = backend.rng().random((batch, self.units), dtype=np.float32)
+        global_size, start = replica.current().rows(batch)  # drawn for the global batch
+        draws = backend.rng().random((global_size, self.units), dtype=np.float32)
+        draws = draws[start:start + batch]
         keep = draws >= self.recurrent_dropout
         scale = 1.0 / (1.0 - self.recurrent_dropout)
         return backend.asarray(keep, dtype=dtype) * np.dtype(dtype).type(scale)

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn import backend
+from cnn import backend, replica
 from cnn.models.model import Gradients
 from cnn.training import workers as data_parallel
 
@@ -89,11 +89,16 @@ class LocalWorkers(OneProcess):
         pool = self.pool
         n = batch.rows
         mine, *theirs = data_parallel.slices(n, pool.count + 1)
-        pool.start_step(model, batch, theirs, n, int(backend.rng().integers(2**62)))
+        # The workers' random layers start where this process's do (and draw for the whole
+        # batch, cnn.replica), so that every process uses the masks one process would.
+        pool.start_step(model, batch, theirs, n,
+                        (backend.rng().bit_generator.state, model.layer_states()))
         try:
-            own = model.compute_gradients(
-                [x[mine] for x in batch.x], [None if y is None else y[mine] for y in batch.y],
-                None if batch.sample_weight is None else batch.sample_weight[mine], n)
+            with replica.replica_slice(n, 0):
+                own = model.compute_gradients(
+                    [x[mine] for x in batch.x],
+                    [None if y is None else y[mine] for y in batch.y],
+                    None if batch.sample_weight is None else batch.sample_weight[mine], n)
         finally:
             results = pool.finish_step()  # read every answer, even after an error here
         loss, output_losses = own.loss, list(own.output_losses)

@@ -67,8 +67,9 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
             1 trains here alone; ``W`` > 1 starts ``W - 1`` worker processes, each training
             a slice of every batch. Every layer must treat samples independently. Each
             process uses its share of the BLAS threads (``cnn.get_num_threads() // W``).
-            Results equal one process's up to float rounding, except the random draws
-            (dropout), which each process makes from its own stream.
+            Results equal one process's up to float rounding, random layers (Dropout,
+            augmentation) included. A worker that dies or stops answering raises
+            ``cnn.training.workers.WorkerError`` within ``CNN_WORKER_TIMEOUT`` seconds.
     The history holds, per epoch, ``loss``, the metrics (with several outputs
     ``<output>_loss`` and ``<output>_<metric>``), ``val_*`` when validating and
     ``learning_rate``, the optimizer's rate at the epoch's last step.
