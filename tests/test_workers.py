@@ -17,6 +17,7 @@ from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dro
                         Input, Layer, LSTM, MaxPooling2D, Output, RandomFlip,
                         RandomTranslation)
 from cnn.models import Model, NonFiniteLossError
+from cnn.models import model as model_module
 from cnn.training.strategy import idle_pool
 from cnn.training.workers import SharedArrays, slices
 from cnn.optimizers import SGD, Adam
@@ -131,9 +132,14 @@ def random_layers_model(seed=0):
     return model
 
 
-def test_random_layers_draw_the_masks_of_one_process():
+@pytest.mark.parametrize("part_bytes", [None, 4000])
+def test_random_layers_draw_the_masks_of_one_process(monkeypatch, part_bytes):
     """Dropout (seeded or not) and augmentation draw for the whole batch from the caller's
-    generator states: 2 and 3 processes train the weights one process trains."""
+    generator states: 2 and 3 processes train the weights one process trains, also when
+    every process runs its slice in several parts (``Model.parts``)."""
+    if part_bytes is not None:
+        monkeypatch.setattr(model_module, "PART_BYTES", part_bytes)
+        assert len(random_layers_model().parts(16)) > 1
     x, y = data()
     weights = np.linspace(0.5, 2.0, len(x))
     results = []

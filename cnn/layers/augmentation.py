@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from cnn import backend, replica
+from cnn import backend
 from cnn.backend import xp
-from cnn.layers import data_format as formats
+from cnn.layers import batch_draws, data_format as formats
 from cnn.layers.base import Layer, OwnGenerator
 from cnn.ops import affine as affine_ops
 from cnn.ops.im2col import channels_last
@@ -64,13 +64,10 @@ class _Augmentation(OwnGenerator, Layer, register=False):
     def generator(self) -> np.random.Generator:
         return self._rng or backend.rng()
 
-    @staticmethod
-    def per_sample(draw, n):
-        """This slice's ``n`` rows of ``draw(global batch size)``: the draws are made for
-        the whole global batch (``cnn.replica``), so that processes sharing a batch
-        transform each image as one process would."""
-        global_size, start = replica.current().rows(n)
-        return draw(global_size)[start:start + n]
+    def per_sample(self, draw, n):
+        """This piece's ``n`` rows of ``draw(global batch size)`` (``batch_draws``): each
+        image is transformed as one process computing the whole batch would."""
+        return batch_draws.rows_of(self, draw, n)
 
     def forward(self, x, training=False):
         self._cache = None

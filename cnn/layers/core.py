@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn import activations, backend, initializers, regularizers, replica
+from cnn import activations, backend, initializers, regularizers
+from cnn.layers import batch_draws
 from cnn.layers.base import ActivatedLayer, Layer, OwnGenerator
 from cnn.layers.node import Node
 from cnn.utils import checks
@@ -203,11 +204,11 @@ class Dropout(OwnGenerator, Layer):
             self.mask = None
             return x
         rng = self._rng or backend.rng()
-        # Masks are drawn for the whole global batch, this slice keeping its rows, so that
-        # processes sharing a batch (cnn.replica) use the masks one process would.
-        global_size, start = replica.current().rows(x.shape[0])
-        draws = rng.random((global_size, *x.shape[1:]), dtype=np.float32)
-        keep = draws[start:start + x.shape[0]] >= self.rate
+        # Masks are drawn for the whole global batch, this slice or part keeping its rows,
+        # so that processes sharing a batch (cnn.replica) use the masks one process would.
+        keep = batch_draws.rows_of(
+            self, lambda size: rng.random((size, *x.shape[1:]), dtype=np.float32) >= self.rate,
+            x.shape[0])
         self.mask = backend.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self.mask
 

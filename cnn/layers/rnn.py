@@ -61,8 +61,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn import activations, backend, initializers, replica
+from cnn import activations, backend, initializers
 from cnn.backend import xp
+from cnn.layers import batch_draws
 from cnn.layers.base import Layer, format_shape
 from cnn.layers.node import is_symbolic
 from cnn.utils import checks
@@ -287,9 +288,8 @@ class _RNN(Layer):
 
     def draw_recurrent_dropout_mask(self, batch, dtype):
         """One (N, U) inverted-dropout factor per sequence, from the seeded generator."""
-        global_size, start = replica.current().rows(batch)  # drawn for the global batch
-        draws = backend.rng().random((global_size, self.units), dtype=np.float32)
-        draws = draws[start:start + batch]
+        draws = batch_draws.rows_of(  # drawn for the whole global batch
+            self, lambda size: backend.rng().random((size, self.units), dtype=np.float32), batch)
         keep = draws >= self.recurrent_dropout
         scale = 1.0 / (1.0 - self.recurrent_dropout)
         return backend.asarray(keep, dtype=dtype) * np.dtype(dtype).type(scale)
