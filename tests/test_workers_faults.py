@@ -222,3 +222,17 @@ def test_killing_the_caller_ends_its_workers_and_frees_the_shared_memory():
                                                    for n in report["shm"]):
             time.sleep(0.1)
         assert not any((shm / n.lstrip("/")).exists() for n in report["shm"])
+
+
+def test_the_timeout_per_fit_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv("CNN_WORKER_TIMEOUT", "30")
+    model, x, y = model_and_data()
+    callback = AfterBatch(0, kill_worker(signal.SIGSTOP))
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match=r"worker 1 \(pid \d+\) did not answer within 0.5 s"):
+        model.fit(x, y, batch_size=16, verbose=0, workers=2, worker_timeout=0.5,
+                  callbacks=[callback])
+    assert time.monotonic() - started < 10
+    for bad in (0, -1, "soon", True):
+        with pytest.raises(ValueError, match="worker_timeout must be a number of seconds"):
+            model.fit(x, y, verbose=0, workers=2, worker_timeout=bad)

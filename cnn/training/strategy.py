@@ -126,10 +126,13 @@ class LocalWorkers(OneProcess):
 _IDLE_POOLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def for_fit(model, workers, batch_size: int):
-    """The strategy for ``fit(workers=...)`` with batches of up to ``batch_size`` samples."""
+def for_fit(model, workers, batch_size: int, timeout=None):
+    """The strategy for ``fit(workers=...)`` with batches of up to ``batch_size`` samples;
+    ``timeout``: the seconds to wait for a worker (None: ``workers.step_timeout()``)."""
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if timeout is not None:
+        data_parallel.checked_timeout(timeout, "worker_timeout")
     if workers == 1:
         return OneProcess()
     if backend.backend_name() != "numpy":
@@ -152,9 +155,10 @@ def for_fit(model, workers, batch_size: int):
         close_workers(model)
         pool = None
     if pool is None:
-        pool = data_parallel.WorkerPool(model, workers - 1, capacity, threads, key)
+        pool = data_parallel.WorkerPool(model, workers - 1, capacity, threads, key, timeout)
         _IDLE_POOLS[model] = pool
         weakref.finalize(model, pool.close)  # with the model, or at the program's exit
+    pool.timeout = timeout
     return LocalWorkers(pool)
 
 

@@ -33,7 +33,7 @@ PREDICT_BATCH_SIZE = 256
 def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
         validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
         sample_weight=None, initial_epoch=None, steps_per_epoch=None, validation_steps=None,
-        validation_batch_size=None, seed=None, workers=1) -> History:
+        validation_batch_size=None, seed=None, workers=1, worker_timeout=None) -> History:
     """Train ``model``; returns a History (a dict of per-epoch lists: loss, metrics, val_*).
 
     Args:
@@ -69,7 +69,9 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
             process uses its share of the BLAS threads (``cnn.get_num_threads() // W``).
             Results equal one process's up to float rounding, random layers (Dropout,
             augmentation) included. A worker that dies or stops answering raises
-            ``cnn.training.workers.WorkerError`` within ``CNN_WORKER_TIMEOUT`` seconds.
+            ``cnn.training.workers.WorkerError`` within ``worker_timeout`` seconds.
+        worker_timeout: seconds to wait for a worker's answer before giving up on it
+            (default: the environment variable ``CNN_WORKER_TIMEOUT``, else 60).
     The history holds, per epoch, ``loss``, the metrics (with several outputs
     ``<output>_loss`` and ``<output>_<metric>``), ``val_*`` when validating and
     ``learning_rate``, the optimizer's rate at the epoch's last step.
@@ -108,7 +110,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         validation.batch_size = validation_batch_size or max(batch_size, PREDICT_BATCH_SIZE)
     iterator = EpochIterator(adapter)
     samples = getattr(adapter, "samples", None)
-    strategy = strategies.for_fit(model, workers, min(batch_size, samples or batch_size))
+    strategy = strategies.for_fit(model, workers, min(batch_size, samples or batch_size),
+                                  worker_timeout)
     if model.train_seed is None:
         model.train_seed = int(seed if seed is not None else backend.rng().integers(2**31))
     elif seed is not None:

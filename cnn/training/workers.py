@@ -28,8 +28,8 @@ between ``fit`` calls that need the same set-up, and end with the model
 (``Model.close_workers()``), or with the program.
 
 Faults: every wait for a worker watches its pipe and its process together
-(``multiprocessing.connection.wait``) with a timeout (``step_timeout()``: ``STEP_TIMEOUT``
-seconds, or the environment variable ``CNN_WORKER_TIMEOUT``), so a worker that dies, is
+(``multiprocessing.connection.wait``) with a timeout (``step_timeout()``: ``fit(worker_timeout=...)``,
+or else the environment variable ``CNN_WORKER_TIMEOUT``, or else ``STEP_TIMEOUT`` seconds), so a worker that dies, is
 killed or stops (SIGSTOP) at any moment gives a :class:`WorkerError` naming it (number and
 pid) within that time, never a hang; the caller then ends the pool (``fit`` does) and the
 next ``fit`` starts fresh workers. A worker whose caller dies (its parent process changes,
@@ -66,17 +66,25 @@ class WorkerError(RuntimeError):
     """A worker process died, stopped answering or failed; the message names it."""
 
 
-def step_timeout() -> float:
-    """The seconds to wait for a worker: ``CNN_WORKER_TIMEOUT`` if set, else ``STEP_TIMEOUT``."""
+def step_timeout(seconds=None) -> float:
+    """The seconds to wait for a worker: ``seconds`` (``fit(worker_timeout=...)``) if given,
+    else the environment variable ``CNN_WORKER_TIMEOUT`` if set, else ``STEP_TIMEOUT``."""
+    if seconds is not None:
+        return checked_timeout(seconds, "worker_timeout")
     value = os.environ.get("CNN_WORKER_TIMEOUT")
     if value is None:
         return float(STEP_TIMEOUT)
+    return checked_timeout(value, "CNN_WORKER_TIMEOUT")
+
+
+def checked_timeout(value, name: str) -> float:
+    """``value`` as a number of seconds > 0, or a ValueError naming ``name``."""
     try:
-        seconds = float(value)
-    except ValueError:
+        seconds = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
         seconds = float("nan")
     if not seconds > 0:
-        raise ValueError(f"CNN_WORKER_TIMEOUT must be a number of seconds > 0, got {value!r}")
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
     return seconds
 
 
@@ -138,10 +146,13 @@ def slices(n: int, count: int) -> list[slice]:
 class WorkerPool:
     """``count`` worker processes training slices of batches of up to ``capacity`` samples
     of ``model`` with ``blas_threads`` BLAS threads each (see the module docstring). ``key``
-    says which set-up the pool serves."""
+    says which set-up the pool serves; ``timeout``: the seconds to wait for a worker (None:
+    ``step_timeout()``, read at every wait)."""
 
-    def __init__(self, model, count: int, capacity: int, blas_threads: int, key):
+    def __init__(self, model, count: int, capacity: int, blas_threads: int, key,
+                 timeout=None):
         self.count = count
+        self.timeout = timeout
         self.blas_threads = blas_threads
         self.key = key
         self.broken = False  # a worker died or stopped answering: close() kills at once
@@ -179,7 +190,7 @@ class WorkerPool:
                 theirs.close()
                 self.connections.append(mine)
                 self.processes.append(process)
-            limit = step_timeout()
+            limit = step_timeout(self.timeout)
             deadline = time.monotonic() + limit
             for index in range(count):
                 self._receive(index, deadline, limit)  # "ready", or why the worker could not start
@@ -224,7 +235,7 @@ class WorkerPool:
         next step."""
         pending, self._pending = self._pending, []
         results, error = [], None
-        limit = step_timeout()
+        limit = step_timeout(self.timeout)
         deadline = time.monotonic() + limit
         for index in pending:  # every answer is read, so that the next step starts clean
             try:
