@@ -14,8 +14,10 @@ import cnn
 from cnn.backend import floatx_scope
 from cnn.callbacks import Callback, TerminateOnNaN
 from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                        Input, Layer, MaxPooling2D, Output)
+                        Input, Layer, LSTM, MaxPooling2D, Output, RandomFlip,
+                        RandomTranslation)
 from cnn.models import Model, NonFiniteLossError
+from cnn.models import model as model_module
 from cnn.training.strategy import idle_pool
 from cnn.training.workers import SharedArrays, slices
 from cnn.optimizers import SGD, Adam
@@ -114,12 +116,47 @@ def test_sample_and_class_weights_and_validation():
     class_weighted.close_workers()
 
 
-def test_dropout_draws_a_reproducible_stream_per_process():
-    first, history = train(2, dropout=True, epochs=3)
-    second, _ = train(2, dropout=True, epochs=3)
-    for wa, wb in zip(first.get_weights(), second.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
-    assert history["loss"][-1] < history["loss"][0]
+def random_layers_model(seed=0):
+    """Augmentation, unseeded and seeded Dropout: every random draw a worker could make."""
+    cnn.set_seed(seed)
+    model = Model(Input((1, 10, 10)), "random")
+    model.add(RandomFlip(data_format="channels_first"))
+    model.add(RandomTranslation(0.2, 0.2, seed=3, data_format="channels_first"))
+    model.add(Conv2D(4, 3, activation="relu"))
+    model.add(Flatten())
+    model.add(Dropout(0.3))
+    model.add(Dense(8, activation="relu"))
+    model.add(Dropout(0.2, seed=5))
+    model.add(Output(3))
+    model.compile(optimizer=Adam(0.01), loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("part_bytes", [None, 4000])
+def test_random_layers_draw_the_masks_of_one_process(monkeypatch, part_bytes):
+    """Dropout (seeded or not) and augmentation draw for the whole batch from the caller's
+    generator states: 2 and 3 processes train the weights one process trains, also when
+    every process runs its slice in several parts (``Model.parts``)."""
+    if part_bytes is not None:
+        monkeypatch.setattr(model_module, "PART_BYTES", part_bytes)
+        assert len(random_layers_model().parts(16)) > 1
+    x, y = data()
+    weights = np.linspace(0.5, 2.0, len(x))
+    results = []
+    for workers in (1, 2, 3):
+        model = random_layers_model()
+        history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, seed=5,
+                            workers=workers, sample_weight=weights, validation_split=0.2)
+        model.close_workers()
+        results.append((model, history))
+    (alone, a), *others = results
+    assert a["loss"][-1] < a["loss"][0]
+    for shared, b in others:
+        assert_close_weights(alone, shared)
+        for key in ("loss", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6)
+        assert b["accuracy"] == a["accuracy"]
+        assert shared.layer_states() == alone.layer_states()  # seeded layers moved on alike
 
 
 def test_max_pooling_and_every_trainable_layer_type():
@@ -221,7 +258,7 @@ def test_an_error_in_a_worker_names_the_worker_and_its_traceback():
     model = convnet(extra=[FailsInWorkers()])
     x, y = data()
     before = model.get_weights()
-    with pytest.raises(RuntimeError, match="training worker 1 failed") as info:
+    with pytest.raises(RuntimeError, match=r"training worker 1 \(pid \d+\) failed") as info:
         model.fit(x, y, batch_size=16, verbose=0, workers=2)
     assert "this layer refuses to run in a worker" in str(info.value)
     for a, b in zip(before, model.get_weights()):
@@ -332,3 +369,22 @@ def test_each_process_takes_its_share_of_the_blas_threads():
         assert set(seen) == {2} and idle_pool(model).blas_threads == 2
         assert cnn.get_num_threads() == 4  # restored after fit
     model.close_workers()
+
+
+def test_recurrent_dropout_draws_the_masks_of_one_process():
+    rng = np.random.default_rng(2)
+    x = rng.random((30, 6, 4), dtype=np.float32)
+    y = rng.integers(0, 3, 30)
+    results = []
+    for workers in (1, 2):
+        cnn.set_seed(0)
+        inputs = Input((6, 4))
+        hidden = LSTM(5, return_sequences=True, recurrent_dropout=0.3)(inputs)
+        model = Model(inputs, Output(3)(Flatten()(Dropout(0.25)(hidden))))
+        model.compile(optimizer=Adam(0.01), loss="categorical_crossentropy")
+        history = model.fit(x, y, batch_size=10, epochs=2, verbose=0, seed=3, workers=workers)
+        model.close_workers()
+        results.append((model, history))
+    (alone, a), (shared, b) = results
+    assert_close_weights(alone, shared)
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)

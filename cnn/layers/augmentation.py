@@ -17,8 +17,8 @@ import numpy as np
 
 from cnn import backend
 from cnn.backend import xp
-from cnn.layers import data_format as formats
-from cnn.layers.base import Layer
+from cnn.layers import batch_draws, data_format as formats
+from cnn.layers.base import Layer, OwnGenerator
 from cnn.ops import affine as affine_ops
 from cnn.ops.im2col import channels_last
 
@@ -43,7 +43,7 @@ def factor_range(factor, name):
     return lower, upper
 
 
-class _Augmentation(Layer, register=False):
+class _Augmentation(OwnGenerator, Layer, register=False):
     """Shared: the data format, the generator, identity at inference, the image checks."""
 
     samplewise = True
@@ -63,6 +63,11 @@ class _Augmentation(Layer, register=False):
 
     def generator(self) -> np.random.Generator:
         return self._rng or backend.rng()
+
+    def per_sample(self, draw, n):
+        """This piece's ``n`` rows of ``draw(global batch size)`` (``batch_draws``): each
+        image is transformed as one process computing the whole batch would."""
+        return batch_draws.rows_of(self, draw, n)
 
     def forward(self, x, training=False):
         self._cache = None
@@ -100,8 +105,10 @@ class RandomFlip(_Augmentation):
         n = x.shape[0]
         rng = self.generator()
         rows_axis, cols_axis = formats.spatial_axes(self.data_format)
-        horizontal = (rng.random(n) < 0.5) if self.mode != "vertical" else np.zeros(n, bool)
-        vertical = (rng.random(n) < 0.5) if self.mode != "horizontal" else np.zeros(n, bool)
+        horizontal = (self.per_sample(rng.random, n) < 0.5 if self.mode != "vertical"
+                      else np.zeros(n, bool))
+        vertical = (self.per_sample(rng.random, n) < 0.5 if self.mode != "horizontal"
+                    else np.zeros(n, bool))
         self._cache = (horizontal, vertical, rows_axis, cols_axis)
         return self._flip(x)
 
@@ -181,8 +188,8 @@ class RandomTranslation(_AffineAugmentation):
 
     def draw_matrices(self, n, h, w):
         rng = self.generator()
-        down = rng.uniform(*self.height_factor, size=n) * h
-        right = rng.uniform(*self.width_factor, size=n) * w
+        down = self.per_sample(lambda size: rng.uniform(*self.height_factor, size=size), n) * h
+        right = self.per_sample(lambda size: rng.uniform(*self.width_factor, size=size), n) * w
         matrices = np.zeros((n, 2, 3))
         matrices[:, 0, 0] = matrices[:, 1, 1] = 1.0
         matrices[:, 0, 2], matrices[:, 1, 2] = -down, -right  # output (r, c) reads (r - down, ...)
@@ -210,8 +217,9 @@ class RandomRotation(_AffineAugmentation):
         self.factor = factor_range(factor, "factor")
 
     def draw_matrices(self, n, h, w):
-        return rotation_matrices(self.generator().uniform(*self.factor, size=n) * 2 * math.pi,
-                                 h, w)
+        rng = self.generator()
+        turns = self.per_sample(lambda size: rng.uniform(*self.factor, size=size), n)
+        return rotation_matrices(turns * 2 * math.pi, h, w)
 
     def get_config(self):
         return {"factor": list(self.factor), **super().get_config()}

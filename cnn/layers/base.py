@@ -290,6 +290,24 @@ class Layer:
         return f"<{type(self).__name__} {self.name or ''} output={self._output_shape}>"
 
 
+class OwnGenerator:
+    """For a layer with a generator of its own (``self._rng``, made from its ``seed``; None
+    without one): its position is the layer's state, saved for exact resumes and sent to
+    the worker processes that share a batch."""
+
+    def get_state(self):
+        """The position of the layer's own generator (with ``seed``), for exact resumes."""
+        return None if self._rng is None else {"rng": self._rng.bit_generator.state}
+
+    def set_state(self, state):
+        if self._rng is None:
+            raise ValueError(f"layer {self.describe()} has no seed, so no generator state")
+        try:
+            self._rng.bit_generator.state = dict(state["rng"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"layer {self.describe()}: bad generator state ({exc})") from None
+
+
 class ActivatedLayer(Layer, register=False):
     """A layer computing ``a = activation(z)`` after a linear part ``z = f(x)``.
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn import activations, backend, initializers, regularizers, replica
-from cnn.layers.base import ActivatedLayer, Layer
+from cnn import activations, backend, initializers, regularizers
+from cnn.layers import batch_draws
+from cnn.layers.base import ActivatedLayer, Layer, OwnGenerator
 from cnn.layers.node import Node
 from cnn.utils import checks
 
@@ -179,7 +180,7 @@ class Flatten(Layer):
         return {"name": self.name}
 
 
-class Dropout(Layer):
+class Dropout(OwnGenerator, Layer):
     """Inverted dropout: in training, zero each element with probability ``rate`` and scale the
     rest by ``1 / (1 - rate)``; identity at inference. Masks come from the seeded generator."""
 
@@ -203,28 +204,16 @@ class Dropout(Layer):
             self.mask = None
             return x
         rng = self._rng or backend.rng()
-        # Masks are drawn for the whole global batch, this slice keeping its rows, so that
-        # processes sharing a batch (cnn.replica) use the masks one process would.
-        global_size, start = replica.current().rows(x.shape[0])
-        draws = rng.random((global_size, *x.shape[1:]), dtype=np.float32)
-        keep = draws[start:start + x.shape[0]] >= self.rate
+        # Masks are drawn for the whole global batch, this slice or part keeping its rows,
+        # so that processes sharing a batch (cnn.replica) use the masks one process would.
+        keep = batch_draws.rows_of(
+            self, lambda size: rng.random((size, *x.shape[1:]), dtype=np.float32) >= self.rate,
+            x.shape[0])
         self.mask = backend.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self.mask
 
     def backward(self, grad):
         return grad if self.mask is None else grad * self.mask
-
-    def get_state(self):
-        """The position of the layer's own generator (with ``seed``), for exact resumes."""
-        return None if self._rng is None else {"rng": self._rng.bit_generator.state}
-
-    def set_state(self, state):
-        if self._rng is None:
-            raise ValueError(f"layer {self.describe()} has no seed, so no generator state")
-        try:
-            self._rng.bit_generator.state = dict(state["rng"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"layer {self.describe()}: bad generator state ({exc})") from None
 
     def get_config(self):
         return {"rate": self.rate, "name": self.name, "seed": self.seed}

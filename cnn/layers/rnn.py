@@ -63,6 +63,7 @@ import numpy as np
 
 from cnn import activations, backend, initializers
 from cnn.backend import xp
+from cnn.layers import batch_draws
 from cnn.layers.base import Layer, format_shape
 from cnn.layers.node import is_symbolic
 from cnn.utils import checks
@@ -287,7 +288,8 @@ class _RNN(Layer):
 
     def draw_recurrent_dropout_mask(self, batch, dtype):
         """One (N, U) inverted-dropout factor per sequence, from the seeded generator."""
-        draws = backend.rng().random((batch, self.units), dtype=np.float32)
+        draws = batch_draws.rows_of(  # drawn for the whole global batch
+            self, lambda size: backend.rng().random((size, self.units), dtype=np.float32), batch)
         keep = draws >= self.recurrent_dropout
         scale = 1.0 / (1.0 - self.recurrent_dropout)
         return backend.asarray(keep, dtype=dtype) * np.dtype(dtype).type(scale)

@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn import backend, losses, metrics as metrics_module, optimizers, regularizers
+from cnn import backend, losses, metrics as metrics_module, optimizers, regularizers, replica
+from cnn.layers import batch_draws
 from cnn.layers.base import ActivatedLayer, Layer
 from cnn.layers.core import Input, choose
 from cnn.layers.node import SymbolicTensor, is_symbolic
@@ -397,25 +398,29 @@ class Model:
         outputs: list[list] = [[] for _ in self.outputs]
         grads = None
         parts = self.parts(rows)
-        for part in parts:
-            result = self.graph.forward([a[part] for a in xs], training=True)
-            weights = None if sample_weight is None else sample_weight[part]
-            share = (part.stop - part.start) / n
-            output_grads = []
-            for k, output in enumerate(result):
-                outputs[k].append(output)
-                if self.output_losses[k] is None or self.loss_weights[k] == 0:
-                    output_grads.append(None)
-                    continue
-                value, grad = self._loss_and_output_grad(k, output, ts[k][part], weights)
-                output_losses[k] += float(value) * share
-                loss_value += float(value) * share * self.loss_weights[k]
-                factor = share * self.loss_weights[k]
-                if factor != 1:
-                    grad *= grad.dtype.type(factor)
-                output_grads.append(grad)
-            self.graph.backward(output_grads, self.fused_outputs)
-            grads = self._add_gradients(grads, copy=len(parts) > 1)
+        split = len(parts) > 1
+        global_size, offset = replica.current().rows(rows)
+        with batch_draws.shared_over_parts(split):  # random layers draw once per batch
+            for part in parts:
+                with batch_draws.part(global_size, offset + part.start, split):
+                    result = self.graph.forward([a[part] for a in xs], training=True)
+                weights = None if sample_weight is None else sample_weight[part]
+                share = (part.stop - part.start) / n
+                output_grads = []
+                for k, output in enumerate(result):
+                    outputs[k].append(output)
+                    if self.output_losses[k] is None or self.loss_weights[k] == 0:
+                        output_grads.append(None)
+                        continue
+                    value, grad = self._loss_and_output_grad(k, output, ts[k][part], weights)
+                    output_losses[k] += float(value) * share
+                    loss_value += float(value) * share * self.loss_weights[k]
+                    factor = share * self.loss_weights[k]
+                    if factor != 1:
+                        grad *= grad.dtype.type(factor)
+                    output_grads.append(grad)
+                self.graph.backward(output_grads, self.fused_outputs)
+                grads = self._add_gradients(grads, copy=len(parts) > 1)
         if len(parts) > 1:
             self._set_gradients(grads)
         joined = [chunks[0] if len(chunks) == 1 else backend.xp.concatenate(chunks)

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn import backend
+from cnn import backend, replica
 from cnn.models.model import Gradients
 from cnn.training import workers as data_parallel
 
@@ -92,11 +92,16 @@ class LocalWorkers(OneProcess):
         pool = self.pool
         n = batch.rows
         mine, *theirs = data_parallel.slices(n, pool.count + 1)
-        pool.start_step(model, batch, theirs, n, int(backend.rng().integers(2**62)))
+        # The workers' random layers start where this process's do (and draw for the whole
+        # batch, cnn.replica), so that every process uses the masks one process would.
+        pool.start_step(model, batch, theirs, n,
+                        (backend.rng().bit_generator.state, model.layer_states()))
         try:
-            own = model.compute_gradients(
-                [x[mine] for x in batch.x], [None if y is None else y[mine] for y in batch.y],
-                None if batch.sample_weight is None else batch.sample_weight[mine], n)
+            with replica.replica_slice(n, 0):
+                own = model.compute_gradients(
+                    [x[mine] for x in batch.x],
+                    [None if y is None else y[mine] for y in batch.y],
+                    None if batch.sample_weight is None else batch.sample_weight[mine], n)
         finally:
             results = pool.finish_step()  # read every answer, even after an error here
         loss, output_losses = own.loss, list(own.output_losses)
@@ -124,10 +129,13 @@ class LocalWorkers(OneProcess):
 _IDLE_POOLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def for_fit(model, workers, batch_size: int):
-    """The strategy for ``fit(workers=...)`` with batches of up to ``batch_size`` samples."""
+def for_fit(model, workers, batch_size: int, timeout=None):
+    """The strategy for ``fit(workers=...)`` with batches of up to ``batch_size`` samples;
+    ``timeout``: the seconds to wait for a worker (None: ``workers.step_timeout()``)."""
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if timeout is not None:
+        data_parallel.checked_timeout(timeout, "worker_timeout")
     if workers == 1:
         return OneProcess()
     if backend.backend_name() != "numpy":
@@ -150,9 +158,10 @@ def for_fit(model, workers, batch_size: int):
         close_workers(model)
         pool = None
     if pool is None:
-        pool = data_parallel.WorkerPool(model, workers - 1, capacity, threads, key)
+        pool = data_parallel.WorkerPool(model, workers - 1, capacity, threads, key, timeout)
         _IDLE_POOLS[model] = pool
         weakref.finalize(model, pool.close)  # with the model, or at the program's exit
+    pool.timeout = timeout
     return LocalWorkers(pool)
 
 

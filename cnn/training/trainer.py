@@ -34,7 +34,7 @@ PREDICT_BATCH_SIZE = 256
 def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
         validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
         sample_weight=None, initial_epoch=None, steps_per_epoch=None, validation_steps=None,
-        validation_batch_size=None, seed=None, workers=1) -> History:
+        validation_batch_size=None, seed=None, workers=1, worker_timeout=None) -> History:
     """Train ``model``; returns a History (a dict of per-epoch lists: loss, metrics, val_*).
 
     Args:
@@ -68,8 +68,11 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
             1 trains here alone; ``W`` > 1 starts ``W - 1`` worker processes, each training
             a slice of every batch. Every layer must treat samples independently. Each
             process uses its share of the BLAS threads (``cnn.get_num_threads() // W``).
-            Results equal one process's up to float rounding, except the random draws
-            (dropout), which each process makes from its own stream.
+            Results equal one process's up to float rounding, random layers (Dropout,
+            augmentation) included. A worker that dies or stops answering raises
+            ``cnn.training.workers.WorkerError`` within ``worker_timeout`` seconds.
+        worker_timeout: seconds to wait for a worker's answer before giving up on it
+            (default: the environment variable ``CNN_WORKER_TIMEOUT``, else 60).
     The history holds, per epoch, ``loss``, the metrics (with several outputs
     ``<output>_loss`` and ``<output>_<metric>``), ``val_*`` when validating and
     ``learning_rate``, the optimizer's rate at the epoch's last step.
@@ -108,7 +111,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         validation.batch_size = validation_batch_size or max(batch_size, PREDICT_BATCH_SIZE)
     iterator = EpochIterator(adapter)
     samples = getattr(adapter, "samples", None)
-    strategy = _strategy_for_fit(model, workers, min(batch_size, samples or batch_size))
+    strategy = _strategy_for_fit(model, workers, min(batch_size, samples or batch_size),
+                                 worker_timeout)
     if model.train_seed is None:
         model.train_seed = int(seed if seed is not None else backend.rng().integers(2**31))
     elif seed is not None:
@@ -137,12 +141,12 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     return history
 
 
-def _strategy_for_fit(model, workers, batch_size):
+def _strategy_for_fit(model, workers, batch_size, worker_timeout=None):
     """MPI ranks when the script runs under ``mpiexec`` (``cnn.distributed.init()``), else
     this process alone or with local worker processes (``workers``)."""
     world = distributed.world()
     if world.size == 1:
-        return strategies.for_fit(model, workers, batch_size)
+        return strategies.for_fit(model, workers, batch_size, worker_timeout)
     if workers != 1:
         raise ValueError(f"workers={workers} starts local worker processes, which cannot run "
                          f"inside an MPI rank ({world.size} ranks already share each batch); "

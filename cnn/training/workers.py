@@ -6,9 +6,13 @@ are added up in slice order and the caller's optimizer takes one step, so the st
 one the whole batch would give (up to the order of float additions). One step:
 
 1. the caller writes the current weights and each worker's slice (inputs, targets, sample
-   weights) into shared memory and sends the worker ``("step", rows, batch size, seed)``;
-2. everybody runs forward and backward on its slice, the loss divided by the whole batch's
-   size, so that the slices' gradients add up to the batch's;
+   weights) into shared memory and sends the worker ``("step", rows, batch size, first row,
+   ...)`` with the caller's generator state and its layers' generator states;
+2. everybody runs forward and backward on its slice inside ``cnn.replica.replica_slice``,
+   the loss divided by the whole batch's size, so that the slices' gradients add up to the
+   batch's; random layers (Dropout, the augmentation layers) start from the caller's
+   generator states and draw for the whole batch, keeping their slice's rows, so that the
+   masks are those of one process;
 3. each worker leaves its gradients and outputs in shared memory and answers with its part
    of the loss; the caller adds the gradients and updates the weights.
 
@@ -22,24 +26,66 @@ Processes start with ``fork`` where the platform has it (Linux), else ``spawn``;
 ``if __name__ == "__main__":``, as for any Python multiprocessing. The workers stay up
 between ``fit`` calls that need the same set-up, and end with the model
 (``Model.close_workers()``), or with the program.
+
+Faults: every wait for a worker watches its pipe and its process together
+(``multiprocessing.connection.wait``) with a timeout (``step_timeout()``: ``fit(worker_timeout=...)``,
+or else the environment variable ``CNN_WORKER_TIMEOUT``, or else ``STEP_TIMEOUT`` seconds), so a worker that dies, is
+killed or stops (SIGSTOP) at any moment gives a :class:`WorkerError` naming it (number and
+pid) within that time, never a hang; the caller then ends the pool (``fit`` does) and the
+next ``fit`` starts fresh workers. A worker whose caller dies (its parent process changes,
+or the pipe closes) unlinks the shared memory and exits.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import time
 import traceback
+from multiprocessing import connection as mp_connection
 from multiprocessing import shared_memory
 
 import numpy as np
 
-from cnn import backend
+from cnn import backend, replica
 from cnn.models.model import Model
 from cnn.training.errors import NonFiniteLossError
 
 _ALIGN = 64  # bytes; every shared array starts on a cache line
 # How worker processes start: "fork" is fast and needs no guard in the user's script.
 START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+# Seconds the caller waits for a worker's answer (to a step, or at start-up) before it gives
+# up on it; the environment variable CNN_WORKER_TIMEOUT overrides it.
+STEP_TIMEOUT = 60.0
+# How often (seconds) an idle worker checks that its caller is still alive.
+PARENT_CHECK_INTERVAL = 1.0
+
+
+class WorkerError(RuntimeError):
+    """A worker process died, stopped answering or failed; the message names it."""
+
+
+def step_timeout(seconds=None) -> float:
+    """The seconds to wait for a worker: ``seconds`` (``fit(worker_timeout=...)``) if given,
+    else the environment variable ``CNN_WORKER_TIMEOUT`` if set, else ``STEP_TIMEOUT``."""
+    if seconds is not None:
+        return checked_timeout(seconds, "worker_timeout")
+    value = os.environ.get("CNN_WORKER_TIMEOUT")
+    if value is None:
+        return float(STEP_TIMEOUT)
+    return checked_timeout(value, "CNN_WORKER_TIMEOUT")
+
+
+def checked_timeout(value, name: str) -> float:
+    """``value`` as a number of seconds > 0, or a ValueError naming ``name``."""
+    try:
+        seconds = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return seconds
 
 
 class SharedArrays:
@@ -81,7 +127,10 @@ class SharedArrays:
         except BufferError:  # a view is still in use somewhere; the mapping goes with it
             pass
         if unlink:
-            self.block.unlink()
+            try:
+                self.block.unlink()
+            except FileNotFoundError:  # already unlinked (by a worker whose caller died)
+                pass
 
 
 def slices(n: int, count: int) -> list[slice]:
@@ -97,12 +146,16 @@ def slices(n: int, count: int) -> list[slice]:
 class WorkerPool:
     """``count`` worker processes training slices of batches of up to ``capacity`` samples
     of ``model`` with ``blas_threads`` BLAS threads each (see the module docstring). ``key``
-    says which set-up the pool serves."""
+    says which set-up the pool serves; ``timeout``: the seconds to wait for a worker (None:
+    ``step_timeout()``, read at every wait)."""
 
-    def __init__(self, model, count: int, capacity: int, blas_threads: int, key):
+    def __init__(self, model, count: int, capacity: int, blas_threads: int, key,
+                 timeout=None):
         self.count = count
+        self.timeout = timeout
         self.blas_threads = blas_threads
         self.key = key
+        self.broken = False  # a worker died or stopped answering: close() kills at once
         self.gradient_count = len(model.trainable_weights)
         dtype = np.dtype(model.dtype)
         shared_weights = SharedArrays({f"w{i}": (w.shape, w.dtype)
@@ -125,6 +178,7 @@ class WorkerPool:
             "loss_weights": list(model.loss_weights),
             "blas_threads": blas_threads,
             "weights": (shared_weights.name, shared_weights.spec),
+            "parent": os.getpid(),
         }
         self.connections, self.processes = [], []
         try:
@@ -136,17 +190,21 @@ class WorkerPool:
                 theirs.close()
                 self.connections.append(mine)
                 self.processes.append(process)
+            limit = step_timeout(self.timeout)
+            deadline = time.monotonic() + limit
             for index in range(count):
-                self._receive(index)  # "ready", or the reason the worker could not start
+                self._receive(index, deadline, limit)  # "ready", or why the worker could not start
         except BaseException:
-            self.close()
+            self.close(force=True)
             raise
         self._pending: list[int] = []
 
     # -- one step ---------------------------------------------------------------------------
-    def start_step(self, model, batch, worker_slices, n, seed) -> None:
+    def start_step(self, model, batch, worker_slices, n, generator_states) -> None:
         """Hand each worker its slice of ``batch`` (``worker_slices``, one per worker; an
-        empty slice leaves that worker out of this step)."""
+        empty slice leaves that worker out of this step). ``generator_states``: the
+        caller's generator state and its layers' states (``Model.layer_states()``) at the
+        start of the step, for the workers' random layers."""
         for live, shared in zip(model_weights(model), self.shared_weights.arrays.values()):
             np.copyto(shared, live)
         self._pending = []
@@ -163,7 +221,12 @@ class WorkerPool:
                     io[f"t{k}"][:rows] = backend.to_numpy(target[part])
             if weights is not None:
                 io["sample_weights"][:rows] = backend.to_numpy(weights[part])
-            self.connections[index].send(("step", rows, n, weights is not None, seed + index))
+            message = ("step", rows, n, part.start, weights is not None, generator_states)
+            try:
+                self.connections[index].send(message)
+            except OSError:  # the worker closed its end: it is gone or going
+                self._pending = []
+                raise self._death(index) from None
             self._pending.append(index)
 
     def finish_step(self) -> list[tuple]:
@@ -172,9 +235,11 @@ class WorkerPool:
         next step."""
         pending, self._pending = self._pending, []
         results, error = [], None
+        limit = step_timeout(self.timeout)
+        deadline = time.monotonic() + limit
         for index in pending:  # every answer is read, so that the next step starts clean
             try:
-                loss, output_losses, rows = self._receive(index)
+                loss, output_losses, rows = self._receive(index, deadline, limit)
             except Exception as exc:  # noqa: BLE001 (raised below, once all have answered)
                 error = error or exc
                 continue
@@ -186,35 +251,59 @@ class WorkerPool:
             raise error
         return results
 
-    def _receive(self, index):
+    def _receive(self, index, deadline, limit):
+        """Worker ``index``'s next answer, waiting until ``deadline`` (``time.monotonic()``;
+        ``limit`` seconds after the wait began) on its pipe and its process at once."""
         connection, process = self.connections[index], self.processes[index]
+        timeout = max(0.0, deadline - time.monotonic())
+        if not mp_connection.wait([connection, process.sentinel], timeout):
+            self.broken = True
+            raise WorkerError(
+                f"training worker {index + 1} (pid {process.pid}) did not answer within "
+                f"{limit:.3g} s (stopped, stuck or overloaded; set CNN_WORKER_TIMEOUT to "
+                "wait longer); its processes are ended and the weights are those after the "
+                "last good step")
+        if not connection.poll():
+            raise self._death(index)
         try:
             kind, payload = connection.recv()
         except (EOFError, OSError):
-            process.join(timeout=1)
-            raise RuntimeError(f"training worker {index + 1} (pid {process.pid}) died "
-                               f"(exit code {process.exitcode})") from None
+            raise self._death(index) from None
         if kind == "non-finite":
             raise NonFiniteLossError(*payload)
         if kind == "error":
-            raise RuntimeError(f"training worker {index + 1} failed:\n{payload}")
+            raise WorkerError(f"training worker {index + 1} (pid {process.pid}) failed:\n"
+                              f"{payload}")
         return payload
+
+    def _death(self, index) -> WorkerError:
+        self.broken = True
+        process = self.processes[index]
+        process.join(timeout=1)
+        how = (f"killed by signal {-process.exitcode}" if process.exitcode and
+               process.exitcode < 0 else f"exit code {process.exitcode}")
+        return WorkerError(f"training worker {index + 1} (pid {process.pid}) died ({how}); "
+                           "the weights are those after the last good step")
 
     # -- lifetime ---------------------------------------------------------------------------
     def alive(self) -> bool:
         return bool(self.processes) and all(p.is_alive() for p in self.processes)
 
-    def close(self) -> None:
-        """Stop the workers and free the shared memory (idempotent)."""
-        for connection in self.connections:
-            try:
-                connection.send(("stop",))
-            except (OSError, ValueError):
-                pass
+    def close(self, force: bool = False) -> None:
+        """Stop the workers and free the shared memory (idempotent). ``force``: kill them at
+        once (after a fault, when one may be stopped or mid-step)."""
+        force = force or self.broken
+        if not force:
+            for connection in self.connections:
+                try:
+                    connection.send(("stop",))
+                except (OSError, ValueError):
+                    pass
+            for process in self.processes:
+                process.join(timeout=5)
         for process in self.processes:
-            process.join(timeout=5)
             if process.is_alive():
-                process.terminate()
+                process.kill()  # SIGKILL also ends a stopped (SIGSTOP) process
                 process.join(timeout=5)
         for connection in self.connections:
             try:
@@ -226,6 +315,11 @@ class WorkerPool:
             if block is not None:
                 block.close(unlink=True)
         self.io, self.shared_weights = [], None
+
+    def shared_memory_names(self) -> list[str]:
+        """The names of the pool's shared memory blocks (under /dev/shm on Linux)."""
+        blocks = [*self.io, self.shared_weights]
+        return [block.name for block in blocks if block is not None]
 
 
 def model_weights(model) -> list:
@@ -254,16 +348,19 @@ def _serve(connection, setup, io_spec) -> None:
         connection.close()
         return
     connection.send(("ready", None))
+    blocks = (weights, io)
     while True:
-        try:
-            message = connection.recv()
-        except (EOFError, OSError):
+        message = _next_message(connection, setup["parent"])
+        if message is None:  # the caller is gone: nobody else will free the shared memory
+            _unlink(blocks)
             break
         if message[0] == "stop":
             break
         try:
-            _, rows, n, weighted, seed = message
-            with backend.using_rng(np.random.default_rng(seed)):
+            _, rows, n, start, weighted, (generator_state, layer_states) = message
+            model.set_layer_states(layer_states)
+            with backend.using_rng(generator_from(generator_state)), \
+                    replica.replica_slice(n, start):
                 result = model.compute_gradients(
                     [x[:rows] for x in inputs],
                     [None if loss is None else t[:rows]
@@ -273,12 +370,42 @@ def _serve(connection, setup, io_spec) -> None:
                 np.copyto(target, grad)
             for target, output in zip(outputs, result.outputs):
                 target[:rows] = output
-            connection.send(("done", (result.loss, result.output_losses, rows)))
+            reply = ("done", (result.loss, result.output_losses, rows))
         except NonFiniteLossError as exc:
-            connection.send(("non-finite", (str(exc), exc.loss)))
+            reply = ("non-finite", (str(exc), exc.loss))
         except BaseException:
-            connection.send(("error", traceback.format_exc()))
+            reply = ("error", traceback.format_exc())
+        try:
+            connection.send(reply)
+        except OSError:  # the caller died during the step
+            _unlink(blocks)
+            break
     connection.close()
+
+
+def _next_message(connection, parent: int):
+    """The caller's next message, or None once the caller has died (the pipe closed, or
+    this process was handed to another parent)."""
+    while True:
+        try:
+            if connection.poll(PARENT_CHECK_INTERVAL):
+                return connection.recv()
+        except (EOFError, OSError):
+            return None
+        if os.getppid() != parent:
+            return None
+
+
+def _unlink(blocks) -> None:
+    for block in blocks:
+        block.close(unlink=True)
+
+
+def generator_from(state: dict) -> np.random.Generator:
+    """A NumPy generator at ``state`` (a ``bit_generator.state`` dict)."""
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
 
 
 def _weight_slots(model):
