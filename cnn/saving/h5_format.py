@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import h5py
 import numpy as np
@@ -23,13 +24,16 @@ import numpy as np
 import cnn
 from cnn import backend, losses, metrics, optimizers
 from cnn.layers.base import deserialize
-from cnn.saving import seed_format
-from cnn.saving.model_file import (member, open_model_file, read_array, read_int, read_json,
-                                   ModelFileError)
+from cnn.saving import limits, seed_format
+from cnn.saving.architecture import check_model_config
+from cnn.saving.model_file import (member, open_model_file, read_finite_array, read_int,
+                                   read_json, ModelFileError)
 from cnn.utils.fileio import atomic_path
 
 FORMAT_NAME = "cnn"
 FORMAT_VERSION = 1
+# Optimizer slots that are running means of squared gradients: never negative.
+NON_NEGATIVE_SLOTS = ("v", "square_avg", "accumulator")
 
 _STRINGS = h5py.string_dtype()
 
@@ -56,8 +60,8 @@ def save_model(model, path) -> None:
         with atomic_path(path) as temporary:
             with h5py.File(temporary, "w") as f:
                 _write(f, model, model_config, compile_config)
-    except OSError as exc:
-        raise _write_error(path, exc) from exc
+    except (OSError, RuntimeError) as exc:  # h5py reports some failed writes (a full disk
+        raise _write_error(path, exc) from exc  # while closing) as RuntimeError
 
 
 def _write(f, model, model_config: str, compile_config: str | None) -> None:
@@ -142,9 +146,15 @@ def _check_reloadable(model_config: str, compile_config: str | None, path) -> No
         raise ValueError(f"cannot save to {path}: the saved model could not be rebuilt ({exc})") from None
 
 
-def _write_error(path, exc: OSError) -> OSError:
-    reason = exc.strerror or str(exc)
-    if exc.errno:  # OSError(errno, ...) picks the matching subclass (PermissionError, ...)
+def _write_error(path, exc: Exception) -> OSError:
+    """An OSError naming ``path``, with the system's errno when the h5py error quotes one
+    (``... errno = 28, error message = 'No space left on device'``)."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    quoted = re.search(r"errno = (\d+), error message = '([^']*)'", str(exc))
+    if quoted and not getattr(exc, "errno", None):
+        return OSError(int(quoted[1]), f"cannot write the model file ({quoted[2]}; {exc})",
+                       os.fspath(path))
+    if getattr(exc, "errno", None):  # OSError(errno, ...) picks the matching subclass (PermissionError, ...)
         return OSError(exc.errno, f"cannot write the model file ({reason})", os.fspath(path))
     return OSError(f"{path}: cannot write the model file ({reason})")
 
@@ -208,10 +218,14 @@ def _read_model(f, compile: bool, dtype):
         raise ValueError("model_config: 'layers' should be a list")
     if dtype is not None:
         config["dtype"] = np.dtype(dtype).name
+    check_model_config(config)
+    _check_class_names(config.get("class_names"))
     compile_config = None
     if compile and "compile_config" in f:
         compile_config = read_json(f, "compile_config")
         _check_keys(compile_config, "compile_config", ("optimizer", "loss", "metrics"))
+        if not isinstance(compile_config["metrics"], list):
+            raise ValueError("compile_config: 'metrics' should be a list")
     # Layers draw initial weights that the file's weights replace: draw them from a
     # throwaway generator so that loading leaves the user's random stream untouched.
     with backend.using_rng(np.random.default_rng(0)):
@@ -222,7 +236,8 @@ def _read_model(f, compile: bool, dtype):
     _read_weights(member(f, "model_weights", h5py.Group), model)
     state = member(f, "training_state", h5py.Group).attrs
     model.epoch = read_int(state, "epoch")
-    model.train_seed = read_int(state, "train_seed") if "train_seed" in state else None
+    model.train_seed = (read_int(state, "train_seed", maximum=2 ** 63 - 1)
+                        if "train_seed" in state else None)
     if model.optimizer is not None:
         _read_optimizer(member(f, "optimizer_weights", h5py.Group), model)
     return model
@@ -234,6 +249,14 @@ def _check_keys(config, what: str, keys) -> None:
     missing = [key for key in keys if key not in config]
     if missing:
         raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}")
+
+
+def _check_class_names(names) -> None:
+    if names is None:
+        return
+    if not isinstance(names, list) or len(names) > limits.MAX_SIZE \
+            or not all(isinstance(name, str) for name in names):
+        raise ValueError("model_config: 'class_names' should be a list of strings")
 
 
 def _read_weights(group, model) -> None:
@@ -253,10 +276,38 @@ def _read_weights(group, model) -> None:
                 f"model_weights/{layer.name} holds {', '.join(unexpected)}, which layer "
                 f"{layer.describe()} does not have (it has {', '.join(names) or 'no weights'})"
             )
-        layer.set_weights([
-            read_array(member(layer_group, name, h5py.Dataset, f"weight model_weights/{layer.name}/{name}"))
-            for name in names
-        ])
+        layer.set_weights([_read_weight(layer, layer_group, name, value)
+                           for name, value in zip(names, [*layer.params.values(),
+                                                          *layer.buffers.values()])])
+
+
+def _read_weight(layer, layer_group, name: str, current) -> np.ndarray:
+    """The weight ``name`` of ``layer``, its shape checked against ``current`` before it is
+    read (a buffer whose first axis is the batch size may have any first size)."""
+    what = f"weight model_weights/{layer.name}/{name}"
+    dataset = member(layer_group, name, h5py.Dataset, what)
+    expected = tuple(current.shape)
+    if name in layer.batch_sized_buffers and dataset.ndim == len(expected) \
+            and tuple(dataset.shape[1:]) == expected[1:] and dataset.shape[0] <= limits.MAX_SIZE:
+        expected = tuple(dataset.shape)
+    if tuple(dataset.shape) != expected:
+        raise ValueError(f"layer {layer.describe()} weight {name!r} has shape {expected}, "
+                         f"got {tuple(dataset.shape)}")
+    return read_finite_array(dataset, expected, what)
+
+
+def _read_slot(dataset, key: str, params) -> np.ndarray:
+    """The optimizer state ``"<param index>/<slot>"``: shaped like its parameter (checked
+    before reading), finite, and >= 0 for the slots in NON_NEGATIVE_SLOTS."""
+    what = f"optimizer state optimizer_weights/{key}"
+    index, _, slot = key.partition("/")
+    if not index.isdigit() or not slot or "/" in slot or int(index) >= len(params):
+        raise ValueError(f"{what}: expected '<parameter index>/<slot>' with an index below "
+                         f"{len(params)}")
+    value = read_finite_array(dataset, tuple(params[int(index)].shape), what)
+    if slot in NON_NEGATIVE_SLOTS and np.any(value < 0):
+        raise ValueError(f"{what} holds negative values (it is a mean of squared gradients)")
+    return value
 
 
 def _read_optimizer(group, model) -> None:
@@ -268,13 +319,13 @@ def _read_optimizer(group, model) -> None:
             raise ValueError(f"optimizer_weights are for the parameters {stored}, but the model "
                              f"trains {expected}")
     state = {"iterations": read_int(group.attrs, "iterations")}
-
-    def collect(name, item):
-        if isinstance(item, h5py.Dataset):
-            state[name] = read_array(item)
-
-    group.visititems(collect)
-    optimizer.set_state(state, model.trainable_weights)
+    params = model.trainable_weights
+    names = []
+    group.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset)
+                     else None)
+    for name in names:
+        state[name] = _read_slot(group[name], name, params)
+    optimizer.set_state(state, params)
     if len(state) > 1 or state["iterations"] > 0:
         missing = sorted(set(optimizer.get_state()) - set(state))
         if missing:
