@@ -318,7 +318,8 @@ def test_search_order_path_then_cnn_data_then_cache(no_local_data, monkeypatch):
     from cnn.datasets import idx_dataset, mnist
 
     root = no_local_data
-    _write_idx_dataset(root / "cache" / "cnn" / "mnist", n_train=2)
+    # Uncompressed: the cache checks only the files that have pinned digests (the .gz ones).
+    _write_idx_dataset(root / "cache" / "cnn" / "mnist", n_train=2, compress=False)
     assert len(mnist.load_data(download=False)[0][0]) == 2
     _write_idx_dataset(root / "data" / "mnist", n_train=3)
     monkeypatch.setenv("CNN_DATA", str(root / "data"))
@@ -413,3 +414,11 @@ def test_a_gzip_bomb_behind_a_valid_header_stops_after_the_declared_bytes(tmp_pa
         read_idx(path)
     assert str(error.value).startswith(f"{path}: ")
     assert sum(inflated) < 1 << 20
+
+
+def test_own_gzipped_files_in_the_cache_fail_their_pinned_digests(no_local_data):
+    from cnn.datasets import mnist
+
+    _write_idx_dataset(no_local_data / "cache" / "cnn" / "mnist", n_train=2)
+    with pytest.raises(ValueError, match="damaged cached file .*the pinned one is"):
+        mnist.load_data(download=False)

@@ -656,3 +656,18 @@ def test_only_the_temporaries_of_dead_writers_of_the_same_target_are_removed(tmp
     removed = fileio.remove_stale_temporaries(target)
     assert sorted(removed) == sorted([of_dead, old_of_other_host])
     assert all(p.exists() for p in (of_live, of_other_target, of_other_host))
+
+
+def test_metadata_is_saved_read_back_and_checked(tmp_path):
+    path = tmp_path / "model.h5"
+    model = build(SEQUENCE, [Dense(2)])
+    saving.save_model(model, path, metadata={"dataset": "fashion-mnist"})
+    assert saving.read_metadata(path) == {"dataset": "fashion-mnist"}
+    model.save(tmp_path / "plain.h5")
+    assert saving.read_metadata(tmp_path / "plain.h5") == {}
+    with pytest.raises(ValueError, match="metadata must map strings to strings"):
+        saving.save_model(model, path, metadata={"epochs": 3})
+    with h5py.File(path, "r+") as f:
+        f.attrs["metadata"] = "[1, 2]"
+    with pytest.raises(ModelFileError, match="'metadata' should be a JSON object of strings"):
+        saving.read_metadata(path)

@@ -7,9 +7,10 @@ set), and the system's copy (Debian's ``dataset-fashion-mnist`` installs
 not. When no directory holds all four, the missing ones are downloaded into the cache from
 the data set's mirrors and checked against pinned SHA-256 digests (``cnn.datasets.download``).
 
-Files in the cache are checked against the pinned digests before use (once: the result is
-remembered, see ``cnn.datasets.verification``); a damaged one is downloaded afresh, or, with
-``download=False``, named in the error with the command that fixes it. (Files elsewhere are
+Files in the cache that have a pinned digest (the downloaded ``.gz`` files) are checked
+against it before use (once: the result is remembered, see ``cnn.datasets.verification``); a
+damaged one is downloaded afresh, or, with ``download=False``, named in the error with the
+command that fixes it. (Files elsewhere are
 the user's or the system's: they are read as they are, their headers checked.)
 """
 

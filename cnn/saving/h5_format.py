@@ -32,6 +32,7 @@ from cnn.utils.fileio import atomic_path
 
 FORMAT_NAME = "cnn"
 FORMAT_VERSION = 1
+MAX_METADATA_CHARS = 65_536
 # Optimizer slots that are running means of squared gradients: never negative.
 NON_NEGATIVE_SLOTS = ("v", "square_avg", "accumulator")
 
@@ -39,8 +40,12 @@ _STRINGS = h5py.string_dtype()
 
 
 # -- saving ---------------------------------------------------------------------------------
-def save_model(model, path) -> None:
+def save_model(model, path, metadata: dict | None = None) -> None:
     """Write ``model`` to ``path`` (HDF5), atomically.
+
+    ``metadata``: a few strings about the model, stored with it and read back with
+    ``read_metadata`` (``cnn train`` records the data set it trained on:
+    ``{"dataset": "fashion-mnist"}``).
 
     Raises:
         ValueError: the model cannot be saved so that it loads again (no layers, a config
@@ -56,12 +61,45 @@ def save_model(model, path) -> None:
         _check_learning_rate(model.optimizer, path)
         compile_config = _to_json(model.compile_config(), "compile config", path)
     _check_reloadable(model_config, compile_config, path)
+    metadata_json = None if metadata is None else _metadata_json(metadata, path)
     try:
         with atomic_path(path) as temporary:
             with h5py.File(temporary, "w") as f:
                 _write(f, model, model_config, compile_config)
+                if metadata_json is not None:
+                    f.attrs["metadata"] = metadata_json
     except (OSError, RuntimeError) as exc:  # h5py reports some failed writes (a full disk
         raise _write_error(path, exc) from exc  # while closing) as RuntimeError
+
+
+def _metadata_json(metadata: dict, path) -> str:
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise ValueError(f"cannot save to {path}: metadata must map strings to strings, "
+                         f"got {metadata!r}")
+    text = json.dumps(metadata, sort_keys=True)
+    if len(text) > MAX_METADATA_CHARS:
+        raise ValueError(f"cannot save to {path}: metadata of {len(text)} characters; at most "
+                         f"{MAX_METADATA_CHARS}")
+    return text
+
+
+def read_metadata(path) -> dict:
+    """The ``metadata`` given to ``save_model`` (``{}`` when none was), read with the same
+    checks as ``load_model``: a ModelFileError names the file when it is bad."""
+    with open_model_file(path) as f:
+        if "metadata" not in f.attrs:
+            return {}
+        text = f.attrs["metadata"]
+        text = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+        try:
+            metadata = json.loads(text) if isinstance(text, str) else None
+        except (ValueError, RecursionError):
+            metadata = None
+        if not isinstance(metadata, dict) or len(text) > MAX_METADATA_CHARS or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise ValueError("attribute 'metadata' should be a JSON object of strings")
+        return metadata
 
 
 def _write(f, model, model_config: str, compile_config: str | None) -> None:
@@ -332,4 +370,5 @@ def _read_optimizer(group, model) -> None:
             raise ValueError(f"optimizer_weights lacks the state {', '.join(missing)}")
 
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model", "save_model"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model", "read_metadata",
+           "save_model"]
