@@ -67,9 +67,8 @@ def check_agreement(torch, return_sequences, x, y):
     """Same weights -> same outputs, loss and gradients (float32 tolerance)."""
     model = make_cnn(return_sequences)
     lstm, linear, _ = make_torch(model, torch)
-    output = model.forward(x, training=True)
-    loss, grad = model._loss_and_output_grad(output, y, None)
-    model._backward(grad)
+    result = model.compute_gradients(x, y)
+    output, loss = result.outputs[0], result.loss
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     out, _ = lstm(tx)
     prediction = linear(out if return_sequences else out[:, -1])

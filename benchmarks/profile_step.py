@@ -23,6 +23,7 @@ from collections import defaultdict
 import threadpoolctl
 
 import common  # benchmarks/common.py
+from cnn.training import trainer
 
 
 class StepTimer:
@@ -39,7 +40,7 @@ class StepTimer:
         self._wrap(last, "backward_linear", f"{last.name} backward")
         self._wrap(model, "_loss_and_output_grad", "loss + its gradient")
         self._wrap(model.optimizer, "apply_gradients", "optimizer")
-        self._wrap(model, "_train_step", "whole step")
+        self._wrap(trainer, "train_step", "whole step")
 
     def _wrap(self, owner, method, label):
         inner = getattr(owner, method)

@@ -63,6 +63,33 @@ def elu(alpha: float = 1.0) -> ActivationFunction:
     )
 
 
+def relu(negative_slope: float = 0.0, max_value: float | None = None,
+         threshold: float = 0.0) -> ActivationFunction:
+    """Keras's general ReLU: ``min(z, max_value)`` above ``threshold``,
+    ``negative_slope * (z - threshold)`` below (the defaults give plain ``"relu"``)."""
+    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
+        return RELU
+    options = {"negative_slope": negative_slope, "max_value": max_value, "threshold": threshold}
+    shown = ", ".join(f"{k}={v}" for k, v in options.items() if v not in (None, 0.0))
+    return ActivationFunction(
+        f"relu({shown})",
+        lambda z: ops.thresholded_relu(z, **options),
+        lambda grad, z, a: ops.thresholded_relu_backward(grad, z, a, **options),
+        needs_input=True,
+    )
+
+
+def softmax(axis: int = -1) -> ActivationFunction:
+    """Softmax over ``axis`` of the array it is given (``"softmax"``: the last axis)."""
+    if axis == -1:
+        return SOFTMAX
+    return ActivationFunction(
+        f"softmax(axis={axis})",
+        lambda z: ops.softmax(z, axis=axis),
+        lambda grad, z, a: ops.softmax_backward(grad, z, a, axis=axis),
+    )
+
+
 LINEAR = ActivationFunction("linear", ops.linear, ops.linear_backward, forward_inplace=ops.linear)
 RELU = ActivationFunction("relu", ops.relu, ops.relu_backward, forward_inplace=ops.relu_inplace,
                           backward_inplace=ops.relu_backward_inplace)

@@ -11,6 +11,9 @@ Every module that does array math imports ``xp`` from here::
 The default float type is float32 (``floatx()``); gradient checks switch to float64 with
 ``set_floatx("float64")`` or the ``floatx_scope`` context manager.
 
+Image layers read their default layout from ``image_data_format()`` when they are created:
+``"channels_first"`` (N, C, H, W) unless ``set_image_data_format("channels_last")`` was called.
+
 Random numbers come from one ``numpy.random.Generator`` (``rng()``), seeded by ``set_seed``;
 initialisers, shuffling and dropout all draw from it, so a seeded run is reproducible.
 
@@ -30,6 +33,7 @@ import numpy
 
 _VALID_FLOATX = ("float16", "float32", "float64")
 _VALID_BACKENDS = ("numpy", "cupy")
+_VALID_IMAGE_DATA_FORMATS = ("channels_first", "channels_last")
 
 _state = {
     "module": numpy,
@@ -38,6 +42,7 @@ _state = {
     "rng": numpy.random.default_rng(),
     "seed": None,
     "thread_limiter": None,
+    "image_data_format": "channels_first",
 }
 
 
@@ -98,6 +103,20 @@ def floatx_scope(dtype):
         yield
     finally:
         set_floatx(previous)
+
+
+def image_data_format() -> str:
+    """The layout image layers assume when not given ``data_format``: ``"channels_first"``
+    ((N, C, H, W), the default) or ``"channels_last"`` ((N, H, W, C), Keras's default)."""
+    return _state["image_data_format"]
+
+
+def set_image_data_format(data_format: str) -> None:
+    """Set the default layout of image layers created from now on (layers keep theirs)."""
+    if data_format not in _VALID_IMAGE_DATA_FORMATS:
+        raise ValueError(f"unknown image data format {data_format!r}; valid: "
+                         f"{', '.join(_VALID_IMAGE_DATA_FORMATS)}")
+    _state["image_data_format"] = data_format
 
 
 def set_seed(seed: int | None) -> None:

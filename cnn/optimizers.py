@@ -28,6 +28,19 @@ results differ only by terms of the order of ``epsilon``. ``g`` is the gradient 
   ``p -= lr b``, else ``p -= lr u``.
 * ``Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)``:
   ``a += g^2``; ``p -= lr g / (sqrt(a) + eps)``.
+* ``Adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=0)`` (Keras's
+  defaults; ``torch.optim.Adadelta``'s are ``lr=1.0, rho=0.9, eps=1e-6``, and the rule is the
+  same): ``s = rho s + (1 - rho) g^2``; ``d = sqrt(u + eps) / sqrt(s + eps) * g``;
+  ``u = rho u + (1 - rho) d^2``; ``p -= lr d``.
+* ``Nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0,
+  momentum_decay=1.0)``: Adam with Nesterov momentum (Dozat 2016), with the momentum schedule
+  ``mu_t = beta_1 (1 - 0.5 * 0.96^(t * momentum_decay))`` and ``P_t = mu_1 ... mu_t``:
+  ``p -= lr ((1 - mu_t) / (1 - P_t) g + mu_(t+1) / (1 - P_t mu_(t+1)) m) /
+  (sqrt(v / (1 - b2^t)) + eps)``. Keras 3's Nadam uses ``0.96^t``, i.e.
+  ``momentum_decay=1.0`` (our default, since the name is Keras's); ``torch.optim.NAdam``'s
+  default ``momentum_decay=0.004`` (Keras 2's ``schedule_decay``) makes ``mu_t`` rise to
+  ``beta_1`` hundreds of times more slowly. ``Nadam(momentum_decay=0.004)`` is PyTorch's
+  default ``NAdam`` step for step.
 
 Gradient clipping (every optimizer, at most one of the three, as in Keras): ``clipvalue``
 clips each element to ``[-c, c]``; ``clipnorm`` rescales each gradient array whose L2 norm
@@ -45,6 +58,8 @@ logs as ``learning_rate``).
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from cnn import backend, schedules
 from cnn.backend import xp
@@ -97,6 +112,7 @@ class Optimizer:
         grads = self._clip(grads)
         lr = self.current_learning_rate()
         self.iterations += 1
+        self._begin_step()
         for param, grad, slots in zip(params, grads, self._slots):
             self._update(param, grad, slots, lr)
         self.last_learning_rate = lr
@@ -126,6 +142,9 @@ class Optimizer:
     # -- for subclasses --------------------------------------------------------------------
     def _create_slots(self, param) -> dict:
         return {}
+
+    def _begin_step(self) -> None:
+        """Called once per step, after ``iterations`` counts it, before the updates."""
 
     def _update(self, param, grad, slots, lr) -> None:
         raise NotImplementedError
@@ -249,15 +268,22 @@ class Adam(Optimizer):
             param -= param * dtype(lr * self.weight_decay)
         elif self.weight_decay:
             grad = grad + param * dtype(self.weight_decay)
+        m, v = self._moments(grad, slots)
+        t = self.iterations
+        m_hat_scale = 1 / (1 - self.beta_1**t)
+        v_hat_scale = 1 / (1 - self.beta_2**t)
+        denominator = xp.sqrt(v * dtype(v_hat_scale)) + dtype(self.epsilon)
+        param -= dtype(lr * m_hat_scale) * m / denominator
+
+    def _moments(self, grad, slots):
+        """Update and return the moment estimates ``m`` and ``v`` of one parameter."""
+        dtype = grad.dtype.type
         m, v = slots["m"], slots["v"]
         m *= self.beta_1
         m += grad * dtype(1 - self.beta_1)
         v *= self.beta_2
         v += grad * grad * dtype(1 - self.beta_2)
-        t = self.iterations
-        m_hat_scale = 1 / (1 - self.beta_1**t)
-        v_hat_scale = 1 / (1 - self.beta_2**t)
-        param -= dtype(lr * m_hat_scale) * m / (xp.sqrt(v * dtype(v_hat_scale)) + dtype(self.epsilon))
+        return m, v
 
     def get_config(self):
         return {
@@ -354,13 +380,102 @@ class Adagrad(Optimizer):
         }
 
 
+def _l2(grad, param, weight_decay):
+    """PyTorch's ``weight_decay``: the L2 term ``wd * p`` added to the gradient."""
+    return grad + param * param.dtype.type(weight_decay) if weight_decay else grad
+
+
+class Adadelta(Optimizer):
+    name = "adadelta"
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=0.0, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho = checks.fraction("rho", rho)
+        self.epsilon = _check_positive("epsilon", epsilon)
+        self.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
+
+    def _create_slots(self, param):
+        return {"square_avg": xp.zeros_like(param), "acc_delta": xp.zeros_like(param)}
+
+    def _update(self, param, grad, slots, lr):
+        dtype = param.dtype.type
+        grad = _l2(grad, param, self.weight_decay)
+        square_avg, acc_delta = slots["square_avg"], slots["acc_delta"]
+        square_avg *= self.rho
+        square_avg += grad * grad * dtype(1 - self.rho)
+        eps = dtype(self.epsilon)
+        delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * grad
+        acc_delta *= self.rho
+        acc_delta += delta * delta * dtype(1 - self.rho)
+        param -= delta * dtype(lr)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon,
+                "weight_decay": self.weight_decay}
+
+
+class Nadam(Adam):
+    name = "nadam"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=0.0, momentum_decay=1.0, **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, **kwargs)
+        self.momentum_decay = _check_positive("momentum_decay", momentum_decay)
+        self._mu_product = 1.0  # mu_1 * ... * mu_t, a float64 product over the steps taken
+
+    def momentum(self, step: int) -> float:
+        """``mu_step = beta_1 (1 - 0.5 * 0.96^(step * momentum_decay))``."""
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** (step * self.momentum_decay))
+
+    def _begin_step(self):
+        self._mu_product *= self.momentum(self.iterations)
+
+    def _update(self, param, grad, slots, lr):
+        dtype = param.dtype.type
+        grad = _l2(grad, param, self.weight_decay)
+        m, v = self._moments(grad, slots)
+        t = self.iterations
+        mu, mu_next = self.momentum(t), self.momentum(t + 1)
+        denominator = xp.sqrt(v * dtype(1 / (1 - self.beta_2**t))) + dtype(self.epsilon)
+        param -= grad * dtype(lr * (1 - mu) / (1 - self._mu_product)) / denominator
+        param -= m * dtype(lr * mu_next / (1 - self._mu_product * mu_next)) / denominator
+
+    def set_state(self, state, params):
+        super().set_state(state, params)
+        self._mu_product = 1.0
+        for step in range(1, self.iterations + 1):  # the same products as the steps took
+            self._mu_product *= self.momentum(step)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum_decay": self.momentum_decay}
+
+
 _OPTIMIZERS = {
     "sgd": SGD,
     "adam": Adam,
     "adamw": AdamW,
     "rmsprop": RMSprop,
     "adagrad": Adagrad,
+    "adadelta": Adadelta,
+    "nadam": Nadam,
 }
+
+
+def check_trainable(dtype) -> None:
+    """Refuse to train weights of ``dtype`` float16 (``fit`` and ``train_on_batch`` check
+    this first).
+
+    In float16 the gradients of a real network underflow to zero and overflow to infinity
+    within a few steps, and the optimizers' moment estimates (``g^2``, ``epsilon=1e-7``)
+    vanish; training correctly would need loss scaling and float32 master weights, which cnn
+    does not implement. Inference in float16 (``predict``, ``evaluate``) is allowed.
+    """
+    if np.dtype(dtype) == np.float16:
+        raise ValueError(
+            "cannot train a float16 model: without loss scaling its gradients underflow and "
+            "overflow (NaN within a few steps). Train it in float32 (cnn.set_floatx('float32') "
+            "before building it, or load_model(path, dtype='float32')), then run inference in "
+            "float16 with load_model(path, dtype='float16')")
 
 
 def get(identifier, learning_rate=None) -> Optimizer:

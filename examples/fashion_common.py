@@ -16,7 +16,8 @@ def train_and_report(model, train, test, out, **fit_arguments):
     start = time.perf_counter()
     history = model.fit(x_train, y_train, verbose=2, **fit_arguments)
     seconds = time.perf_counter() - start
-    accuracy, loss = model.evaluate(x_test, y_test)
+    results = model.evaluate(x_test, y_test, return_dict=True)
+    accuracy, loss = results["accuracy"], results["loss"]
     print(f"training time: {seconds:.1f} s ({seconds / epochs:.1f} s/epoch)")
     print(f"test accuracy: {accuracy:.4f}  test loss: {loss:.4f}")
 

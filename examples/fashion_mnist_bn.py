@@ -104,7 +104,7 @@ def main():
     history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
                         verbose=2, validation_split=VALIDATION_SPLIT, callbacks=callbacks)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    accuracy, loss = model.evaluate(x_test, y_test)
+    loss, accuracy = model.evaluate(x_test, y_test)
     epochs_run = len(history["loss"])
     # On a shared machine the wall-clock time depends on the other jobs; the CPU time of
     # this process (all its threads) does much less.

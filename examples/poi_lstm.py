@@ -66,7 +66,7 @@ def main():
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=0,
               seed=args.seed)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    mae, loss = model.evaluate(x_test, y_test)
+    loss, mae = model.evaluate(x_test, y_test)
     print(f"{args.cell.upper()}({args.units}) on windows of {args.window}: trained "
           f"{args.epochs} epochs on {len(x_train)} windows in {seconds:.1f} s "
           f"({cpu_seconds:.1f} s CPU)")

@@ -61,18 +61,16 @@ def gradient_error(analytic, numeric):
 
 
 def check_model_gradients(model, x, y, tolerance=TOLERANCE):
-    """Check every parameter gradient of a compiled float64 model against its loss."""
-    targets = np.asarray(y, dtype=np.float64)
-    output = model.forward(x, training=True)
-    _, grad = model._loss_and_output_grad(output, targets, None)
-    model._backward(grad)
-    analytic = [g.copy() for g in model._gradients()]
+    """Check every parameter gradient of a compiled float64 model against its loss
+    (``y``: the targets, a list of them for several outputs)."""
+    targets = [np.asarray(t, dtype=np.float64) for t in y] if isinstance(y, list) else \
+        np.asarray(y, dtype=np.float64)
+    analytic = [g.copy() for g in model.compute_gradients(x, targets).gradients]
 
     def objective():
-        out = model.forward(x, training=True)
-        value, _ = model._loss_and_output_grad(out, targets, None)
-        return float(value)
+        return model.compute_gradients(x, targets).loss
 
+    assert analytic, "the model has no trainable weights to check"
     for param, grad in zip(model.trainable_weights, analytic):
         error = gradient_error(grad, numerical_gradient(objective, param))
         assert error < tolerance, f"model gradient relative error {error:.2e}"

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 import cnn
+from cnn.training.data_adapters import Batch
+from cnn.training.strategy import OneProcess
+from cnn.training.trainer import train_step
 from cnn.layers import Conv2D, Dense
 from cnn.ops import conv as conv_ops
 from cnn.ops.conv import conv2d_backward, conv2d_forward
@@ -229,6 +232,14 @@ def _small_convnet():
     return model
 
 
+def _step(model, x, y, weights=None):
+    """One optimizer step through the trainer's public step: ``(loss, output)``."""
+    batch = Batch([x.astype(model.dtype)], [y.astype(model.dtype)],
+                  None if weights is None else weights.astype(model.dtype))
+    loss, result = train_step(model, OneProcess(), batch)
+    return loss, result.outputs[0]
+
+
 def _train_twice(part_bytes, monkeypatch, weights=None):
     from cnn.models import model as model_module
 
@@ -239,8 +250,8 @@ def _train_twice(part_bytes, monkeypatch, weights=None):
     x = rng.standard_normal((11, 1, 8, 8))
     y = np.eye(3)[rng.integers(0, 3, size=11)]
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
-    results = [model._train_step(x, y, w) for _ in range(2)]
-    return model, results, model._parts(11)
+    results = [_step(model, x, y, w) for _ in range(2)]
+    return model, results, model.parts(11)
 
 
 @pytest.mark.parametrize("weights", [None, np.linspace(0.5, 2.0, 11)], ids=["plain", "weighted"])
@@ -264,7 +275,7 @@ def test_parts_are_balanced_and_sized_by_the_largest_activation(monkeypatch):
     model = _small_convnet()
     largest = 3 * 8 * 8 * 8  # the first Conv2D's output, float64
     monkeypatch.setattr(model_module, "PART_BYTES", 4 * largest)
-    parts = model._parts(10)
+    parts = model.parts(10)
     assert sorted(p.stop - p.start for p in parts) == [3, 3, 4]
     assert parts[0].start == 0 and parts[-1].stop == 10
     assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
@@ -276,7 +287,7 @@ def test_a_layer_that_mixes_samples_keeps_the_batch_whole(monkeypatch):
     monkeypatch.setattr(model_module, "PART_BYTES", 1)
     model = _small_convnet()
     model.layers[2].samplewise = False  # as a batch-normalisation layer would declare
-    assert model._parts(10) == [slice(0, 10)]
+    assert model.parts(10) == [slice(0, 10)]
 
 
 def test_predict_and_evaluate_in_parts_match_whole_batches(monkeypatch):
@@ -345,8 +356,8 @@ def test_every_layer_declares_whether_batches_may_be_split(case, monkeypatch):
         rng = np.random.default_rng(4)
         x = rng.standard_normal((6, *input_shape))
         y = rng.standard_normal((6, *model.cur_output_shape))
-        loss, _ = model._train_step(x, y, None)
-        results.append((len(model._parts(6)), loss, model.get_weights()))
+        loss, _ = _step(model, x, y)
+        results.append((len(model.parts(6)), loss, model.get_weights()))
     (whole_parts, loss_a, weights_a), (parts, loss_b, weights_b) = results
     assert whole_parts == 1 and parts == (6 if samplewise else 1)
     assert loss_a == pytest.approx(loss_b, rel=1e-12)

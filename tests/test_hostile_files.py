@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn.layers import Conv2D, Dense, Flatten, Input
+from cnn.layers import Conv1D, Conv2D, Dense, Flatten, Input
 from cnn.models import Model
 from cnn.saving import limits
+from cnn.saving.weights_file import load_weights
+from graph_sources import functional_file, sequence_file
 from helpers import seed_dir
 from limited_loading import load_limited
 
@@ -76,8 +78,24 @@ def config_edit(change):
     return edit
 
 
-def layer_config(index, **values):
-    return config_edit(lambda m, c: m["layers"][index]["config"].update(values))
+def layer_entry(model_config, name):
+    """The entry of the layer ``name`` in a graph config's ``layers``."""
+    return next(entry for entry in model_config["layers"] if entry["name"] == name)
+
+
+def layer_config(name, **values):
+    return config_edit(lambda m, c: layer_entry(m, name)["config"].update(values))
+
+
+def input_shape_edit(shape, **head):
+    """The input shape set to ``shape`` (in the Input layer and in the top-level copy older
+    readers use), and the head layer's config updated with ``head``."""
+    def change(m, c):
+        m["input_shape"] = shape
+        layer_entry(m, "input")["config"]["input_shape"] = shape
+        layer_entry(m, "head")["config"].update(head)
+
+    return config_edit(change)
 
 
 def raw_config(text):
@@ -160,23 +178,20 @@ OUR_FILES = {
     "dataset declared 10**6 x 10**6": (huge_dataset("model_weights/extra"),
                                        "declares 1000000000000 elements"),
     "weight never written": (unwritten_dataset, "holds no data"),
-    "units = 10**8": (layer_config(2, units=10 ** 8), "units must be an integer in"),
-    "filters = 10**9": (layer_config(0, filters=10 ** 9), "filters must be an integer in"),
+    "units = 10**8": (layer_config("head", units=10 ** 8), "units must be an integer in"),
+    "filters = 10**9": (layer_config("conv", filters=10 ** 9), "filters must be an integer in"),
     "units over the parameter budget": (
-        config_edit(lambda m, c: (m.update(input_shape=[1, 4096, 4096]),
-                                  m["layers"][2]["config"].update(units=1 << 20))),
+        input_shape_edit([1, 4096, 4096], units=1 << 20),
         "would bring the model to .* weight elements; at most 2147483648"),
-    "input_shape [1, 1e5, 1e5] (floats)": (config_edit(lambda m, c: m.update(
-        input_shape=[1, 1e5, 1e5])), r"input_shape\[1\] must be an integer"),
-    "input_shape [1, 10**5, 10**5]": (config_edit(lambda m, c: m.update(
-        input_shape=[1, 10 ** 5, 10 ** 5])), "10000000000 elements per sample"),
-    "input_shape [1.5, 8, 8]": (config_edit(lambda m, c: m.update(input_shape=[1.5, 8, 8])),
+    "input_shape [1, 1e5, 1e5] (floats)": (input_shape_edit([1, 1e5, 1e5]), r"input_shape\[1\] must be an integer"),
+    "input_shape [1, 10**5, 10**5]": (input_shape_edit([1, 10 ** 5, 10 ** 5]), "10000000000 elements per sample"),
+    "input_shape [1.5, 8, 8]": (input_shape_edit([1.5, 8, 8]),
                                 r"input_shape\[0\] must be an integer, got 1.5"),
-    "kernel_size 2.0": (layer_config(0, kernel_size=[3, 2.0]), "kernel_size.* must be an integer"),
-    "units true": (layer_config(2, units=True), "units must be an integer, got True"),
-    "activation leaky_relu(nan)": (layer_config(0, activation="leaky_relu(nan)"),
+    "kernel_size 2.0": (layer_config("conv", kernel_size=[3, 2.0]), "kernel_size.* must be an integer"),
+    "units true": (layer_config("head", units=True), "units must be an integer, got True"),
+    "activation leaky_relu(nan)": (layer_config("conv", activation="leaky_relu(nan)"),
                                    r"'leaky_relu\(nan\)': the argument must be a finite"),
-    "activation elu(1e999)": (layer_config(0, activation="elu(1e999)"), "must be a finite"),
+    "activation elu(1e999)": (layer_config("conv", activation="elu(1e999)"), "must be a finite"),
     "NaN in the JSON": (config_edit(lambda m, c: c["optimizer"].update(learning_rate=float("nan"))),
                         "NaN is not a finite number"),
     "number overflowing to inf": (
@@ -256,6 +271,68 @@ SEED_FILES = {
 }
 
 
+def json_edit(name, change):
+    """Apply ``change`` to the JSON dataset ``name`` (a config or a resume state)."""
+    def edit(f, tmp):
+        value = json.loads(f[name][()])
+        value = change(value) or value
+        replace(f, name, json.dumps(value), dtype=h5py.string_dtype())
+
+    return edit
+
+
+def graph_layer(name, **values):
+    return json_edit("model_config", lambda m: layer_entry(m, name)["config"].update(values))
+
+
+def graph_input(shape, **head):
+    def change(m):
+        m["input_shape"] = shape
+        layer_entry(m, "input")["config"]["input_shape"] = shape
+        layer_entry(m, "head")["config"].update(head)
+
+    return json_edit("model_config", change)
+
+
+# Edits of the functional model (Add and Concatenate) and the sequence model (Embedding and
+# LSTM) of graph_sources: each node's input shape comes from the nodes it names.
+GRAPH_FILES = {
+    # left and right: 4 * (2**20 + 1) each; head reads Concatenate's 4 + 2**20 features:
+    # 2**20 * (4 + 2**20 + 1); 1099525259272 in all.
+    "head over the budget behind Concatenate": (
+        "functional", graph_input([1 << 20], units=1 << 20),
+        r'layer 6 "head" \(Dense\) would bring the model to 1099525259272 weight elements'),
+    "units 10**8 in a branch": ("functional", graph_layer("left", units=10 ** 8),
+                                 '"left" .*units must be an integer in'),
+    "Concatenate axis 99": ("functional", graph_layer("joined", axis=99),
+                            r"axis must be an integer in \[-8, 8\]"),
+    "Dropout seed -1": ("functional", graph_layer("dropout", seed=-1),
+                        r"seed must be an integer in \[0, "),
+    "bad generator state": ("functional", json_edit("training_state/layer_states", lambda s: {
+        "dropout": {"rng": {"state": 5}}}), "layer_states: .*bad generator state"),
+    "state of a layer that does not exist": (
+        "functional", json_edit("training_state/layer_states", lambda s: {"ghost": {}}),
+        "layer_states: .*ghost"),
+    "Embedding input_dim 10**9": ("sequence", graph_layer("embedding", input_dim=10 ** 9),
+                                  "input_dim must be an integer in"),
+    "Embedding output_dim 1.5": ("sequence", graph_layer("embedding", output_dim=1.5),
+                                 "output_dim must be an integer, got 1.5"),
+    "Embedding of 2**24 x 2**24": (
+        "sequence", graph_layer("embedding", input_dim=1 << 24, output_dim=1 << 24),
+        r'"embedding" \(Embedding\) would bring the model to 281474976710656 weight'),
+    # Conv1D has no rule in WEIGHT_BOUNDS: its kernel of 2**24 x 8 x 32 (2**32) elements is
+    # refused by the bounded initialization, before it is drawn.
+    "Conv1D over the budget (no rule)": (
+        "conv1d", graph_layer("conv", filters=1 << 24, kernel_size=32),
+        r'"conv" \(Conv1D\): initial weights of shape \(.*\) \(4294967296 elements\) exceed'),
+    "LSTM units over the budget": ("sequence", graph_layer("lstm", units=1 << 24),
+                                   '"lstm" .*would bring the model to'),
+    "an inbound node naming a layer that does not exist": (
+        "functional", json_edit("model_config", lambda m: layer_entry(m, "head").update(
+            inbound_nodes=[[["ghost", 0, 0]]])), "name layers or nodes that do not exist"),
+}
+
+
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
     """Every crafted file, loaded once in a memory-limited child: {case: (path, outcome)}."""
@@ -267,6 +344,14 @@ def outcomes(tmp_path_factory):
         paths[("ours", case)] = crafted(good, tmp, case, edit)
     for case, (source, edit, _) in SEED_FILES.items():
         paths[("seed", case)] = crafted(SEED_MODELS / source, tmp, case, edit)
+    sources = {"functional": functional_file(tmp / "functional.h5"),
+               "sequence": sequence_file(tmp / "sequence.h5"), "conv1d": tmp / "conv1d.h5"}
+    conv1d = Model(Input((64, 8)), "conv1d")
+    for layer in (Conv1D(4, 3, name="conv"), Flatten(), Dense(2, name="head")):
+        conv1d.add_layer(layer)
+    conv1d.save(sources["conv1d"])
+    for case, (source, edit, _) in GRAPH_FILES.items():
+        paths[("graph", case)] = crafted(sources[source], tmp, case, edit)
     results = load_limited(paths.values())
     return {key: (path, results[str(path)]) for key, path in paths.items()}
 
@@ -299,10 +384,36 @@ def test_a_crafted_file_of_the_original_format_is_refused_cleanly(case, outcomes
     check(outcome, path, SEED_FILES[case][2])
 
 
+@pytest.mark.parametrize("case", GRAPH_FILES)
+def test_a_crafted_graph_model_file_is_refused_cleanly(case, outcomes):
+    path, outcome = outcomes[("graph", case)]
+    check(outcome, path, GRAPH_FILES[case][2])
+
+
+def test_a_weights_file_declaring_huge_or_nan_weights_is_refused(tmp_path):
+    model = make_model()
+    before = [w.copy() for w in model.get_weights()]
+    huge, nan = tmp_path / "huge.weights.h5", tmp_path / "nan.weights.h5"
+    for path in (huge, nan):
+        model.save_weights(path)
+    with h5py.File(huge, "r+") as f:
+        huge_dataset("head/kernel", HUGE)(f, tmp_path)
+    with h5py.File(nan, "r+") as f:
+        f["head/kernel"][0, 0] = np.nan
+    with pytest.raises(cnn.saving.ModelFileError, match="declares 1000000000000 elements"):
+        load_weights(model, huge)
+    with pytest.raises(cnn.saving.ModelFileError, match="head/kernel holds NaN"):
+        load_weights(model, nan)
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
 def test_the_untouched_files_still_load_under_the_memory_limit(tmp_path):
     good = tmp_path / "good.h5"
     make_model().save(good)
-    results = load_limited([good, *sorted(SEED_MODELS.glob("*.h5"))])
+    results = load_limited([good, functional_file(tmp_path / "functional.h5"),
+                            sequence_file(tmp_path / "sequence.h5"),
+                            *sorted(SEED_MODELS.glob("*.h5"))])
     assert {outcome for outcome, _, _ in results.values()} == {"loaded"}, results
 
 

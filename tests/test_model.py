@@ -109,7 +109,7 @@ def test_compile_seed_form_and_keras_form():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"loss": "cross_entropyy"}, "valid loss names"),
-    ({"optimizer": "adamm"}, "valid optimizer names: adagrad, adam"),
+    ({"optimizer": "adamm"}, "valid optimizer names: adadelta, adagrad, adam"),
     ({"loss": "mse", "metrics": ["acc2"]}, "valid metric names"),
     ({"learning_rate": -0.1}, "learning_rate"),
     ({"learning_rate": float("nan")}, "learning_rate"),
@@ -154,7 +154,7 @@ def test_model_gradient_through_fused_softmax_and_every_layer():
         model.add(Dense(5, activation="sigmoid"))
         model.add(Output(3))
         model.compile(0.1, "cross_tropy")
-        assert model._fused
+        assert model.fused_outputs == (0,)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((4, 2, 7, 7))
         y = np.eye(3)[[0, 1, 2, 1]]
@@ -166,7 +166,7 @@ def test_model_gradient_unfused_regression():
         cnn.set_seed(2)
         model = Sequential([Input(4), Dense(6, activation="gelu"), Dense(2)])
         model.compile(0.1, "MSE")
-        assert not model._fused
+        assert model.fused_outputs == ()
         rng = np.random.default_rng(0)
         check_model_gradients(model, rng.standard_normal((5, 4)), rng.standard_normal((5, 2)))
 

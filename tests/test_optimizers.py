@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cnn import optimizers, schedules
-from cnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from cnn.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Nadam, RMSprop
 
 P0 = np.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.7]])
 GRADS = [
@@ -248,7 +248,7 @@ def test_bad_hyper_parameters_are_named(kwargs, match):
 
 # -- float32, state, configs ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad])
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Nadam])
 def test_float32_parameters_stay_float32_and_close_to_float64(cls):
     p32 = P0.astype(np.float32)
     grads32 = [g.astype(np.float32) for g in GRADS]
@@ -260,7 +260,8 @@ def test_float32_parameters_stay_float32_and_close_to_float64(cls):
 @pytest.mark.parametrize("optimizer", [
     SGD(0.1, momentum=0.9, nesterov=True), Adam(0.01), AdamW(0.01), RMSprop(0.01, momentum=0.5,
                                                                            centered=True),
-    Adagrad(0.1),
+    Adagrad(0.1), Adadelta(1.0, weight_decay=0.01), Nadam(0.01),
+    Nadam(0.01, momentum_decay=0.004),
 ])
 def test_state_round_trip_continues_exactly(optimizer):
     param = P0.copy()
@@ -295,7 +296,7 @@ def test_get_by_name_instance_and_unknown_name():
     sgd = SGD(0.1)
     assert optimizers.get(sgd) is sgd
     with pytest.raises(ValueError, match="unknown optimizer 'adamax'; valid optimizer names: "
-                                         "adagrad, adam, adamw, rmsprop, sgd"):
+                                         "adadelta, adagrad, adam, adamw, nadam, rmsprop, sgd"):
         optimizers.get("adamax")
     with pytest.raises(ValueError, match="bad config for optimizer 'adam'"):
         optimizers.get({"name": "adam", "momentum": 0.9})

@@ -206,7 +206,9 @@ def test_the_file_is_browsable_with_plain_h5py(tmp_path):
     with h5py.File(tmp_path / "model.h5", "r") as f:
         assert f.attrs["format"] == "cnn" and f.attrs["format_version"] == saving.FORMAT_VERSION
         config = json.loads(f["model_config"][()])
-        assert [spec["class_name"] for spec in config["layers"]] == ["Conv2D", "Flatten", "Dense"]
+        assert [spec["class_name"] for spec in config["layers"]] == ["Input", "Conv2D", "Flatten",
+                                                                      "Dense"]
+        assert config["layers"][1]["inbound_nodes"] == [[["input", 0, 0]]]
         assert json.loads(f["compile_config"][()])["optimizer"]["name"] == "adam"
         assert list(f["model_weights"].attrs["layer_names"]) == ["conv", "flatten", "head"]
         np.testing.assert_array_equal(f["model_weights/conv/kernel"][()], model.layers[0].params["kernel"])

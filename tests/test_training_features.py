@@ -56,7 +56,7 @@ def test_validation_split_holds_out_the_last_samples_before_shuffling():
     alone = mlp()
     alone.fit(x[:40], y[:40], batch_size=8, epochs=3, verbose=0, shuffle=True, seed=7)
     assert_same_weights(split, alone)
-    accuracy, loss = split.evaluate(x[40:], y_poisoned[40:])
+    loss, accuracy = split.evaluate(x[40:], y_poisoned[40:])
     assert history["val_loss"][-1] == pytest.approx(loss, rel=1e-6)
     assert history["val_accuracy"][-1] == pytest.approx(accuracy)
 
@@ -80,7 +80,7 @@ def test_validation_data_with_sample_weights_matches_weighted_evaluate():
     model = mlp()
     history = model.fit(x[:40], y[:40], epochs=2, verbose=0,
                         validation_data=(x[40:], y[40:], weights))
-    accuracy, loss = model.evaluate(x[40:], y[40:], sample_weight=weights)
+    loss, accuracy = model.evaluate(x[40:], y[40:], sample_weight=weights)
     assert history["val_loss"][-1] == pytest.approx(loss, rel=1e-6)
     assert history["val_accuracy"][-1] == pytest.approx(accuracy)
     expected = (weights * per_sample_losses(model, x[40:], y[40:])).sum() / 10
@@ -157,15 +157,15 @@ def test_bad_validation_and_weight_arguments_are_named(kwargs, match):
 def test_dropout_is_active_in_training_and_off_in_predict_and_evaluate():
     x, y = separable_data(40)
     model = model_with(Dense(32, activation="relu"), Dropout(0.5), Output(3))
-    train_a = model.forward(model._to_batch(x), training=True)
-    train_b = model.forward(model._to_batch(x), training=True)
+    train_a = model.forward(x.astype(model.dtype), training=True)
+    train_b = model.forward(x.astype(model.dtype), training=True)
     assert not np.allclose(train_a, train_b)
     np.testing.assert_array_equal(model.predict(x), model.predict(x))
     twin = model_with(Dense(32, activation="relu"), Output(3))
     twin.set_weights(model.get_weights())
     np.testing.assert_array_equal(model.predict(x), twin.predict(x))
     history = model.fit(x[:30], y[:30], epochs=1, verbose=0, validation_data=(x[30:], y[30:]))
-    assert history["val_loss"][0] == pytest.approx(model.evaluate(x[30:], y[30:])[1])
+    assert history["val_loss"][0] == pytest.approx(model.evaluate(x[30:], y[30:])[0])
 
 
 def test_batch_normalization_uses_batch_statistics_in_training_and_moving_ones_after():
@@ -175,12 +175,12 @@ def test_batch_normalization_uses_batch_statistics_in_training_and_moving_ones_a
                        optimizer=Adam(0.01))
     history = model.fit(x, y, batch_size=16, epochs=5, verbose=0, validation_split=0.25)
     # validation ran in inference mode: it equals evaluate on the held-out samples
-    accuracy, loss = model.evaluate(x[48:], y[48:])
+    loss, accuracy = model.evaluate(x[48:], y[48:])
     assert history["val_loss"][-1] == pytest.approx(loss, rel=1e-5)
     # inference does not depend on the batch: one sample at a time gives the same answers
     np.testing.assert_allclose(model.predict(x[:5], batch_size=1), model.predict(x[:5]), rtol=1e-5)
     bn = model.layers[1]
-    hidden = model.layers[0].forward(model._to_batch(x[:16]))
+    hidden = model.layers[0].forward(x[:16].astype(model.dtype))
     inference = bn.forward(hidden, training=False)
     scale = bn.params["gamma"] / np.sqrt(bn.buffers["moving_variance"] + bn.epsilon)
     expected = (hidden - bn.buffers["moving_mean"]) * scale + bn.params["beta"]
@@ -199,7 +199,7 @@ def test_regularizer_penalty_is_part_of_the_reported_loss():
     penalty = 0.01 * float((model.layers[0].params["kernel"].astype(np.float64) ** 2).sum())
     history = model.fit(x, y, batch_size=30, epochs=1, verbose=0)
     assert history["loss"][0] == pytest.approx(data_loss + penalty, rel=1e-5)
-    accuracy, loss = model.evaluate(x, y)
+    loss, accuracy = model.evaluate(x, y)
     kernel = model.layers[0].params["kernel"].astype(np.float64)
     assert loss == pytest.approx(per_sample_losses(model, x, y).mean() + 0.01 * (kernel**2).sum(),
                                  rel=1e-5)
@@ -213,16 +213,11 @@ def test_model_gradient_includes_the_penalty_gradient():
                                  bias_regularizer=cnn.regularizers.L2(0.3)),
                            Output(3, kernel_regularizer=cnn.regularizers.L1(0.05)))
         x = x.astype(np.float64)
-        output = model.forward(x, training=True)
-        _, grad = model._loss_and_output_grad(output, targets, None)
-        model._backward(grad)
-        for layer in model.layers:
-            cnn.regularizers.add_gradients(layer)
-        analytic = [g.copy() for g in model._gradients()]
+        model.compute_gradients(x, targets)
+        analytic = [g.copy() for g in model.add_regularization_gradients()]
 
         def objective():
-            value, _ = model._loss_and_output_grad(model.forward(x, training=True), targets, None)
-            return float(value) + model._regularization_loss()
+            return model.compute_gradients(x, targets).loss + model.regularization_loss()
 
         for param, grad in zip(model.trainable_weights, analytic):
             assert gradient_error(grad, numerical_gradient(objective, param)) < TOLERANCE

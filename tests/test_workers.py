@@ -16,6 +16,7 @@ from cnn.callbacks import Callback, TerminateOnNaN
 from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                         Input, Layer, MaxPooling2D, Output)
 from cnn.models import Model, NonFiniteLossError
+from cnn.training.strategy import idle_pool
 from cnn.training.workers import SharedArrays, slices
 from cnn.optimizers import SGD, Adam
 
@@ -158,17 +159,17 @@ def test_workers_stay_up_between_fits_and_end_with_close_workers():
     model = convnet()
     x, y = data()
     model.fit(x, y, batch_size=16, verbose=0, workers=2)
-    pool = model._idle_workers
+    pool = idle_pool(model)
     assert pool is not None and pool.alive()
     names = [pool.shared_weights.name, *(io.name for io in pool.io)]
     model.fit(x, y, batch_size=16, verbose=0, workers=2)
-    assert model._idle_workers is pool  # same set-up: the same processes
+    assert idle_pool(model) is pool  # same set-up: the same processes
     model.fit(x, y, batch_size=8, verbose=0, workers=2)
-    assert model._idle_workers is not pool and not pool.alive()  # a new batch size: new ones
-    pool = model._idle_workers
+    assert idle_pool(model) is not pool and not pool.alive()  # a new batch size: new ones
+    pool = idle_pool(model)
     processes = list(pool.processes)
     model.close_workers()
-    assert model._idle_workers is None
+    assert idle_pool(model) is None
     assert not any(process.is_alive() for process in processes)
     shm = Path("/dev/shm")
     if shm.is_dir():
@@ -179,14 +180,14 @@ def test_copies_and_pickles_leave_the_workers_behind():
     model = convnet()
     x, y = data()
     model.fit(x, y, batch_size=16, verbose=0, workers=2)
-    pool = model._idle_workers
+    pool = idle_pool(model)
     for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
-        assert copied._idle_workers is None
+        assert idle_pool(copied) is None
         np.testing.assert_array_equal(copied.predict(x), model.predict(x))
         copied.fit(x, y, batch_size=16, verbose=0, workers=2)  # starts its own
-        assert copied._idle_workers is not pool
+        assert idle_pool(copied) is not pool
         copied.close_workers()
-    assert pool.alive() and model._idle_workers is pool
+    assert pool.alive() and idle_pool(model) is pool
     model.close_workers()
 
 
@@ -194,11 +195,11 @@ def test_a_killed_worker_is_replaced_at_the_next_fit():
     model = convnet()
     x, y = data()
     model.fit(x, y, batch_size=16, verbose=0, workers=2)
-    pool = model._idle_workers
+    pool = idle_pool(model)
     os.kill(pool.processes[0].pid, signal.SIGKILL)
     pool.processes[0].join(timeout=5)
     model.fit(x, y, batch_size=16, verbose=0, workers=2)
-    assert model._idle_workers is not pool and model._idle_workers.alive()
+    assert idle_pool(model) is not pool and idle_pool(model).alive()
     model.close_workers()
 
 
@@ -225,7 +226,7 @@ def test_an_error_in_a_worker_names_the_worker_and_its_traceback():
     assert "this layer refuses to run in a worker" in str(info.value)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)  # the failed step changed nothing
-    assert model._idle_workers is None  # and the processes are gone
+    assert idle_pool(model) is None  # and the processes are gone
 
 
 def test_a_nan_in_a_workers_slice_stops_training_before_the_update():
@@ -249,9 +250,9 @@ def test_terminate_on_nan_stops_quietly_and_the_workers_serve_the_next_fit():
         history = model.fit(bad, y, batch_size=32, verbose=0, shuffle=False, workers=2,
                             callbacks=[TerminateOnNaN()])
     assert np.isnan(history["loss"][-1])
-    pool = model._idle_workers
+    pool = idle_pool(model)
     history = model.fit(x, y, batch_size=32, verbose=0, workers=2)
-    assert model._idle_workers is pool and np.isfinite(history["loss"][-1])
+    assert idle_pool(model) is pool and np.isfinite(history["loss"][-1])
     model.close_workers()
 
 
@@ -310,7 +311,7 @@ def test_close_workers_without_workers_is_harmless():
     model.close_workers()
     x, y = data()
     model.fit(x, y, verbose=0)  # workers=1 starts nothing
-    assert model._idle_workers is None
+    assert idle_pool(model) is None
 
 
 def test_each_process_takes_its_share_of_the_blas_threads():
@@ -328,6 +329,6 @@ def test_each_process_takes_its_share_of_the_blas_threads():
         if cnn.get_num_threads() != 4:
             pytest.skip("the BLAS library here cannot run 4 threads")
         model.fit(x, y, batch_size=16, verbose=0, workers=2, callbacks=[Threads()])
-        assert set(seen) == {2} and model._idle_workers.blas_threads == 2
+        assert set(seen) == {2} and idle_pool(model).blas_threads == 2
         assert cnn.get_num_threads() == 4  # restored after fit
     model.close_workers()

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 
 class Callback:
-    """Base class; every hook does nothing."""
+    """Base class; every hook does nothing.
+
+    A callback whose decisions depend on earlier epochs (EarlyStopping's best value) returns
+    them from ``get_state()`` (JSON-able), so that a model saved during ``fit`` resumes with
+    them (``set_state``). ``runs_last = True`` puts a callback after the others (a
+    checkpoint then saves the others' state of the same epoch).
+    """
+
+    runs_last = False
 
     def __init__(self):
         self.model = None
@@ -37,17 +45,51 @@ class Callback:
 
     def on_train_batch_end(self, batch, logs=None): ...
 
+    def get_state(self) -> dict | None:
+        """What a resumed fit needs to continue as if uninterrupted; None: nothing."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        """Restore ``get_state()``'s value (called after ``on_train_begin``)."""
+
 
 class CallbackList:
     """Calls each hook on every callback, in order."""
 
     def __init__(self, callbacks, model, params: dict):
-        self.callbacks = list(callbacks)
+        callbacks = list(callbacks)
+        self.callbacks = ([c for c in callbacks if not getattr(c, "runs_last", False)]
+                          + [c for c in callbacks if getattr(c, "runs_last", False)])
         for callback in self.callbacks:
             if not isinstance(callback, Callback):
                 raise ValueError(f"callbacks must be cnn.callbacks.Callback instances, got {callback!r}")
             callback.set_model(model)
             callback.set_params(params)
+
+    def _keys(self) -> list:
+        """``"EarlyStopping:0"``: the class name and its rank among callbacks of that class."""
+        counts: dict[str, int] = {}
+        keys = []
+        for callback in self.callbacks:
+            kind = type(callback).__name__
+            keys.append(f"{kind}:{counts.get(kind, 0)}")
+            counts[kind] = counts.get(kind, 0) + 1
+        return keys
+
+    def get_states(self) -> dict:
+        """``{key: state}`` of the callbacks that have state (see ``Callback.get_state``)."""
+        states = {}
+        for key, callback in zip(self._keys(), self.callbacks):
+            state = callback.get_state()
+            if state is not None:
+                states[key] = state
+        return states
+
+    def set_states(self, states: dict) -> None:
+        """Give each callback the state saved for the callback of its class and rank."""
+        for key, callback in zip(self._keys(), self.callbacks):
+            if key in states:
+                callback.set_state(states[key])
 
     def __getattr__(self, hook):
         if not hook.startswith("on_"):

@@ -8,6 +8,7 @@ import string
 import sys
 
 from cnn.callbacks.base import Callback
+from cnn.callbacks.training import restore_state
 
 
 class ModelCheckpoint(Callback):
@@ -57,6 +58,15 @@ class ModelCheckpoint(Callback):
         self.stream = stream or sys.stdout
         self._epoch = 0
         self._batches_seen = 0
+
+    runs_last = True  # saves after the other callbacks have seen the epoch (their state)
+
+    def get_state(self):
+        return {"best": self.best, "batches_seen": self._batches_seen}
+
+    def set_state(self, state):
+        values = restore_state("ModelCheckpoint", state, {"best": float, "batches_seen": int})
+        self.best, self._batches_seen = values["best"], values["batches_seen"]
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

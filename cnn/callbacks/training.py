@@ -67,6 +67,22 @@ def _higher_is_better(owner: str, monitor: str) -> bool:
     )
 
 
+def restore_state(owner, state, fields: dict) -> dict:
+    """``state`` checked to hold a number of the right kind for each of ``fields``
+    (``{name: int or float}``); a ValueError names ``owner`` and the field otherwise."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{owner}: a saved state should be a dict, got {state!r:.80}")
+    values = {}
+    for name, kind in fields.items():
+        value = state.get(name)
+        valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not valid or (kind is int and not isinstance(value, int)):
+            raise ValueError(f"{owner}: saved state {name!r} should be a {kind.__name__}, "
+                             f"got {value!r:.80}")
+        values[name] = kind(value)
+    return values
+
+
 def _float_learning_rate(model, owner: str) -> float:
     """The optimizer's learning rate, refusing a schedule (two owners would fight over it)."""
     if model is None or model.optimizer is None:
@@ -139,6 +155,15 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
+    def get_state(self):
+        """The best value, its epoch and the epochs waited (not ``best_weights``)."""
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": self.best,
+                "best_epoch": self.best_epoch}
+
+    def set_state(self, state):
+        self.__dict__.update(restore_state("EarlyStopping", state, {
+            "wait": int, "stopped_epoch": int, "best": float, "best_epoch": int}))
+
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
@@ -184,6 +209,13 @@ class ReduceLROnPlateau(Callback):
     def on_train_begin(self, logs=None):
         _float_learning_rate(self.model, "ReduceLROnPlateau")
         self._reset()
+
+    def get_state(self):
+        return {"best": self.best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}
+
+    def set_state(self, state):
+        self.__dict__.update(restore_state("ReduceLROnPlateau", state, {
+            "best": float, "wait": int, "cooldown_counter": int}))
 
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0

@@ -4,6 +4,7 @@
     cnn evaluate   accuracy, loss and a per-class report of a saved model on a test set
     cnn predict    classify image files or .npy arrays with a saved model
     cnn summary    print a saved model's layers
+    cnn export     write a saved model as ONNX (needs the [onnx] extra)
 
 With no arguments, ``cnn`` runs ``cnn train``: the seed's network on the MNIST sample that
 ships with the package. A user error (a wrong argument, a missing or malformed file, a model
@@ -21,7 +22,7 @@ import sys
 
 import cnn
 from cnn import networks, optimizers
-from cnn.cli import data, evaluate, predict, train
+from cnn.cli import data, evaluate, export, predict, train
 from cnn.models import NonFiniteLossError
 
 USER_ERRORS = (ValueError, OSError, NonFiniteLossError)
@@ -109,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     summary_parser = commands.add_parser("summary", parents=[common], help="print a saved model's layers")
     summary_parser.add_argument("model", help="a saved .h5 model")
     summary_parser.set_defaults(run=evaluate.summary)
+
+    export_parser = commands.add_parser(
+        "export", parents=[common], help="write a saved model as ONNX (needs the [onnx] extra)")
+    export_parser.add_argument("model", help="a saved .h5 model")
+    export_parser.add_argument("output", help="the .onnx file to write")
+    export_parser.add_argument("--opset", type=_positive(int), default=export.DEFAULT_OPSET,
+                               help="ONNX opset, 13 or newer (default: %(default)s)")
+    export_parser.set_defaults(run=export.run)
     return parser
 
 

@@ -56,7 +56,8 @@ def run(args) -> int:
     finally:
         model.close_workers()
     seconds = time.perf_counter() - start
-    accuracy, loss = model.evaluate(dataset.x_test, dataset.y_test)
+    results = model.evaluate(dataset.x_test, dataset.y_test, return_dict=True)
+    accuracy, loss = results["accuracy"], results["loss"]
     predicted = model.predict_classes(dataset.x_test)
 
     files = {

@@ -17,6 +17,18 @@ A layer:
 
 ``params`` hold trainable arrays, ``buffers`` non-trainable state (moving statistics,
 carried recurrent state). ``get_weights()`` returns both, params first, in insertion order.
+
+Calling a layer on a symbolic tensor (``Dense(10)(x)`` with ``x = Input((784,))``) builds it
+from the tensor's shape and records a node (``cnn.layers.node``); calling it on arrays builds
+it if needed and runs ``forward``. A layer called on a list (``Add()([a, b])``) is a
+multi-input layer: ``build`` gets a list of shapes, ``forward`` a list of arrays and
+``backward`` returns a list of gradients in the same order (``None`` for an input that needs
+none).
+
+Masks (an optional boolean array (N, T) per tensor): after a layer's forward the graph sets
+its output's mask to ``layer.compute_mask(x, mask)``; by default that is ``None``, or the
+incoming mask unchanged when the class sets ``supports_masking = True``. A class that sets
+``accepts_mask = True`` has its forward called as ``forward(x, training=..., mask=mask)``.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn import activations, backend, initializers
+from cnn.layers.node import Node, SymbolicTensor, is_symbolic
 from cnn.utils.naming import snake_case
 
 _LAYER_CLASSES: dict[str, type] = {}
@@ -58,6 +71,8 @@ class Layer:
     """
 
     samplewise = False
+    supports_masking = False  # passes the incoming mask on unchanged (see compute_mask)
+    accepts_mask = False  # forward takes mask=...
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         """Concrete layers register under their class name (for loading saved configs);
@@ -81,6 +96,7 @@ class Layer:
         self.needs_input_grad = True
         self.dtype = backend.floatx()
         self.batch_sized_buffers: tuple = ()  # buffers whose first axis is the batch size
+        self.inbound_nodes: list = []  # one per call on symbolic tensors
 
     # -- shapes -----------------------------------------------------------------------------
     @property
@@ -92,8 +108,12 @@ class Layer:
 
     def build(self, input_shape) -> tuple:
         """Check ``input_shape`` against the declared one, create parameters, return the
-        output shape (both without the batch axis)."""
-        input_shape = normalize_shape(input_shape)
+        output shape (both without the batch axis). A multi-input layer gets a list of
+        shapes."""
+        if isinstance(input_shape, list):
+            input_shape = [normalize_shape(shape) for shape in input_shape]
+        else:
+            input_shape = normalize_shape(input_shape)
         declared = self._declared_input_shape
         if declared is not None and declared != input_shape:
             raise ValueError(
@@ -141,8 +161,58 @@ class Layer:
     def backward(self, grad):
         raise NotImplementedError
 
-    def __call__(self, x, training: bool = False):
+    def __call__(self, inputs, training: bool = False, mask=None):
+        """On symbolic tensors (or Input layers): build, record a node, return its output
+        tensor. On arrays: build from their shapes if needed and return ``forward``."""
+        inputs = _as_tensors(inputs)
+        if is_symbolic(inputs):
+            return self._call_symbolic(inputs)
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if not self.built:
+            self.build([tuple(a.shape[1:]) for a in inputs] if isinstance(inputs, list)
+                       else tuple(inputs.shape[1:]))
+        return self.call_forward(inputs, training, mask)
+
+    def call_forward(self, x, training: bool, mask=None):
+        """``forward``, passing ``mask`` only to a layer that ``accepts_mask``."""
+        if self.accepts_mask:
+            return self.forward(x, training=training, mask=mask)
         return self.forward(x, training=training)
+
+    def compute_mask(self, x, mask):
+        """The output's mask: None, or ``mask`` unchanged when ``supports_masking``."""
+        return mask if self.supports_masking else None
+
+    def _call_symbolic(self, inputs) -> SymbolicTensor:
+        multi = isinstance(inputs, (list, tuple))
+        tensors = list(inputs) if multi else [inputs]
+        shapes = [t.sample_shape for t in tensors]
+        shape = shapes if multi else shapes[0]
+        if not self.built:
+            try:
+                self.build(shape)
+            except ValueError as exc:
+                raise ValueError(f"{_incompatible(self, tensors)}: {exc}") from None
+        elif self.input_shape != shape:
+            raise ValueError(f"{_incompatible(self, tensors)}: the layer was built for input "
+                             f"shape {_shapes_text(self.input_shape)}")
+        return Node(self, tensors, multi, self._output_shape).output
+
+    def symbolic_output(self) -> SymbolicTensor:
+        """The tensor this layer stands for when passed where a tensor is expected (an
+        ``Input`` layer's output); other layers raise a TypeError."""
+        raise TypeError(f"layer {self.describe()} was passed where a tensor is expected; "
+                        "call it on a tensor first, e.g. y = layer(x)")
+
+    @property
+    def output(self) -> SymbolicTensor:
+        """The output tensor of the layer's only call on symbolic tensors."""
+        if len(self.inbound_nodes) != 1:
+            raise ValueError(f"layer {self.describe()} has been called "
+                             f"{len(self.inbound_nodes)} times on tensors; its output is "
+                             "ambiguous")
+        return self.inbound_nodes[0].output
 
     def check_input(self, x) -> None:
         """Raise a clear ValueError when ``x`` (with batch axis) does not fit ``input_shape``."""
@@ -190,6 +260,15 @@ class Layer:
                 raise ValueError(f"layer {self.describe()} weight {key!r} must be finite numbers")
             store = self.params if key in self.params else self.buffers
             store[key] = backend.asarray(value, dtype=current.dtype)
+
+    def get_state(self) -> dict | None:
+        """JSON-able state other than weights that an exact resume needs (a private random
+        generator's position); None when there is none. Saved with the model."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        """Restore what ``get_state`` returned."""
+        raise ValueError(f"layer {self.describe()} keeps no state, got {state!r}")
 
     def count_params(self) -> int:
         return int(sum(int(np.prod(v.shape)) for v in (*self.params.values(), *self.buffers.values())))
@@ -253,6 +332,27 @@ class ActivatedLayer(Layer, register=False):
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation.get_config()}
+
+
+def _as_tensors(inputs):
+    """Input layers given in place of tensors become their output tensors."""
+    if isinstance(inputs, Layer):
+        return inputs.symbolic_output()
+    if isinstance(inputs, (list, tuple)):
+        return type(inputs)(v.symbolic_output() if isinstance(v, Layer) else v for v in inputs)
+    return inputs
+
+
+def _shapes_text(shape) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(format_shape(s) for s in shape) + "]"
+    return format_shape(shape)
+
+
+def _incompatible(layer, tensors) -> str:
+    sources = ", ".join(f"{t.layer.describe()} with output shape {format_shape(t.sample_shape)}"
+                        for t in tensors)
+    return f"layer {layer.describe()} cannot be called on the output of {sources}"
 
 
 def layer_class(name: str) -> type:

@@ -6,6 +6,7 @@ import numpy as np
 
 from cnn import activations, backend, initializers, regularizers
 from cnn.layers.base import ActivatedLayer, Layer
+from cnn.layers.node import Node
 from cnn.utils import checks
 
 
@@ -25,15 +26,25 @@ class Input(Layer):
     """The model's input: its shape without the batch axis, e.g. ``Input((1, 28, 28))``.
 
     ``Input(shape=(784,))`` (Keras) is accepted too. It holds no parameters and is not one of
-    ``model.layers``; the model checks every batch against it.
+    ``model.layers``; the model checks every batch against it. In the functional API it
+    stands for its symbolic tensor: ``Dense(10)(Input((784,)))``, ``Model(inputs=x, ...)``.
     """
 
     def __init__(self, input_shape=None, *, shape=None, name: str | None = None):
         shape = choose(input_shape, shape, "input_shape", "shape")
         if shape is None:
             raise ValueError("Input needs a shape, e.g. Input((1, 28, 28))")
-        super().__init__(input_shape=shape, name=name or "input")
+        super().__init__(input_shape=shape, name=name)  # the model names it "input", ".._1"
         self.build(self.input_shape)
+        Node(self, [], False, self.input_shape)
+
+    def symbolic_output(self):
+        return self.inbound_nodes[0].output
+
+    @property
+    def shape(self) -> tuple:
+        """Keras's ``Input(...).shape``: the batch axis as None."""
+        return (None, *self.input_shape)
 
     def forward(self, x, training=False):
         self.check_input(x)
@@ -198,6 +209,18 @@ class Dropout(Layer):
 
     def backward(self, grad):
         return grad if self.mask is None else grad * self.mask
+
+    def get_state(self):
+        """The position of the layer's own generator (with ``seed``), for exact resumes."""
+        return None if self._rng is None else {"rng": self._rng.bit_generator.state}
+
+    def set_state(self, state):
+        if self._rng is None:
+            raise ValueError(f"layer {self.describe()} has no seed, so no generator state")
+        try:
+            self._rng.bit_generator.state = dict(state["rng"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"layer {self.describe()}: bad generator state ({exc})") from None
 
     def get_config(self):
         return {"rate": self.rate, "name": self.name, "seed": self.seed}

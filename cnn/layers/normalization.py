@@ -1,4 +1,5 @@
-"""BatchNormalization (Ioffe & Szegedy, 2015), with Keras's arguments and conventions.
+"""BatchNormalization (Ioffe & Szegedy, 2015), with Keras's arguments and conventions, and
+LayerNormalization (at the end of this module).
 
 For each channel ``c`` (the normalised axis), over all other axes of the batch::
 
@@ -24,10 +25,13 @@ moving statistics unchanged.
 
 from __future__ import annotations
 
-from cnn import initializers
+import math
+
+from cnn import backend, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer
 from cnn.layers.core import _init_name
+from cnn.ops import normalization as normalization_ops
 from cnn.utils import checks
 
 
@@ -36,7 +40,10 @@ class BatchNormalization(Layer):
 
     Args:
         axis: the channel axis, counting the batch axis as 0 (Keras). Default: 1 (channels)
-            for (N, C, H, W) conv maps, -1 (features) for (N, F) and any other input.
+            for (N, C, H, W) conv maps, -1 (features) for (N, F) and any other input; -1
+            (Keras's default) for every input when the layer is created under
+            ``cnn.set_image_data_format("channels_last")``. Give ``axis=-1`` for
+            channels-last maps otherwise.
         momentum: weight of the old value in the moving statistics (Keras's convention).
         epsilon: added to the variance.
         center / scale: learn ``beta`` / ``gamma`` (otherwise fixed 0 / 1).
@@ -55,6 +62,8 @@ class BatchNormalization(Layer):
         if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int) or axis == 0):
             raise ValueError(f"BatchNormalization axis must be a non-zero int (0 is the batch axis) "
                              f"or None, got {axis!r}")
+        if axis is None and backend.image_data_format() == "channels_last":
+            axis = -1
         self.axis = axis
         self.momentum = checks.fraction("momentum", momentum, upper_inclusive=True)
         self.epsilon = checks.positive("epsilon", epsilon)
@@ -171,4 +180,96 @@ class BatchNormalization(Layer):
         }
 
 
-__all__ = ["BatchNormalization"]
+
+class LayerNormalization(Layer):
+    """Normalise each sample over ``axis`` (the features, by default); Keras's arguments.
+
+    ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` with the mean and biased variance
+    of each sample taken over ``axis`` (see ``cnn.ops.normalization``); the same in training
+    and inference, no moving statistics.
+
+    Args:
+        axis: an axis or a list of axes (counting the batch axis as 0), default -1.
+        epsilon: added to the variance (Keras's default 1e-3; PyTorch's LayerNorm 1e-5).
+        center / scale: learn ``beta`` / ``gamma``.
+        beta_initializer, gamma_initializer: initialiser names.
+    Weights: ``gamma`` and ``beta``, of the sizes of the normalised axes (``(F,)`` for
+        axis=-1), in Keras's order. Shapes: any (N, ...) -> the same shape.
+    """
+
+    samplewise = True
+    supports_masking = True
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", *, input_shape=None,
+                 name=None, trainable=True):
+        super().__init__(input_shape=input_shape, name=name, trainable=trainable)
+        axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+        if not axes or any(isinstance(a, bool) or not isinstance(a, int) or a == 0 for a in axes):
+            raise ValueError(f"LayerNormalization axis must be a non-zero int or a list of them "
+                             f"(0 is the batch axis), got {axis!r}")
+        self.axis = axis if isinstance(axis, int) else list(axis)
+        self.epsilon = checks.positive("epsilon", epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.initializer_names = {"gamma": gamma_initializer, "beta": beta_initializer}
+        for init in self.initializer_names.values():
+            initializers.get(init)
+        self._axes = None
+        self._param_shape = None
+        self._cache = None
+
+    def _build(self, input_shape):
+        ndim = len(input_shape) + 1
+        axes = []
+        for a in (self.axis if isinstance(self.axis, list) else [self.axis]):
+            positive = a + ndim if a < 0 else a
+            if not 1 <= positive < ndim or positive in axes:
+                raise ValueError(f"layer {self.describe()}: axis {self.axis} does not fit input "
+                                 f"of shape (None, {', '.join(map(str, input_shape))})")
+            axes.append(positive)
+        self._axes = tuple(sorted(axes))
+        self._param_shape = tuple(input_shape[i - 1] if i in self._axes else 1
+                                  for i in range(1, ndim))
+        sizes = tuple(input_shape[i - 1] for i in self._axes)
+        for key, wanted in (("gamma", self.scale), ("beta", self.center)):
+            if wanted:
+                count = math.prod(sizes)
+                self.add_param(key, initializers.initialize(self.initializer_names[key], sizes,
+                                                            count, count))
+        return input_shape
+
+    def _broadcast(self, key):
+        return self.params[key].reshape(self._param_shape) if key in self.params else None
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        y, self._cache = normalization_ops.layer_norm_forward(
+            x, self._axes, self._broadcast("gamma"), self._broadcast("beta"), self.epsilon)
+        return y
+
+    def backward(self, grad):
+        if self._cache is None:
+            raise ValueError(f"layer {self.describe()}: backward called without a forward pass")
+        dx, d_gamma, d_beta = normalization_ops.layer_norm_backward(
+            self._cache, grad, self._broadcast("gamma"))
+        self._cache = None
+        kept = tuple(i for i in range(grad.ndim) if i not in self._axes)
+        for key, full in (("gamma", d_gamma), ("beta", d_beta)):
+            if key in self.params:
+                self.grads[key] = full.sum(axis=kept).reshape(self.params[key].shape)
+        return dx if self.needs_input_grad else None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            **{f"{key}_initializer": _init_name(init)
+               for key, init in self.initializer_names.items()},
+        }
+
+
+__all__ = ["BatchNormalization", "LayerNormalization"]

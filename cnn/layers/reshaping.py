@@ -1,85 +1,155 @@
-"""Layers that move values around without weights: GlobalAveragePooling2D, ZeroPadding2D,
-Reshape. Images are (N, C, H, W), channels first, as everywhere in ``cnn``."""
+"""Layers that move values around without weights: ZeroPadding2D, Cropping2D, UpSampling2D,
+Reshape. Images are (N, C, H, W) or (N, H, W, C), as each layer's ``data_format`` says.
+(GlobalAveragePooling2D lives in ``cnn.layers.pooling``; it is importable from here too.)"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnn.backend import xp
+from cnn.layers import data_format as formats
 from cnn.layers.base import Layer, format_shape
-from cnn.ops.im2col import crop_spatial, pad_spatial
-from cnn.ops.shapes import check_padding
+from cnn.layers.pooling import GlobalAveragePooling2D
+from cnn.ops import resize as resize_ops
+from cnn.ops.im2col import channels_last, crop_spatial, pad_spatial
+from cnn.ops.shapes import check_padding, pair
 
 
-def _require_image_input(layer, input_shape):
-    if len(input_shape) != 3:
-        raise ValueError(
-            f"layer {layer.describe()} needs input of shape (channels, height, width), "
-            f"got {format_shape(input_shape)}"
-        )
-
-
-class GlobalAveragePooling2D(Layer):
-    """The mean of each channel over height and width.
-
-    Args:
-        keepdims: keep the spatial axes as size 1.
-    Shapes: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with ``keepdims``.
-    """
+class _SpatialLayer(Layer, register=False):
+    """An image layer without weights, in either data format (see ``data_format``)."""
 
     samplewise = True
 
-    def __init__(self, keepdims=False, *, input_shape=None, name=None):
+    def __init__(self, data_format=None, input_shape=None, name=None):
         super().__init__(input_shape=input_shape, name=name)
-        self.keepdims = bool(keepdims)
+        self.data_format = formats.resolve(data_format)
 
-    def _build(self, input_shape):
-        _require_image_input(self, input_shape)
-        return (input_shape[0], 1, 1) if self.keepdims else (input_shape[0],)
+    @property
+    def spatial_axes(self):
+        return formats.spatial_axes(self.data_format)
 
-    def forward(self, x, training=False):
-        return x.mean(axis=(2, 3), keepdims=self.keepdims)
-
-    def backward(self, grad):
-        channels, height, width = self.input_shape
-        grad = grad.reshape(grad.shape[0], channels, 1, 1) * grad.dtype.type(1.0 / (height * width))
-        return xp.broadcast_to(grad, (grad.shape[0], *self.input_shape)).copy()
+    def _split(self, input_shape):
+        formats.require_input(self, input_shape)
+        return formats.split_shape(input_shape, self.data_format)
 
     def get_config(self):
-        return {"keepdims": self.keepdims, "name": self.name}
+        return {"data_format": self.data_format, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**formats.config_with_default(config))
 
 
-class ZeroPadding2D(Layer):
+class ZeroPadding2D(_SpatialLayer):
     """Add rows and columns of zeros around each image.
 
     Args:
         padding: an int (all four sides), ``(rows, cols)`` (symmetric), or
             ``((top, bottom), (left, right))``, as in Keras.
-    Shapes: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right).
+        data_format: "channels_first" or "channels_last"; default ``cnn.image_data_format()``.
+    Shapes: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right), or the same with
+        the channels last.
     """
 
-    samplewise = True
-
-    def __init__(self, padding=1, *, input_shape=None, name=None):
-        super().__init__(input_shape=input_shape, name=name)
+    def __init__(self, padding=1, data_format=None, *, input_shape=None, name=None):
+        super().__init__(data_format, input_shape, name)
         if isinstance(padding, str):
             raise ValueError(f"ZeroPadding2D takes amounts of padding, not a mode; got {padding!r}")
         self.padding = check_padding(padding)
 
     def _build(self, input_shape):
-        _require_image_input(self, input_shape)
+        channels, (height, width) = self._split(input_shape)
         (top, bottom), (left, right) = self.padding
-        channels, height, width = input_shape
-        return (channels, height + top + bottom, width + left + right)
+        return formats.join_shape(channels, (height + top + bottom, width + left + right),
+                                  self.data_format)
 
     def forward(self, x, training=False):
-        return pad_spatial(x, self.padding)
+        return pad_spatial(x, self.padding, axes=self.spatial_axes)
 
     def backward(self, grad):
-        return crop_spatial(grad, self.padding)
+        return crop_spatial(grad, self.padding, axes=self.spatial_axes)
 
     def get_config(self):
-        return {"padding": [list(p) for p in self.padding], "name": self.name}
+        return {"padding": [list(p) for p in self.padding], **super().get_config()}
+
+
+class Cropping2D(_SpatialLayer):
+    """Cut rows and columns off the edges of each image (the inverse of ZeroPadding2D).
+
+    Args:
+        cropping: an int (all four sides), ``(rows, cols)`` (symmetric), or
+            ``((top, bottom), (left, right))``, as in Keras.
+        data_format: as for ZeroPadding2D.
+    Shapes: (N, C, H, W) -> (N, C, H - top - bottom, W - left - right), or channels last.
+    """
+
+    def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, *, input_shape=None,
+                 name=None):
+        super().__init__(data_format, input_shape, name)
+        if isinstance(cropping, str):
+            raise ValueError(f"Cropping2D takes amounts to crop, got {cropping!r}")
+        self.cropping = check_padding(cropping)
+
+    def _build(self, input_shape):
+        channels, (height, width) = self._split(input_shape)
+        (top, bottom), (left, right) = self.cropping
+        out = (height - top - bottom, width - left - right)
+        if min(out) < 1:
+            raise ValueError(
+                f"layer {self.describe()}: cropping {self.cropping} leaves nothing of the input "
+                f"{format_shape(input_shape)} read as {formats.layout(self.data_format)} "
+                f"(output {out})"
+            )
+        return formats.join_shape(channels, out, self.data_format)
+
+    def forward(self, x, training=False):
+        return crop_spatial(x, self.cropping, axes=self.spatial_axes)
+
+    def backward(self, grad):
+        return pad_spatial(grad, self.cropping, axes=self.spatial_axes)
+
+    def get_config(self):
+        return {"cropping": [list(p) for p in self.cropping], **super().get_config()}
+
+
+class UpSampling2D(_SpatialLayer):
+    """Enlarge each image by integer factors.
+
+    Args:
+        size: int or ``(sh, sw)``.
+        interpolation: "nearest" (repeat each pixel) or "bilinear" (half-pixel centres, as
+            Keras and PyTorch's ``align_corners=False``).
+        data_format: as for ZeroPadding2D.
+    Shapes: (N, C, H, W) -> (N, C, H * sh, W * sw), or channels last.
+    """
+
+    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", *,
+                 input_shape=None, name=None):
+        super().__init__(data_format, input_shape, name)
+        self.size = pair(size, "size")
+        if interpolation not in resize_ops.INTERPOLATIONS:
+            raise ValueError(f"UpSampling2D interpolation must be one of "
+                             f"{', '.join(resize_ops.INTERPOLATIONS)}, got {interpolation!r}")
+        self.interpolation = interpolation
+
+    def _build(self, input_shape):
+        channels, (height, width) = self._split(input_shape)
+        return formats.join_shape(channels, (height * self.size[0], width * self.size[1]),
+                                  self.data_format)
+
+    def forward(self, x, training=False):
+        nhwc = channels_last(formats.to_nchw(x, self.data_format))
+        y = resize_ops.upsample_forward(nhwc, self.size, self.interpolation)
+        return formats.from_nchw(y.transpose(0, 3, 1, 2), self.data_format)
+
+    def backward(self, grad):
+        nhwc = channels_last(formats.to_nchw(grad, self.data_format))
+        _, (height, width) = formats.split_shape(self.input_shape, self.data_format)
+        dx = resize_ops.upsample_backward(nhwc, (height, width), self.size, self.interpolation)
+        return formats.from_nchw(dx.transpose(0, 3, 1, 2), self.data_format)
+
+    def get_config(self):
+        return {"size": list(self.size), "interpolation": self.interpolation,
+                **super().get_config()}
 
 
 class Reshape(Layer):
@@ -127,4 +197,4 @@ class Reshape(Layer):
         return {"target_shape": list(self.target_shape), "name": self.name}
 
 
-__all__ = ["GlobalAveragePooling2D", "ZeroPadding2D", "Reshape"]
+__all__ = ["GlobalAveragePooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Reshape"]

@@ -41,15 +41,30 @@ States:
   returns to the initial states; ``reset_states(states)`` sets them.
 * ``go_backwards=True`` reads the sequence from the last step to the first; with
   ``return_sequences`` the outputs are in that reversed order (as in Keras).
+
+Masks (Keras's semantics): ``forward(x, mask=mask)`` with ``mask`` (N, T) bool (True where a
+step counts; a model passes the mask an ``Embedding(mask_zero=True)`` or ``Masking`` layer
+makes). At a masked step a sequence keeps its states, so the last output is the output of its
+last unmasked step, and with ``return_sequences`` the output at a masked step repeats the
+previous output (before the first unmasked step: the initial state, zeros by default;
+Keras gives zeros there even with an initial state); ``zero_output_for_mask=True`` gives
+zeros there instead (``Bidirectional`` sets it with ``return_sequences``, as Keras does). The
+output mask (``compute_mask``) is the input mask with ``return_sequences``, else None.
+
+``recurrent_dropout=rate``: in training, each sequence draws one dropout mask (N, U) from the
+seeded generator and multiplies ``h_{t-1}`` by it where it enters the recurrent kernel, at
+every step (the same mask over time, as Keras); inference uses no dropout. The mask of the
+last training forward is ``layer.recurrent_dropout_mask``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnn import activations, initializers
+from cnn import activations, backend, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer, format_shape
+from cnn.layers.node import is_symbolic
 from cnn.utils import checks
 from cnn.layers.core import _init_name
 from cnn.ops import rnn as rnn_ops
@@ -98,14 +113,20 @@ class _RNN(Layer):
 
     gate_blocks = 1
     state_names: tuple = ("h",)
+    accepts_mask = True
+    supports_masking = True
 
     def __init__(self, units, activation="tanh", *, use_bias=True, return_sequences=False,
                  return_state=False, stateful=False, go_backwards=False,
+                 recurrent_dropout=0.0, zero_output_for_mask=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", input_shape=None, name=None, trainable=True):
         super().__init__(input_shape=input_shape, name=name, trainable=trainable)
         set_recurrent_arguments(self, units, activation, use_bias, kernel_initializer,
                                 recurrent_initializer, bias_initializer)
+        self.recurrent_dropout = checks.fraction("recurrent_dropout", recurrent_dropout)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.recurrent_dropout_mask = None
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.stateful = bool(stateful)
@@ -234,12 +255,42 @@ class _RNN(Layer):
         return [xp.broadcast_to(s, (batch, self.units)).astype(dtype) for s in states]
 
     # -- computation ------------------------------------------------------------------------
-    def __call__(self, x, training=False, initial_state=None):
-        """Keras's call: builds on first use; with ``return_state`` returns ``[output, *states]``."""
+    def __call__(self, x, training=False, initial_state=None, mask=None):
+        """Keras's call on arrays: builds on first use; with ``return_state`` returns
+        ``[output, *states]``. On symbolic tensors (or an Input layer) it records a node."""
+        if is_symbolic(x) or isinstance(x, Layer):  # a functional model's call: a node
+            if self.return_state or initial_state is not None:
+                raise ValueError(f"layer {self.describe()}: return_state and initial_state "
+                                 "are for calls on arrays, not in functional models")
+            return super().__call__(x, training)
         if not self.built:
             self.build(tuple(x.shape[1:]))
-        output = self.forward(x, training=training, initial_state=initial_state)
+        output = self.forward(x, training=training, initial_state=initial_state, mask=mask)
         return [output, *self.states] if self.return_state else output
+
+    def compute_mask(self, x, mask):
+        """The output mask: the input mask with ``return_sequences``, else None."""
+        return mask if self.return_sequences else None
+
+    def check_mask(self, x, mask):
+        """``mask`` as an (N, T) bool array, or a ValueError naming the layer and both shapes."""
+        if mask is None:
+            return None
+        mask = xp.asarray(mask)
+        if mask.shape != x.shape[:2]:
+            raise ValueError(
+                f"layer {self.describe()}: the mask must be (batch, time steps) = "
+                f"{tuple(x.shape[:2])} for input of shape {tuple(x.shape)}, got a mask of "
+                f"shape {tuple(mask.shape)}"
+            )
+        return mask.astype(bool, copy=False)
+
+    def draw_recurrent_dropout_mask(self, batch, dtype):
+        """One (N, U) inverted-dropout factor per sequence, from the seeded generator."""
+        draws = backend.rng().random((batch, self.units), dtype=np.float32)
+        keep = draws >= self.recurrent_dropout
+        scale = 1.0 / (1.0 - self.recurrent_dropout)
+        return backend.asarray(keep, dtype=dtype) * np.dtype(dtype).type(scale)
 
     def check_sequences(self, x) -> None:
         """Raise a clear ValueError unless ``x`` is (N, T, F) with the built T and F."""
@@ -263,11 +314,16 @@ class _RNN(Layer):
                 f"{x.shape[1]} ({relation}; input of shape {tuple(x.shape)})"
             )
 
-    def forward(self, x, training=False, initial_state=None):
+    def forward(self, x, training=False, initial_state=None, mask=None):
         self.check_sequences(x)
+        mask = self.check_mask(x, mask)
         batch = x.shape[0]
         kernel = self.params["kernel"]
         states = self._start_states(batch, kernel.dtype, initial_state)
+        self.recurrent_dropout_mask = None
+        if training and self.recurrent_dropout > 0:
+            self.recurrent_dropout_mask = self.draw_recurrent_dropout_mask(batch, kernel.dtype)
+        step_mask = None if mask is None else mask.T[::-1] if self.go_backwards else mask.T
         x_steps = x.transpose(1, 0, 2)
         if self.go_backwards:
             x_steps = x_steps[::-1]
@@ -277,13 +333,18 @@ class _RNN(Layer):
         xp.matmul(x_steps.reshape(-1, x_steps.shape[-1]), kernel.T, out=xw)
         if self.use_bias:
             xw += self.params["bias"]
-        h, final, cache = self._recurrence(xw.reshape(steps, batch, -1), states)
+        masks = {"mask": step_mask, "recurrent_mask": self.recurrent_dropout_mask}
+        h, final, cache = self._recurrence(xw.reshape(steps, batch, -1), states, masks)
         self.states = [state.copy() for state in final]
         if self.stateful:
             self._carried = [state.copy() for state in final]
-        self._cache = (x_steps, cache)
+        output_mask = None
+        if self.return_sequences and self.zero_output_for_mask and step_mask is not None:
+            output_mask = step_mask.T[:, :, None].astype(kernel.dtype)
+        self._cache = (x_steps, cache, output_mask)
         if self.return_sequences:
-            return xp.ascontiguousarray(h.transpose(1, 0, 2))
+            outputs = xp.ascontiguousarray(h.transpose(1, 0, 2))
+            return outputs if output_mask is None else outputs * output_mask
         return self.states[0].copy()
 
     def backward(self, grad, state_grads=None):
@@ -292,7 +353,7 @@ class _RNN(Layer):
         ``initial_state_grads``; returns the input gradient (N, T, F)."""
         if self._cache is None:
             raise ValueError(f"layer {self.describe()}: backward called without a forward pass")
-        x_steps, cache = self._cache
+        x_steps, cache, output_mask = self._cache
         final_grads = [None] * len(self.state_names)
         if state_grads is not None:
             if len(state_grads) != len(final_grads):
@@ -302,6 +363,8 @@ class _RNN(Layer):
                 )
             final_grads = list(state_grads)
         if self.return_sequences:
+            if output_mask is not None:
+                grad = grad * output_mask
             dh_seq = xp.ascontiguousarray(grad.transpose(1, 0, 2))
         else:
             dh_seq = None
@@ -321,7 +384,8 @@ class _RNN(Layer):
             dx = dx[::-1]
         return xp.ascontiguousarray(dx.transpose(1, 0, 2))
 
-    def _recurrence(self, xw, states):
+    def _recurrence(self, xw, states, masks):
+        """``masks``: the keyword arguments ``mask`` and ``recurrent_mask`` of the kernels."""
         raise NotImplementedError
 
     def _recurrence_backward(self, cache, dh_seq, final_grads):
@@ -336,15 +400,17 @@ class _RNN(Layer):
             "return_state": self.return_state,
             "stateful": self.stateful,
             "go_backwards": self.go_backwards,
+            "recurrent_dropout": self.recurrent_dropout,
+            "zero_output_for_mask": self.zero_output_for_mask,
         }
 
 
 class SimpleRNN(_RNN):
     """Fully connected recurrence: ``h_t = activation(x_t W.T + h_{t-1} R.T + b)``."""
 
-    def _recurrence(self, xw, states):
+    def _recurrence(self, xw, states, masks):
         return rnn_ops.simple_rnn_forward(xw, states[0], self.params["recurrent_kernel"],
-                                          self.activation, self._workspace)
+                                          self.activation, self._workspace, **masks)
 
     def _recurrence_backward(self, cache, dh_seq, final_grads):
         dxw, initial_grads, (d_recurrent,) = rnn_ops.simple_rnn_backward(cache, dh_seq, final_grads)
@@ -388,9 +454,10 @@ class LSTM(_GatedRNN):
             bias[self.units:2 * self.units] = 1
         return bias
 
-    def _recurrence(self, xw, states):
+    def _recurrence(self, xw, states, masks):
         return rnn_ops.lstm_forward(xw, states[0], states[1], self.params["recurrent_kernel"],
-                                    self.activation, self.recurrent_activation, self._workspace)
+                                    self.activation, self.recurrent_activation, self._workspace,
+                                    **masks)
 
     def _recurrence_backward(self, cache, dh_seq, final_grads):
         dxw, initial_grads, (d_recurrent,) = rnn_ops.lstm_backward(cache, dh_seq, final_grads)
@@ -425,10 +492,11 @@ class GRU(_GatedRNN):
             self.add_param("recurrent_bias", self._initial_bias(3 * self.units, input_shape[-1]))
         return output_shape
 
-    def _recurrence(self, xw, states):
+    def _recurrence(self, xw, states, masks):
         return rnn_ops.gru_forward(xw, states[0], self.params["recurrent_kernel"],
                                    self.params.get("recurrent_bias"), self.activation,
-                                   self.recurrent_activation, self.reset_after, self._workspace)
+                                   self.recurrent_activation, self.reset_after, self._workspace,
+                                   **masks)
 
     def _recurrence_backward(self, cache, dh_seq, final_grads):
         dxw, initial_grads, recurrent = rnn_ops.gru_backward(cache, dh_seq, final_grads)
@@ -441,4 +509,6 @@ class GRU(_GatedRNN):
         return {**super().get_config(), "reset_after": self.reset_after}
 
 
-__all__ = ["SimpleRNN", "LSTM", "GRU"]
+RNN_LAYERS = (SimpleRNN, LSTM, GRU)  # what Bidirectional wraps
+
+__all__ = ["SimpleRNN", "LSTM", "GRU", "RNN_LAYERS"]

@@ -1,318 +1,472 @@
-"""Model: a stack of layers with the seed's API (add_layer, compile, fit, predict, evaluate,
-summary, save) and Keras's conveniences (optimizers, validation, callbacks, sample weights).
+"""Model: a graph of layers (``cnn.models.graph``) with compile settings and the math of a step.
 
-Data flows one way: ``fit`` -> ``layer.forward`` -> loss -> ``layer.backward`` ->
-``optimizer.apply_gradients``. Batches are drawn by index from the caller's arrays and cast to
-the model's float type one batch at a time, so no copy of the whole data set is made.
+Three ways to make one, all the same graph underneath:
+
+* functional (Keras): ``x = Input((784,)); y = Dense(10)(x); Model(inputs=x, outputs=y)``,
+  with lists or dicts of inputs and outputs;
+* the seed's: ``model = Model(Input((1, 28, 28)), "name"); model.add_layer(Conv2D(...))``;
+* ``Sequential([Input(...), Conv2D(...), ...])``.
+
+This module owns the graph, the weights, compile, the losses of the outputs and the public
+per-batch step ``compute_gradients`` (the loss, outputs and gradients of a slice of a batch),
+which the training loop and its worker processes call. ``fit``, ``evaluate``, ``predict`` and
+``save`` are methods that hand the model to the loop and saving packages through
+``cnn.models.seam``; this package imports neither.
 """
 
 from __future__ import annotations
 
-import math
-import weakref
-from contextlib import nullcontext
+import copy
+from typing import NamedTuple
 
 import numpy as np
 
 from cnn import backend, losses, metrics as metrics_module, optimizers, regularizers
-from cnn.backend import xp
-from cnn.callbacks import CallbackList, History, ProgbarLogger
-from cnn.layers.base import ActivatedLayer, Layer, deserialize, format_shape, serialize
+from cnn.layers.base import ActivatedLayer, Layer
 from cnn.layers.core import Input, choose
-from cnn.models import data
-from cnn.training import workers as data_parallel
+from cnn.layers.node import SymbolicTensor, is_symbolic
+from cnn.models import config as model_config
+from cnn.models import seam
+from cnn.models.graph import Graph
+from cnn.models.summary import summary_lines
+from cnn.utils import checks
 
-PREDICT_BATCH_SIZE = 256
 # A batch runs in parts whose largest activation takes at most this much memory, so that the
 # activations stay in the CPU cache between layers (2 MB of L2 per core on the machine where
 # this was tuned: 1.3-1.4x faster at batch 256 for the seed network, 1.25x at 128 for LeNet).
 PART_BYTES = 2 << 20
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss or gradient; the weights were not updated.
+class Gradients(NamedTuple):
+    """What ``Model.compute_gradients`` returns for a slice of a batch.
 
-    ``loss`` is the non-finite loss, or NaN when the loss was finite but a gradient was not.
+    loss: the slice's share of the batch's total loss (float, without weight penalties);
+    output_losses: the share of each output's loss (None for an output without loss);
+    outputs: the slice's outputs, one array per model output;
+    gradients: the share of the gradients, in ``trainable_weights`` order.
     """
 
-    def __init__(self, message, loss=math.nan):
-        super().__init__(message)
-        self.loss = loss
+    loss: float
+    output_losses: list
+    outputs: list
+    gradients: list
 
 
 class Model:
-    """A feed-forward stack of layers.
+    """A DAG of layers between input and output tensors.
 
     Args:
-        input_layer: an ``Input`` (or a shape tuple); may be omitted when the first layer
-            declares ``input_shape``.
+        inputs: functional form: an ``Input`` (or its tensor), a list or a dict of them.
+            Seed form: the ``Input`` layer (or a shape tuple) the stack starts from; may be
+            omitted when the first added layer declares ``input_shape``.
+        outputs: functional form: the output tensor, a list or a dict of them (the dict's
+            keys then name the outputs). Seed form: the model's name (``Model(input, "x")``).
         name: the model's name (shown by ``summary``, stored by ``save``).
     """
 
-    def __init__(self, input_layer=None, name: str = "cnn"):
-        if input_layer is not None and not isinstance(input_layer, Input):
-            input_layer = Input(input_layer)
-        self.input = input_layer
-        self.name = name
-        self.layers: list[Layer] = []
-        self.cur_output_shape = None if input_layer is None else input_layer.input_shape
+    def __init__(self, inputs=None, outputs=None, name: str | None = None, *, input_layer=None):
+        inputs = choose(input_layer, inputs, "input_layer", "inputs")
+        if outputs is None or isinstance(outputs, str):
+            name = choose(outputs, name, "name", "name", "cnn")
+            outputs = None
+        self.name = name if name is not None else "model"
         self.dtype = backend.floatx()
+        self.graph: Graph | None = None
+        self.input_keys = self.output_keys = None  # dict keys when given as dicts
+        self.is_stack = outputs is None
         self.optimizer = None
-        self.loss = None
-        self.metrics: list = []
+        self.output_losses: list = []
+        self.loss_weights: list = []
+        self.output_metrics: list = []
+        self.seed_compiled = False
         self.stop_training = False
-        self.history: History | None = None
+        self.history = None
         self.epoch = 0
         self.train_seed: int | None = None
         self.class_names: list[str] | None = None  # optional, saved with the model
-        self._fused = False
-        self._worker_pool = None  # the pool of the fit that is running, if it has workers
-        self._idle_workers = None  # kept between fits that need the same set-up
+        self.resume_state: dict | None = None  # callbacks' state read from a file
+        self.running_callbacks = None  # the CallbackList of the fit that is running
+        self.fused_outputs: tuple = ()
+        if self.is_stack:
+            self._stack_input = None
+            if inputs is not None:
+                self.add_layer(inputs if isinstance(inputs, Input) else Input(inputs))
+        else:
+            self._connect(inputs, outputs)
 
     # -- building ---------------------------------------------------------------------------
+    def _connect(self, inputs, outputs) -> None:
+        self.input_keys, input_list = _flatten("inputs", inputs)
+        self.output_keys, output_list = _flatten("outputs", outputs)
+        self.graph = Graph(input_list, output_list)
+        self._name_layers()
+        self._refresh_training_graph()
+
+    def _name_layers(self) -> None:
+        taken: dict[str, Layer] = {}
+        everything = [t.layer for t in self.graph.inputs] + self.graph.layers
+        for layer in everything:
+            if layer.name is not None:
+                if layer.name in taken and taken[layer.name] is not layer:
+                    raise ValueError(f"the model has two layers named {layer.name!r}; layer "
+                                     "names must be unique")
+                taken[layer.name] = layer
+        for layer in everything:
+            if layer.name is None:
+                layer.name = _unique_name(layer.default_name(), taken)
+                taken[layer.name] = layer
+
+    def add_layer(self, layer: Layer) -> None:
+        """Append ``layer`` to a stack model, inferring its input shape from the current
+        output (the seed's form; ``add`` is Keras's spelling)."""
+        if not isinstance(layer, Layer):
+            raise ValueError(f"add_layer expects a cnn layer, got {layer!r}")
+        if not self.is_stack and len(self.outputs) != 1:
+            raise ValueError("add_layer extends a model with one output; this one has "
+                             f"{len(self.outputs)}")
+        if isinstance(layer, Input):
+            if self.graph is not None or self._stack_input is not None:
+                raise ValueError("an Input layer can only start a model")
+            self._stack_input = layer
+            return
+        if layer.built or any(layer is other for other in self.layers):
+            raise ValueError(f"layer {layer.describe()} already belongs to a model")
+        if self.graph is None:
+            start = self._stack_input
+            if start is None:
+                if layer.input_shape is None:
+                    raise ValueError(
+                        f"the first layer {layer.describe()} needs an input shape: start the "
+                        "model with Input(shape) or pass input_shape= to the layer")
+                start = self._stack_input = Input(layer.input_shape)
+            inputs, current = [start.symbolic_output()], start.symbolic_output()
+        else:
+            inputs, current = self.graph.inputs, self.graph.outputs[0]
+        if layer.name is not None and any(other.name == layer.name for other in self.layers):
+            raise ValueError(f"the model already has a layer named {layer.name!r}")
+        output = layer(current)
+        self.graph = Graph(inputs, [output])
+        self._name_layers()
+        self._refresh_training_graph()
+
+    add = add_layer
+
+    def _refresh_training_graph(self) -> None:
+        """Which outputs fuse their activation with their loss (softmax + cross-entropy)."""
+        fused = []
+        for index, tensor in enumerate(self.outputs):
+            layer = tensor.layer
+            loss = self.output_losses[index] if index < len(self.output_losses) else None
+            if isinstance(layer, ActivatedLayer):
+                layer.keep_preactivation = False
+            if (loss is not None and isinstance(layer, ActivatedLayer)
+                    and loss.fuses_with(layer.activation.name)
+                    and len(self.graph.model_nodes(layer)) == 1
+                    and self.graph.consumers.get(tensor.id, 0) == 0
+                    and sum(t is tensor for t in self.outputs) == 1):
+                fused.append(index)
+        for index in fused:
+            self.outputs[index].layer.keep_preactivation = True
+        self.fused_outputs = tuple(fused)
+
+    # -- structure --------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers in the order they run, without the Input layers."""
+        return [] if self.graph is None else list(self.graph.layers)
+
+    @property
+    def inputs(self) -> list[SymbolicTensor]:
+        return [] if self.graph is None else list(self.graph.inputs)
+
+    @property
+    def outputs(self) -> list[SymbolicTensor]:
+        return [] if self.graph is None else list(self.graph.outputs)
+
+    @property
+    def input_layers(self) -> list[Input]:
+        if self.graph is None:
+            return [] if self._stack_input is None else [self._stack_input]
+        return [t.layer for t in self.graph.inputs]
+
+    @property
+    def input(self):
+        """The Input layer (a list of them for several inputs); None before any."""
+        layers = self.input_layers
+        if not layers:
+            return None
+        return layers[0] if len(layers) == 1 else layers
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.input_keys) if self.input_keys else [l.name for l in self.input_layers]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The outputs' names: the dict's keys, else the names of the layers producing them."""
+        if self.output_keys:
+            return list(self.output_keys)
+        return [t.layer.name for t in self.outputs]
+
+    @property
+    def input_shapes(self) -> list[tuple]:
+        """Each input's sample shape (without the batch axis)."""
+        return [layer.input_shape for layer in self.input_layers]
+
+    @property
+    def output_shapes(self) -> list[tuple]:
+        """Each output's sample shape; the input's for a stack without layers."""
+        if self.graph is None:
+            return list(self.input_shapes)
+        return [t.sample_shape for t in self.graph.outputs]
+
+    @property
+    def input_shape(self):
+        shapes = [(None, *s) for s in self.input_shapes]
+        return None if not shapes else shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [(None, *s) for s in self.output_shapes]
+        return None if not shapes else shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def cur_output_shape(self):
+        """The seed's attribute: the (single) output's sample shape."""
+        shapes = self.output_shapes
+        return None if not shapes else shapes[0] if len(shapes) == 1 else shapes
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by ``name`` or by ``index`` in ``layers`` (Keras's signature)."""
+        if (name is None) == (index is None):
+            raise ValueError("give get_layer exactly one of name= or index=")
+        if index is not None:
+            layers = self.layers
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
+                    or not -len(layers) <= index < len(layers):
+                raise ValueError(f"index {index!r} is out of range: the model has "
+                                 f"{len(layers)} layers")
+            return layers[index]
+        for layer in [*self.input_layers, *self.layers]:
+            if layer.name == name:
+                return layer
+        known = ", ".join(layer.name for layer in [*self.input_layers, *self.layers])
+        raise ValueError(f"no layer named {name!r}; the model has: {known or 'none'}")
+
     @property
     def lr(self):
         """The seed's attribute: the optimizer's current learning rate."""
         return None if self.optimizer is None else self.optimizer.current_learning_rate()
 
-    @property
-    def input_shape(self):
-        return None if self.input is None else (None, *self.input.input_shape)
-
-    @property
-    def output_shape(self):
-        return None if self.cur_output_shape is None else (None, *self.cur_output_shape)
-
-    def add_layer(self, layer: Layer) -> None:
-        """Append ``layer``, inferring its input shape from the current output shape."""
-        if not isinstance(layer, Layer):
-            raise ValueError(f"add_layer expects a cnn layer, got {layer!r}")
-        if isinstance(layer, Input):
-            if self.input is not None or self.layers:
-                raise ValueError("an Input layer can only start a model")
-            self.input = layer
-            self.cur_output_shape = layer.input_shape
-            return
-        if layer.built or any(layer is other for other in self.layers):
-            raise ValueError(f"layer {layer.describe()} already belongs to a model")
-        if self.input is None:
-            if layer.input_shape is None:
-                raise ValueError(
-                    f"the first layer {layer.describe()} needs an input shape: start the model "
-                    "with Input(shape) or pass input_shape= to the layer"
-                )
-            self.input = Input(layer.input_shape)
-            self.cur_output_shape = self.input.input_shape
-        layer.name = layer.name or self._unique_name(layer.default_name())
-        if any(other.name == layer.name for other in self.layers):
-            raise ValueError(f"the model already has a layer named {layer.name!r}")
-        self.cur_output_shape = layer.build(self.cur_output_shape)
-        self.layers.append(layer)
-        self._refresh_training_graph()
-
-    add = add_layer
-
-    def _unique_name(self, base: str) -> str:
-        taken = {layer.name for layer in self.layers}
-        if base not in taken:
-            return base
-        index = 1
-        while f"{base}_{index}" in taken:
-            index += 1
-        return f"{base}_{index}"
-
-    def _refresh_training_graph(self) -> None:
-        """Which layers need input gradients, and whether the loss fuses with the output."""
-        first_trainable = next(
-            (i for i, layer in enumerate(self.layers) if layer.trainable_params()), len(self.layers)
-        )
-        for i, layer in enumerate(self.layers):
-            layer.needs_input_grad = i > first_trainable
-        last = self.layers[-1] if self.layers else None
-        self._fused = bool(
-            self.loss is not None
-            and isinstance(last, ActivatedLayer)
-            and self.loss.fused_activation is not None
-            and not getattr(self.loss, "from_logits", False)
-            and last.activation.name == self.loss.fused_activation
-        )
-        for layer in self.layers:
-            if isinstance(layer, ActivatedLayer):
-                layer.keep_preactivation = self._fused and layer is last
-
     # -- compile ----------------------------------------------------------------------------
     def compile(self, learning_rate=None, loss_fcn=None, accuracy_fcn=None, *, optimizer=None,
-                loss=None, metrics=None) -> None:
-        """Choose the optimizer, the loss and the metrics.
+                loss=None, metrics=None, loss_weights=None) -> None:
+        """Choose the optimizer, the loss(es) and the metrics.
 
         Seed form: ``compile(0.01, "cross_tropy")`` (plain SGD with that learning rate;
-        ``accuracy_fcn`` names one metric). Keras form: ``compile(optimizer="adam",
-        loss="categorical_crossentropy", metrics=["accuracy"])``; ``compile("adam", ...)``
-        works too. Without metrics, classification losses get ``accuracy`` and the seed's
+        ``accuracy_fcn`` names one metric): ``evaluate`` then returns the seed's
+        ``(metric, loss)``. Keras form: ``compile(optimizer="adam",
+        loss="categorical_crossentropy", metrics=["accuracy"])`` (``compile("adam", ...)``
+        too): ``evaluate`` returns the loss, or ``[loss, *metrics]``. ``metrics_names`` says
+        the order either way.
+
+        With several outputs, ``loss`` is one loss for all, a list (one per output) or a dict
+        by output name (an output left out gets none); ``loss_weights`` a list or dict of
+        factors (default 1); ``metrics`` a flat list (for every output), a list of lists or
+        a dict. Without metrics, classification losses get ``accuracy`` and the seed's
         ``"MSE"`` gets the seed's ``"MAE"``; pass ``metrics=[]`` for none.
         """
-        if isinstance(learning_rate, (str, optimizers.Optimizer, dict)):
+        keras_positional = isinstance(learning_rate, (str, optimizers.Optimizer, dict))
+        self.seed_compiled = not keras_positional and (
+            learning_rate is not None or loss_fcn is not None or accuracy_fcn is not None)
+        if keras_positional:
             optimizer = choose(learning_rate, optimizer, "learning_rate", "optimizer")
             learning_rate = None
-        if learning_rate is not None:
-            optimizers._check_positive("learning_rate", learning_rate)
+        if learning_rate is not None and not callable(learning_rate):
+            checks.positive("learning_rate", learning_rate)
         if optimizer is None:
             optimizer = optimizers.SGD(learning_rate if learning_rate is not None else 0.01)
         else:
             optimizer = optimizers.get(optimizer, learning_rate)
-        loss = losses.get(choose(loss_fcn, loss, "loss_fcn", "loss", "cross_tropy"))
+        count = max(1, len(self.outputs))
+        names = self.output_names or ["output"]
+        loss = choose(loss_fcn, loss, "loss_fcn", "loss", "cross_tropy")
+        output_losses = [None if spec is None else losses.get(spec)
+                         for spec in _per_output(loss, names, "loss", broadcast=True)]
+        if all(spec is None for spec in output_losses):
+            raise ValueError("compile needs a loss for at least one output")
+        weights = [1.0] * count if loss_weights is None else _per_output(
+            loss_weights, names, "loss_weights", broadcast=False, fill=0.0)
         if metrics is None and accuracy_fcn is None:
-            metrics = _default_metrics(loss)
+            per_output = [_default_metrics(spec) for spec in output_losses]
         elif metrics is None:
-            metrics = [accuracy_fcn]
+            per_output = [[accuracy_fcn] for _ in range(count)]
         elif accuracy_fcn is not None:
             raise ValueError("give metrics either as accuracy_fcn (seed) or metrics= (Keras)")
-        if isinstance(metrics, (str, metrics_module.Metric)):
-            metrics = [metrics]
+        else:
+            per_output = _metrics_per_output(metrics, names)
         self.optimizer = optimizer
-        self.loss = loss
-        self.metrics = [metrics_module.get(m) for m in metrics]
-        if self.layers:
+        self.output_losses = output_losses
+        self.loss_weights = [float(w) for w in weights]
+        self.output_metrics = _metric_objects(per_output)
+        if self.graph is not None:
             self._refresh_training_graph()
 
-    def _require_compiled(self, action: str) -> None:
+    @property
+    def loss(self):
+        """The compiled loss (a list of them, one per output, for several outputs)."""
+        if not self.output_losses:
+            return None
+        return self.output_losses[0] if len(self.output_losses) == 1 else list(self.output_losses)
+
+    @property
+    def metrics(self) -> list:
+        """Every compiled metric object, output by output."""
+        return [metric for group in self.output_metrics for metric in group]
+
+    def log_names(self) -> list[tuple[str, int | None, object]]:
+        """``(log name, output index, metric or None for a loss)`` of every value ``fit`` and
+        ``evaluate`` report, Keras's names: ``loss`` (the total) first; with several outputs
+        ``<output>_loss`` for each, then ``<output>_<metric>``; one output: the metric names."""
+        names = self.output_names
+        several = len(names) > 1
+        entries = [("loss", None, None)]
+        if several:
+            entries += [(f"{names[k]}_loss", k, None) for k, loss in
+                        enumerate(self.output_losses) if loss is not None]
+        for k, group in enumerate(self.output_metrics):
+            entries += [(f"{names[k]}_{m.name}" if several else m.name, k, m) for m in group]
+        return entries
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """The order of ``evaluate``'s values: Keras's ``[loss, ...]`` after a Keras-form
+        compile, the seed's ``[metric, loss]`` after a seed-form compile (see ``compile``)."""
+        names = [name for name, _, _ in self.log_names()]
+        metric_names = [name for name, _, metric in self.log_names() if metric is not None]
+        if self.seed_compiled:
+            return [metric_names[0], "loss"] if metric_names else ["loss"]
+        return names
+
+    def require_compiled(self, action: str) -> None:
+        """Raise a ValueError saying why the model cannot ``action`` (no layers, no compile)."""
         if not self.layers:
             raise ValueError(f"cannot {action}: the model has no layers; add layers first")
-        if self.loss is None:
+        if not self.output_losses:
             raise ValueError(f"cannot {action} before compile(): call model.compile(...) first")
 
     # -- forward and backward ---------------------------------------------------------------
     def forward(self, x, training: bool = False):
-        """Run one batch (N, *input_shape) through all layers."""
-        a = x
-        for layer in self.layers:
-            a = layer.forward(a, training=training)
-        return a
+        """Run one batch through the graph: an array (N, *input_shape), or a list with one
+        per input; returns an array, or a list with one per output."""
+        if self.graph is None:
+            raise ValueError("the model has no layers")
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"the model has {len(self.inputs)} inputs, got {len(xs)} arrays")
+        for layer, array in zip(self.input_layers, xs):
+            layer.check_input(array)
+        outputs = self.graph.forward(list(xs), training)
+        return outputs[0] if len(outputs) == 1 else outputs
 
-    def _mean_loss(self, output, targets, weights):
-        """Mean loss over the batch (0-d array), from the fused logits when fused."""
-        if self._fused:
-            per_sample = self.loss.per_sample_from_logits(self.layers[-1].z, targets)
+    def compute_gradients(self, x, targets, sample_weight=None, batch_size=None) -> Gradients:
+        """Forward and backward on a slice of a batch of ``batch_size`` samples (default:
+        the slice is the batch): the public step that the training loop, its worker
+        processes and other strategies call.
+
+        Args:
+            x: the slice's inputs: a list of arrays (n, *input_shape), one per input (an
+                array for one input), in the model's float type.
+            targets: one array (n, *output_shape) per output (an array for one output),
+                prepared as ``fit`` does (one-hot for a categorical cross-entropy).
+            sample_weight: (n,) weights of the samples' losses, or None.
+            batch_size: the size of the whole batch the slice belongs to: losses and
+                gradients are divided by it, so that the slices of a batch add up to the
+                batch's mean loss and gradients.
+        Returns:
+            :class:`Gradients`. The gradients are the layers' own arrays (after several
+            parts, their sums, set as the layers' gradients), valid until the next step.
+        A slice runs in parts (see ``parts``), each weighted by its share of the batch.
+        """
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        ts = list(targets) if isinstance(targets, (list, tuple)) else [targets]
+        rows = xs[0].shape[0]
+        n = rows if batch_size is None else batch_size
+        loss_value = 0.0
+        output_losses = [None if loss is None else 0.0 for loss in self.output_losses]
+        outputs: list[list] = [[] for _ in self.outputs]
+        grads = None
+        parts = self.parts(rows)
+        for part in parts:
+            result = self.graph.forward([a[part] for a in xs], training=True)
+            weights = None if sample_weight is None else sample_weight[part]
+            share = (part.stop - part.start) / n
+            output_grads = []
+            for k, output in enumerate(result):
+                outputs[k].append(output)
+                if self.output_losses[k] is None or self.loss_weights[k] == 0:
+                    output_grads.append(None)
+                    continue
+                value, grad = self._loss_and_output_grad(k, output, ts[k][part], weights)
+                output_losses[k] += float(value) * share
+                loss_value += float(value) * share * self.loss_weights[k]
+                factor = share * self.loss_weights[k]
+                if factor != 1:
+                    grad *= grad.dtype.type(factor)
+                output_grads.append(grad)
+            self.graph.backward(output_grads, self.fused_outputs)
+            grads = self._add_gradients(grads, copy=len(parts) > 1)
+        if len(parts) > 1:
+            self._set_gradients(grads)
+        joined = [chunks[0] if len(chunks) == 1 else backend.xp.concatenate(chunks)
+                  for chunks in outputs]
+        return Gradients(loss_value, output_losses, joined, grads)
+
+    def output_loss(self, index: int, output, target, sample_weight=None):
+        """The mean loss of output ``index`` over a batch (0-d array), computed from the
+        fused logits when that output is fused (read right after ``forward``)."""
+        loss = self.output_losses[index]
+        if index in self.fused_outputs:
+            per_sample = loss.per_sample_from_logits(self.outputs[index].layer.z, target)
         else:
-            per_sample = self.loss.per_sample(output, targets)
-        return losses.reduce_mean(per_sample, weights)
+            per_sample = loss.per_sample(output, target)
+        return losses.reduce_mean(per_sample, sample_weight)
 
-    def _loss_and_output_grad(self, output, targets, weights):
-        """Mean loss (0-d array) and its gradient w.r.t. the output (or the fused logits)."""
+    def _loss_and_output_grad(self, index, output, target, weights):
+        """Mean loss (0-d array) of output ``index`` and its gradient w.r.t. the output
+        (or the fused logits)."""
+        loss = self.output_losses[index]
         n = output.shape[0]
-        if self._fused:
-            grad = self.loss.gradient_from_logits(self.layers[-1].z, output, targets)
+        if index in self.fused_outputs:
+            grad = loss.gradient_from_logits(self.outputs[index].layer.z, output, target)
         else:
-            grad = self.loss.gradient(output, targets)
+            grad = loss.gradient(output, target)
         if weights is None:
             grad *= grad.dtype.type(1.0 / n)
         else:
             scale = (weights / n).astype(grad.dtype).reshape(n, *([1] * (grad.ndim - 1)))
             grad *= scale
-        return self._mean_loss(output, targets, weights), grad
+        return self.output_loss(index, output, target, weights), grad
 
-    def _backward(self, grad) -> None:
-        layers = self.layers
-        if self._fused:
-            grad = layers[-1].backward_linear(grad)
-            layers = layers[:-1]
-        for layer in reversed(layers):
-            if grad is None:
-                break
-            grad = layer.backward(grad)
-
-    def _regularization_loss(self) -> float:
-        """The weight penalties of all layers (``cnn.regularizers``), added to the loss."""
-        return sum(regularizers.penalty(layer) for layer in self.layers)
-
-    @property
-    def trainable_weights(self) -> list:
-        """The arrays the optimizer updates, in the order of its state."""
-        return [value for layer in self.layers for _, value in layer.trainable_params()]
-
-    def _gradients(self) -> list:
-        return [layer.grads[key] for layer in self.layers for key, _ in layer.trainable_params()]
-
-    def _train_step(self, x, targets, weights):
-        """One optimizer step on a batch; returns (loss value, output).
-
-        With worker processes (``fit(workers=...)``) the batch is cut into one slice per
-        process; the workers' gradients are added to this process's in slice order.
-        """
-        n = x.shape[0]
-        pool = self._worker_pool
-        if pool is None:
-            loss_value, outputs, grads = self._slice_gradients(x, targets, weights, n)
-        else:
-            mine, *theirs = data_parallel.slices(n, pool.count + 1)
-            pool.start_step(self, x, targets, weights, theirs, n,
-                            int(backend.rng().integers(2**62)))
-            try:
-                loss_value, outputs, grads = self._slice_gradients(
-                    x[mine], targets[mine], None if weights is None else weights[mine], n)
-            finally:
-                results = pool.finish_step()  # read every answer, even after an error here
-            for worker_loss, worker_outputs, worker_grads in results:
-                loss_value += worker_loss
-                outputs.append(worker_outputs)
-                for total, grad in zip(grads, worker_grads):
-                    total += grad  # the layers' own gradient arrays (see _slice_gradients)
-        loss_value += self._regularization_loss()
-        if not math.isfinite(loss_value):
-            raise NonFiniteLossError(f"the loss became {loss_value}", loss_value)
-        for layer in self.layers:
-            regularizers.add_gradients(layer)
-        grads = self._gradients()
-        # One dot product per array (no temporaries) is NaN/inf exactly when an entry is.
-        if grads and not math.isfinite(sum(float(xp.vdot(g, g)) for g in grads)):
-            raise NonFiniteLossError("a gradient became NaN or infinite")
-        self.optimizer.apply_gradients(self.trainable_weights, grads)
-        return loss_value, outputs[0] if len(outputs) == 1 else xp.concatenate(outputs)
-
-    def _slice_gradients(self, x, targets, weights, n):
-        """Forward and backward on a slice of a batch of ``n`` samples.
-
-        Returns ``(loss, outputs, gradients)``: the slice's share of the batch's mean loss
-        (a float, without the weight penalties), its outputs (a list of one array per part),
-        and the gradients of that share, in ``_gradients`` order: the layers' own gradient
-        arrays (after several parts, their sums, set as the layers' gradients). A slice runs in parts (see ``_parts``), each part's
-        loss weighted by its share of the batch, so the shares of all slices add up to the
-        batch's mean loss and gradients.
-        """
-        loss_value, outputs, grads = 0.0, [], None
-        parts = self._parts(x.shape[0])
-        for part in parts:
-            output = self.forward(x[part], training=True)
-            part_weights = None if weights is None else weights[part]
-            value, grad = self._loss_and_output_grad(output, targets[part], part_weights)
-            share = (part.stop - part.start) / n
-            loss_value += float(value) * share
-            if not math.isfinite(loss_value):
-                raise NonFiniteLossError(f"the loss became {loss_value}", loss_value)
-            if share != 1:
-                grad *= grad.dtype.type(share)
-            self._backward(grad)
-            grads = self._add_gradients(grads, copy=len(parts) > 1)
-            outputs.append(output)
-        if len(parts) > 1:
-            self._set_gradients(grads)
-        return loss_value, outputs, grads
-
-    def _parts(self, n):
+    def parts(self, n: int) -> list[slice]:
         """Slices splitting a batch of ``n`` samples into about equal parts whose largest
         activation takes at most ``PART_BYTES``; the whole batch when a layer is not
         ``samplewise`` (a result for one sample would depend on the others)."""
         if not all(layer.samplewise for layer in self.layers):
             return [slice(0, n)]
-        shapes = [self.input.input_shape] + [layer.output_shape[1:] for layer in self.layers]
-        per_sample = max(int(np.prod(shape)) for shape in shapes) * np.dtype(self.dtype).itemsize
+        sizes = [int(np.prod(t.sample_shape)) for t in self.graph.tensors()]
+        per_sample = max(sizes) * np.dtype(self.dtype).itemsize
         count = min(n, max(1, -(-n * per_sample // PART_BYTES)))
         bounds = [n * i // count for i in range(count + 1)]
         return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
 
+    def gradients(self) -> list:
+        """The layers' current gradients, in ``trainable_weights`` order."""
+        return [layer.grads[key] for layer in self.layers for key, _ in layer.trainable_params()]
+
     def _add_gradients(self, total, copy):
         """The layers' gradients added to ``total`` (None at the first part)."""
-        grads = self._gradients()
+        grads = self.gradients()
         if total is None:
             return [g.copy() for g in grads] if copy else grads
         for running, g in zip(total, grads):
@@ -324,263 +478,20 @@ class Model:
         for (layer, key), g in zip(pairs, grads):
             layer.grads[key] = g
 
-    def train_on_batch(self, x, y, sample_weight=None) -> dict:
-        """One optimizer step on one batch; returns that batch's loss and metrics."""
-        self._require_compiled("train")
-        x = data.check_inputs(x, self.input.input_shape)
-        targets = data.prepare_targets(y, x.shape[0], self.cur_output_shape, self.loss, self.dtype)
-        weights = data.sample_weights(x.shape[0], sample_weight)
-        loss_value, output = self._train_step(self._to_batch(x), backend.asarray(targets),
-                                              self._weights(weights))
-        logs = {"loss": loss_value}
-        for metric in self.metrics:
-            metric.reset()
-            metric.update(output, backend.asarray(targets), self._weights(weights))
-            logs[metric.name] = metric.result()
-        return logs
+    def regularization_loss(self) -> float:
+        """The weight penalties of all layers (``cnn.regularizers``), added to the loss."""
+        return sum(regularizers.penalty(layer) for layer in self.layers)
 
-    def _to_batch(self, x):
-        return backend.asarray(x, dtype=self.dtype)
+    def add_regularization_gradients(self) -> list:
+        """Add the penalties' gradients to the layers' gradients; returns ``gradients()``."""
+        for layer in self.layers:
+            regularizers.add_gradients(layer)
+        return self.gradients()
 
-    def _weights(self, weights):
-        return None if weights is None else backend.asarray(weights, dtype=self.dtype)
-
-    # -- fit --------------------------------------------------------------------------------
-    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, shuffle=True, validation_split=0.0,
-            validation_data=None, callbacks=None, initial_epoch=None, class_weight=None,
-            sample_weight=None, seed=None, workers=1) -> History:
-        """Train; returns a History (a dict of per-epoch lists: loss, metrics, val_*).
-
-        Args:
-            x: inputs (N, *input_shape), any real dtype (cast per batch).
-            y: targets: one-hot / values (N, *output_shape), or integer class ids (N,).
-            batch_size: samples per step; the last, smaller batch is used too.
-            epochs: how many epochs to train in this call. Numbering continues from the
-                epochs already trained (``model.epoch``), so calling fit twice, or fit after
-                ``load_model``, continues training.
-            initial_epoch: Keras's form: train from epoch ``initial_epoch`` up to ``epochs``.
-            verbose: 0 silent, 1 progress bar, 2 one line per epoch.
-            shuffle: reshuffle the training samples every epoch (refused for a model whose
-                recurrent layers carry state across batches: ``Recurrent``, ``stateful=True``).
-            validation_split: fraction of the samples, taken from the end before shuffling,
-                held out for validation.
-            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)``.
-            callbacks: list of ``cnn.callbacks.Callback``.
-            class_weight: ``{class id: weight}`` multiplying each sample's loss.
-            sample_weight: (N,) weights of the samples' losses.
-            seed: seeds shuffling and dropout of this and later fits; by default drawn once
-                from the global generator (``cnn.set_seed``). Epoch ``e`` always uses the
-                generator ``default_rng([seed, e])``, so resumed training repeats exactly.
-            workers: processes that share each batch (data parallelism on the cores of this
-                machine, ``cnn.training.workers``): 1 trains here alone; ``W`` > 1 starts
-                ``W - 1`` worker processes, each training a slice of every batch. Every
-                layer must treat samples independently (not ``BatchNormalization`` or a
-                stateful recurrent layer). While it trains, each process uses its share
-                of the BLAS threads (``cnn.get_num_threads() // W``, at least 1), so on a
-                2-core machine ``workers=2`` runs one thread per process. Results are
-                reproducible for a given ``workers``, and equal to one process's up to
-                float rounding, except the random draws (dropout), which each process
-                makes from its own stream.
-        The history holds, per epoch, ``loss``, the metrics, ``val_*`` when validating and
-        ``learning_rate``, the optimizer's rate at the epoch's last step.
-        Raises:
-            NonFiniteLossError: the loss or a gradient became NaN/inf; the message says at
-                which epoch and batch, and the weights are those of the last good step. The
-                step is first reported to the callbacks' ``on_batch_end`` with that loss (NaN
-                for a bad gradient); if one sets ``model.stop_training`` (``TerminateOnNaN``
-                does), training ends there without raising, the epoch's logs carrying it.
-        """
-        self._require_compiled("fit")
-        batch_size = data.check_batch_size(batch_size, 32)
-        first_epoch, last_epoch = self._epoch_range(epochs, initial_epoch)
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        ordered = [layer.describe() for layer in self.layers
-                   if getattr(layer, "needs_ordered_batches", False)]
-        if shuffle and ordered:
-            raise ValueError(
-                f"layer {ordered[0]} carries its state from one batch to the next, so the "
-                "batches must stay in order: pass shuffle=False"
-            )
-        x = data.check_inputs(x, self.input.input_shape)
-        targets = data.prepare_targets(y, x.shape[0], self.cur_output_shape, self.loss, self.dtype)
-        weights = data.sample_weights(x.shape[0], sample_weight, class_weight, targets)
-        (x, targets, weights), validation = self._split_validation(
-            x, targets, weights, validation_split, validation_data
-        )
-        pool = self._workers_for(workers, min(batch_size, x.shape[0]))
-        n = x.shape[0]
-        steps = -(-n // batch_size)
-        if self.train_seed is None:
-            self.train_seed = int(seed if seed is not None else backend.rng().integers(2**31))
-        elif seed is not None:
-            self.train_seed = int(seed)
-
-        history = History()
-        default_callbacks = [ProgbarLogger(verbose)] if verbose else []
-        callback_list = CallbackList(
-            default_callbacks + list(callbacks or []) + [history],
-            self,
-            {"epochs": last_epoch, "steps": steps, "samples": n, "batch_size": batch_size,
-             "verbose": verbose},
-        )
-        self.history = history
-        self.stop_training = False
-        self._worker_pool = pool
-        # Each process takes its share of the BLAS threads: more would fight over the cores.
-        threads = nullcontext() if pool is None else backend.limited_threads(pool.blas_threads)
-        try:
-            with threads:
-                self._train_epochs(first_epoch, last_epoch, x, targets, weights, batch_size,
-                                   shuffle, validation, callback_list)
-        except BaseException:
-            self.close_workers()  # a worker may be mid-step or gone: start afresh next time
-            raise
-        finally:
-            self._worker_pool = None
-        return history
-
-    def _train_epochs(self, first_epoch, last_epoch, x, targets, weights, batch_size, shuffle,
-                      validation, callback_list) -> None:
-        callback_list.on_train_begin({})
-        for epoch in range(first_epoch, last_epoch):
-            epoch_rng = np.random.default_rng([self.train_seed, epoch])
-            with backend.using_rng(epoch_rng):
-                logs = self._run_epoch(epoch, x, targets, weights, batch_size, shuffle,
-                                       epoch_rng, callback_list)
-            if validation is not None:
-                logs.update(self._validation_logs(validation, batch_size))
-            if self.optimizer.last_learning_rate is not None:
-                logs["learning_rate"] = self.optimizer.last_learning_rate
-            self.epoch = epoch + 1
-            callback_list.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        callback_list.on_train_end({})
-
-    def _workers_for(self, count, batch_size):
-        """The worker pool for ``fit(workers=count)`` with batches of up to ``batch_size``
-        samples (None for one process): the idle pool of an earlier fit if it serves the
-        same model, loss and batch size, else a new one."""
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-            raise ValueError(f"workers must be an int >= 1, got {count!r}")
-        if count == 1:
-            return None
-        if backend.backend_name() != "numpy":
-            raise ValueError(f"workers={count} needs the numpy backend (not "
-                             f"{backend.backend_name()!r}); train with workers=1")
-        rowwise = [layer.describe() for layer in self.layers if not layer.samplewise]
-        if rowwise:
-            raise ValueError(
-                f"workers={count} cuts every batch into slices, but layer {rowwise[0]} does "
-                "not treat samples independently (batch statistics or state carried across "
-                "samples); train it with workers=1"
-            )
-        capacity = -(-batch_size // count)
-        threads = max(1, backend.get_num_threads() // count)
-        key = (count, capacity, threads, repr(self.get_config()), repr(self.loss.get_config()))
-        pool = self._idle_workers
-        if pool is not None and (pool.key != key or not pool.alive()):
-            self.close_workers()
-            pool = None
-        if pool is None:
-            pool = data_parallel.WorkerPool(self, count - 1, capacity, threads, key)
-            self._idle_workers = pool
-            weakref.finalize(self, pool.close)  # with the model, or at the program's exit
-        return pool
-
-    def __getstate__(self):
-        """Copies and pickles of a model leave its worker processes behind."""
-        state = dict(self.__dict__)
-        state["_worker_pool"] = state["_idle_workers"] = None
-        return state
-
-    def close_workers(self) -> None:
-        """End the worker processes that ``fit(workers=...)`` keeps between calls."""
-        pool, self._idle_workers = self._idle_workers, None
-        if pool is not None:
-            pool.close()
-
-    def _epoch_range(self, epochs, initial_epoch):
-        for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                      or value < 0):
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if initial_epoch is None:
-            return self.epoch, self.epoch + int(epochs)
-        if epochs < initial_epoch:
-            raise ValueError(f"epochs ({epochs}) must be >= initial_epoch ({initial_epoch})")
-        return int(initial_epoch), int(epochs)
-
-    def _split_validation(self, x, targets, weights, validation_split, validation_data):
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
-            x_val = data.check_inputs(validation_data[0], self.input.input_shape, "validation x")
-            y_val = data.prepare_targets(validation_data[1], x_val.shape[0], self.cur_output_shape,
-                                         self.loss, self.dtype, "validation y")
-            w_val = data.sample_weights(x_val.shape[0],
-                                        validation_data[2] if len(validation_data) == 3 else None)
-            return (x, targets, weights), (x_val, y_val, w_val)
-        if not validation_split:
-            return (x, targets, weights), None
-        if not 0.0 < float(validation_split) < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        n = x.shape[0]
-        split_at = int(n * (1.0 - float(validation_split)))
-        if split_at == 0 or split_at == n:
-            raise ValueError(f"validation_split={validation_split} leaves an empty set of {n} samples")
-        part = lambda a, s: None if a is None else a[s]  # noqa: E731
-        train = tuple(part(a, slice(0, split_at)) for a in (x, targets, weights))
-        validation = tuple(part(a, slice(split_at, None)) for a in (x, targets, weights))
-        return train, validation
-
-    def _run_epoch(self, epoch, x, targets, weights, batch_size, shuffle, rng, callback_list):
-        n = x.shape[0]
-        steps = -(-n // batch_size)
-        order = rng.permutation(n) if shuffle else None
-        self.reset_states()
-        loss_total, seen = 0.0, 0.0
-        for metric in self.metrics:
-            metric.reset()
-        callback_list.on_epoch_begin(epoch, {})
-        logs = {}
-        for step in range(steps):
-            index = slice(step * batch_size, min((step + 1) * batch_size, n))
-            if order is not None:
-                index = order[index]
-            xb = self._to_batch(x[index])
-            yb = backend.asarray(targets[index], dtype=self.dtype)
-            wb = self._weights(None if weights is None else weights[index])
-            callback_list.on_batch_begin(step, {})
-            try:
-                loss_value, output = self._train_step(xb, yb, wb)
-            except NonFiniteLossError as exc:
-                # Callbacks see the bad loss; one may stop training quietly (TerminateOnNaN).
-                logs = {**logs, "loss": exc.loss}
-                callback_list.on_batch_end(step, logs)
-                if self.stop_training:
-                    return logs
-                raise NonFiniteLossError(
-                    f"{exc} at epoch {epoch + 1}, batch {step + 1}/{steps}; training stopped and "
-                    "the weights are those after the last good step (try a lower learning rate, "
-                    "gradient clipping, or check the inputs; with a TerminateOnNaN callback, "
-                    "fit stops without raising)", exc.loss
-                ) from None
-            loss_total += loss_value * xb.shape[0]
-            seen += xb.shape[0]
-            for metric in self.metrics:
-                metric.update(output, yb, wb)
-            logs = {"loss": loss_total / seen, **{m.name: m.result() for m in self.metrics}}
-            callback_list.on_batch_end(step, logs)
-            if self.stop_training:
-                break
-        return dict(logs)
-
-    def _validation_logs(self, validation, batch_size):
-        x_val, y_val, w_val = validation
-        results = self._evaluate_prepared(x_val, y_val, w_val, max(batch_size, PREDICT_BATCH_SIZE))
-        return {f"val_{key}": value for key, value in results.items()}
+    @property
+    def trainable_weights(self) -> list:
+        """The arrays the optimizer updates, in the order of its state."""
+        return [value for layer in self.layers for _, value in layer.trainable_params()]
 
     def reset_states(self) -> None:
         """Reset the carried states of recurrent layers (``fit`` does it at each epoch start)."""
@@ -588,25 +499,21 @@ class Model:
             if hasattr(layer, "reset_states"):
                 layer.reset_states()
 
-    # -- inference --------------------------------------------------------------------------
-    def predict(self, x, batch_size=None, verbose=0):
-        """Outputs for all samples, computed ``batch_size`` (default 256) at a time.
+    # -- the loop (cnn.training) and saving (cnn.saving), reached through the seam -----------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, **kwargs):
+        """Train; see ``cnn.training.trainer.fit`` for every argument."""
+        return seam.loop().fit(self, x, y, batch_size=batch_size, epochs=epochs,
+                               verbose=verbose, **kwargs)
 
-        Returns a NumPy array (N, *output_shape) in the model's float type.
-        """
-        if not self.layers:
-            raise ValueError("cannot predict: the model has no layers")
-        batch_size = data.check_batch_size(batch_size, PREDICT_BATCH_SIZE)
-        x = data.check_inputs(x, self.input.input_shape)
-        n = x.shape[0]
-        out = np.empty((n, *self.cur_output_shape), dtype=self.dtype)
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            batch = self._to_batch(x[start:stop])
-            for part in self._parts(stop - start):
-                out[start + part.start:start + part.stop] = backend.to_numpy(
-                    self.forward(batch[part]))
-        return out
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, **kwargs):
+        """Loss and metrics on data, ordered as ``metrics_names`` says (see
+        ``cnn.training.trainer.evaluate``)."""
+        return seam.loop().evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
+                                    **kwargs)
+
+    def predict(self, x, batch_size=None, verbose=0, **kwargs):
+        """Outputs for all samples (see ``cnn.training.trainer.predict``)."""
+        return seam.loop().predict(self, x, batch_size=batch_size, verbose=verbose, **kwargs)
 
     def predict_classes(self, x, batch_size=None):
         """Class ids (N,): argmax of the outputs (threshold 0.5 for a single output unit)."""
@@ -616,44 +523,43 @@ class Model:
             return (flat[:, 0] > 0.5).astype(np.int64)
         return flat.argmax(axis=1)
 
-    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False):
-        """``(metric, loss)`` on the given data, in batches, as the seed returns it.
+    def train_on_batch(self, x, y, sample_weight=None) -> dict:
+        """One optimizer step on one batch; returns that batch's loss and metrics."""
+        return seam.loop().train_on_batch(self, x, y, sample_weight=sample_weight)
 
-        The metric is the first compiled metric (``accuracy`` by default); with no metrics
-        the loss alone is returned; ``return_dict=True`` gives every value by name.
-        """
-        self._require_compiled("evaluate")
-        batch_size = data.check_batch_size(batch_size, PREDICT_BATCH_SIZE)
-        x = data.check_inputs(x, self.input.input_shape)
-        targets = data.prepare_targets(y, x.shape[0], self.cur_output_shape, self.loss, self.dtype)
-        weights = data.sample_weights(x.shape[0], sample_weight)
-        results = self._evaluate_prepared(x, targets, weights, batch_size)
-        if return_dict:
-            return results
-        if not self.metrics:
-            return results["loss"]
-        return results[self.metrics[0].name], results["loss"]
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        return seam.loop().test_on_batch(self, x, y, sample_weight=sample_weight,
+                                         return_dict=return_dict)
 
-    def _evaluate_prepared(self, x, targets, weights, batch_size) -> dict:
-        n = x.shape[0]
-        loss_total = 0.0
-        for metric in self.metrics:
-            metric.reset()
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            xb = self._to_batch(x[start:stop])
-            yb = backend.asarray(targets[start:stop], dtype=self.dtype)
-            wb = self._weights(None if weights is None else weights[start:stop])
-            for part in self._parts(stop - start):
-                output = self.forward(xb[part])
-                wp = None if wb is None else wb[part]
-                loss_value = self._mean_loss(output, yb[part], wp)
-                loss_total += float(loss_value) * (part.stop - part.start)
-                for metric in self.metrics:
-                    metric.update(output, yb[part], wp)
-        results = {"loss": loss_total / n + self._regularization_loss()}
-        results.update({metric.name: metric.result() for metric in self.metrics})
-        return results
+    def predict_on_batch(self, x):
+        return seam.loop().predict_on_batch(self, x)
+
+    def __call__(self, x, training: bool = False):
+        """``model(x)`` on arrays: the outputs in inference mode, as ``predict``."""
+        if is_symbolic(x) or isinstance(x, Layer):
+            raise TypeError("calling a model on symbolic tensors (nesting models) is not "
+                            "supported; call its layers instead")
+        if training:
+            raise ValueError("model(x, training=True) is not supported; use fit or "
+                             "train_on_batch")
+        return self.predict(x)
+
+    def close_workers(self) -> None:
+        """End the worker processes that ``fit(workers=...)`` keeps between calls."""
+        seam.loop().close_workers(self)
+
+    def save(self, path) -> None:
+        """Write the model (architecture, weights, compile and training state) to ``path``."""
+        seam.save_model()(self, path)
+
+    def save_weights(self, path) -> None:
+        """Write the weights alone (HDF5, ``cnn.saving.weights_file``) to ``path``."""
+        seam.weights_io()[0](self, path)
+
+    def load_weights(self, path, by_name: bool = False, skip_mismatch: bool = False) -> None:
+        """Set the weights from a ``save_weights`` (or ``save``) file: by layer order, or by
+        layer name with ``by_name=True`` (``skip_mismatch`` skips layers that do not fit)."""
+        seam.weights_io()[1](self, path, by_name=by_name, skip_mismatch=skip_mismatch)
 
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -674,73 +580,150 @@ class Model:
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
 
+    def layer_states(self) -> dict:
+        """``{layer name: state}`` of the layers that keep state besides weights (a
+        Dropout's own generator), for exact resumes."""
+        states = {}
+        for layer in self.layers:
+            state = layer.get_state()
+            if state is not None:
+                states[layer.name] = state
+        return states
+
+    def set_layer_states(self, states: dict) -> None:
+        for name, state in states.items():
+            self.get_layer(name=name).set_state(state)
+
     # -- description ------------------------------------------------------------------------
     def summary(self, print_fn=print) -> None:
-        """Print the seed's table: layer, output shape, parameter count, total."""
-        rule, double = "_" * 65, "=" * 65
-        lines = [f"model name: {self.name}", rule,
-                 f"{'Layer':<29}{'Output Shape':<26}{'Param #':<10}", double]
-        for layer in self.layers:
-            kind, shape, params = layer.summary()
-            label = kind if layer.name == self._default_label(layer) else f"{layer.name} ({kind})"
-            lines += [f"{label:<29}{format_shape(shape[1:]):<26}{params:<10}", rule]
-        trainable = sum(int(np.prod(p.shape)) for layer in self.layers for _, p in layer.trainable_params())
-        total = self.count_params()
-        lines += [double, f"Total params: {total}"]
-        if trainable != total:
-            lines += [f"Trainable params: {trainable}", f"Non-trainable params: {total - trainable}"]
-        lines.append(rule)
-        print_fn("\n".join(lines))
-
-    def _default_label(self, layer):
-        """Names the model generated itself are not shown (the seed showed the type only)."""
-        base = layer.default_name()
-        return layer.name if layer.name == base or layer.name.startswith(base + "_") else None
+        """Print a table of the layers: the seed's (layer, output shape, parameters) for a
+        stack, with a "Connected to" column for a functional model."""
+        print_fn("\n".join(summary_lines(self)))
 
     def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "input_shape": list(self.input.input_shape) if self.input else None,
-            "dtype": self.dtype,
-            "layers": [serialize(layer) for layer in self.layers],
-            "class_names": None if self.class_names is None else [str(n) for n in self.class_names],
-        }
+        """The architecture as JSON-able values (``cnn.models.config``)."""
+        return model_config.model_config(self)
 
     def compile_config(self) -> dict | None:
-        if self.loss is None:
+        if not self.output_losses:
             return None
-        return {
+        names = self.output_names
+        several = len(names) > 1
+        config = {
             "optimizer": self.optimizer.get_config(),
-            "loss": self.loss.get_config(),
-            "metrics": [metric.get_config() for metric in self.metrics],
+            "loss": (self.output_losses[0].get_config() if not several else
+                     [None if loss is None else loss.get_config() for loss in self.output_losses]),
+            "metrics": ([m.get_config() for m in self.output_metrics[0]] if not several else
+                        [[m.get_config() for m in group] for group in self.output_metrics]),
+            "seed_form": self.seed_compiled,
         }
+        if several:
+            config["loss_weights"] = list(self.loss_weights)
+        return config
 
     @classmethod
     def from_config(cls, config: dict, compile_config: dict | None = None) -> "Model":
-        """Rebuild a model from ``get_config()`` (in its ``dtype``) and ``compile_config()``."""
+        """Rebuild a model from ``get_config()`` (in its ``dtype``) and ``compile_config()``.
+        Configs written before functional models (a stack of layers) load too."""
         with backend.floatx_scope(config.get("dtype", backend.floatx())):
-            model = cls._empty(Input(config["input_shape"]), config.get("name", "cnn"))
-            for spec in config["layers"]:
-                model.add_layer(deserialize(spec))
+            model = model_config.build_model(config, cls.stack, Model)
         model.class_names = config.get("class_names")
         if compile_config:
-            model.compile(optimizer=optimizers.get(compile_config["optimizer"]),
-                          loss=losses.get(compile_config["loss"]),
-                          metrics=[metrics_module.get(m) for m in compile_config["metrics"]])
+            model.compile_from_config(compile_config)
         return model
 
+    def compile_from_config(self, compile_config: dict) -> None:
+        """Compile as ``compile_config()`` says (files without ``seed_form`` were written
+        when ``evaluate`` always returned the seed's order, which they keep)."""
+        loss = compile_config["loss"]
+        metrics = compile_config["metrics"]
+        self.compile(optimizer=optimizers.get(compile_config["optimizer"]),
+                     loss=loss, metrics=metrics, loss_weights=compile_config.get("loss_weights"))
+        self.seed_compiled = bool(compile_config.get("seed_form", True))
+
     @classmethod
-    def _empty(cls, input_layer, name):
+    def stack(cls, input_layer, name):
+        """An empty stack model starting at ``input_layer`` (the seed's form)."""
         return cls(input_layer, name)
-
-    def save(self, path) -> None:
-        """Write the model (architecture, weights, compile and training state) to ``path``."""
-        from cnn.saving.h5_format import save_model
-
-        save_model(self, path)
 
     def __repr__(self):
         return f"<Model {self.name!r}: {len(self.layers)} layers, {self.count_params()} params>"
+
+
+def _flatten(what: str, structure):
+    """``(dict keys or None, list of tensors)`` from a tensor, list or dict of tensors."""
+    if isinstance(structure, dict):
+        if not structure:
+            raise ValueError(f"model {what} must not be empty")
+        for key in structure:
+            if not isinstance(key, str):
+                raise TypeError(f"the keys of the {what} dict must be names (str), got {key!r}")
+        return list(structure), list(structure.values())
+    if isinstance(structure, (list, tuple)):
+        if not structure:
+            raise ValueError(f"model {what} must not be empty")
+        return None, list(structure)
+    if structure is None:
+        raise ValueError(f"Model(...) needs {what}")
+    return None, [structure]
+
+
+def _unique_name(base: str, taken) -> str:
+    if base not in taken:
+        return base
+    index = 1
+    while f"{base}_{index}" in taken:
+        index += 1
+    return f"{base}_{index}"
+
+
+def _per_output(value, names: list, what: str, broadcast: bool, fill=None) -> list:
+    """One entry per output from a single value (``broadcast``), a list or a dict by name."""
+    if isinstance(value, dict) and not (what == "loss" and "name" in value):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"{what} names {', '.join(map(repr, unknown))}, but the model's "
+                             f"outputs are {', '.join(map(repr, names))}")
+        return [value.get(name, fill) for name in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise ValueError(f"{what} has {len(value)} entries, but the model has "
+                             f"{len(names)} outputs ({', '.join(names)})")
+        return list(value)
+    if broadcast or len(names) == 1:
+        return [value] * len(names) if broadcast else [value]
+    raise ValueError(f"{what} must be a list or dict with one entry per output "
+                     f"({', '.join(names)}), got {value!r}")
+
+
+def _metrics_per_output(metrics, names: list) -> list:
+    if isinstance(metrics, (str, metrics_module.Metric)):
+        metrics = [metrics]
+    if isinstance(metrics, dict):
+        per_output = _per_output(metrics, names, "metrics", broadcast=False, fill=[])
+        return [[m] if isinstance(m, (str, metrics_module.Metric, dict)) else list(m)
+                for m in per_output]
+    metrics = list(metrics)
+    nested = metrics and all(isinstance(m, (list, tuple)) for m in metrics)
+    if nested:
+        return [list(m) for m in _per_output(metrics, names, "metrics", broadcast=False)]
+    return [list(metrics) for _ in names]
+
+
+def _metric_objects(per_output: list) -> list:
+    """Metric objects, one per output and name: an instance given for several outputs is
+    copied, since a metric accumulates its own state."""
+    groups, seen = [], set()
+    for specs in per_output:
+        group = []
+        for spec in specs:
+            metric = metrics_module.get(spec)
+            if id(metric) in seen:
+                metric = copy.deepcopy(metric)
+            seen.add(id(metric))
+            group.append(metric)
+        groups.append(group)
+    return groups
 
 
 def _default_metrics(loss) -> list:
@@ -762,5 +745,5 @@ class Sequential(Model):
             self.add_layer(layer)
 
     @classmethod
-    def _empty(cls, input_layer, name):
+    def stack(cls, input_layer, name):
         return cls([input_layer], name)

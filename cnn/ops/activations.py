@@ -6,7 +6,8 @@ inputs of any magnitude: no ``exp`` of a large positive number is ever taken, so
 no overflow warnings and no NaN (the seed's ``1 / (1 + exp(-z))`` and ``exp(z) / sum``
 overflow for large ``|z|``).
 
-Softmax works along the last axis. ``*_inplace`` variants overwrite their input and return it.
+Softmax works along the last axis unless given ``axis``. ``*_inplace`` variants overwrite
+their input and return it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,34 @@ def leaky_relu_backward(grad, z, a, alpha=0.01):
     return xp.where(z > 0, grad, grad * grad.dtype.type(alpha))
 
 
+def thresholded_relu(z, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's general ReLU: ``min(z, max_value)`` for ``z > threshold``, else
+    ``negative_slope * (z - threshold)`` (``max_value=None``: no upper bound)."""
+    dtype = z.dtype.type
+    out = xp.where(z > dtype(threshold), z, (z - dtype(threshold)) * dtype(negative_slope))
+    return out if max_value is None else xp.minimum(out, dtype(max_value))
+
+
+def thresholded_relu_backward(grad, z, a, negative_slope=0.0, max_value=None, threshold=0.0):
+    dtype = z.dtype.type
+    slope = xp.where(z > dtype(threshold), dtype(1), dtype(negative_slope))
+    if max_value is not None:
+        slope = xp.where(z >= dtype(max_value), dtype(0), slope)
+    return grad * slope
+
+
+def prelu(z, alpha):
+    """``z`` where ``z >= 0``, ``alpha * z`` elsewhere (``alpha`` broadcasts against ``z``)."""
+    return xp.where(z >= 0, z, z * alpha)
+
+
+def prelu_backward(grad, z, alpha):
+    """Gradients with respect to ``z`` and to ``alpha`` (before summing ``alpha``'s
+    broadcast axes): ``(grad_z, grad * min(z, 0))``."""
+    negative = z < 0
+    return xp.where(negative, grad * alpha, grad), grad * xp.where(negative, z, 0)
+
+
 def elu(z, alpha=1.0):
     negative = xp.expm1(xp.minimum(z, 0)) * z.dtype.type(alpha)
     return xp.where(z > 0, z, negative)
@@ -79,14 +108,14 @@ def tanh_backward(grad, z, a):
     return grad * (1 - a * a)
 
 
-def softmax(z):
-    shifted = z - z.max(axis=-1, keepdims=True)
+def softmax(z, axis=-1):
+    shifted = z - z.max(axis=axis, keepdims=True)
     e = xp.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    return e / e.sum(axis=axis, keepdims=True)
 
 
-def softmax_backward(grad, z, a):
-    return a * (grad - (grad * a).sum(axis=-1, keepdims=True))
+def softmax_backward(grad, z, a, axis=-1):
+    return a * (grad - (grad * a).sum(axis=axis, keepdims=True))
 
 
 def log_softmax(z):

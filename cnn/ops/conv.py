@@ -2,9 +2,10 @@
 
 Forward::
 
-    y[n, f, p, q] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_padded[n, c, p * sh + i, q * sw + j]
+    y[n, f, p, q] = b[f] + sum_{c, i, j} w[f, c, i, j]
+                                  * x_padded[n, c, p * sh + i * dh, q * sw + j * dw]
 
-The kernel is not flipped. Backward returns gradients summed over the batch. The caller's
+with the dilation ``(dh, dw)`` (1 unless asked). The kernel is not flipped. Backward returns gradients summed over the batch. The caller's
 loss divides by N.
 
 How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULTS.md``):
@@ -42,7 +43,7 @@ from cnn.ops.im2col import (
     rows_from_windows,
     taps_from_windows,
 )
-from cnn.ops.shapes import check_padding, pair, window_output_shape
+from cnn.ops.shapes import check_padding, effective_kernel, pair, window_output_shape
 
 CHUNK_BYTES = 1 << 20  # columns built at once; a few samples' worth fits the 2 MB L2 cache
 KEEP_COLUMNS_BYTES = 8 << 20  # keep the forward pass's columns up to this size
@@ -62,10 +63,11 @@ class ConvCache(NamedTuple):
     out_hw: tuple  # (oh, ow)
     has_bias: bool
     workspace: dict | None  # where the columns are built (see conv2d_forward)
+    dilation: tuple = (1, 1)  # (dh, dw)
 
 
 def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), workspace=None,
-                   keep_columns=True):
+                   keep_columns=True, dilation=(1, 1)):
     """Convolve a batch of images with a bank of kernels.
 
     Args:
@@ -81,6 +83,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
             only valid until that call.
         keep_columns: False never keeps the columns for backward (inference; a backward
             pass, if one comes, rebuilds them).
+        dilation: ``(dh, dw)`` or an int: the kernel's taps ``dh`` rows and ``dw`` columns
+            apart (a window spanning ``effective_kernel`` cells).
     Returns:
         ``(y, cache)``: y (N, F, oh, ow) in the dtype of ``x`` and ``w``, a view of a
         channels-last (N, oh, ow, F) array; cache a ``ConvCache``.
@@ -90,19 +94,21 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
     _check_operands(x, w, b)
     n, _, h, width = x.shape
     f, _, kh, kw = w.shape
-    stride = pair(stride, "stride")
-    out_hw, padding = window_output_shape((h, width), (kh, kw), stride, check_padding(padding))
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    span = effective_kernel((kh, kw), dilation)
+    out_hw, padding = window_output_shape((h, width), span, stride, check_padding(padding))
     if min(out_hw) < 1:
         raise ValueError(
             f"conv2d: output would be empty ({out_hw}): input {tuple(x.shape)} padded by "
-            f"{padding} is smaller than the kernel {(kh, kw)} (stride {stride})"
+            f"{padding} is smaller than the kernel {(kh, kw)} (stride {stride}, dilation "
+            f"{dilation})"
         )
     x_padded = pad_spatial(channels_last(x), padding, axes=_SPATIAL)
     keep = keep_columns and _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES
     cache = ConvCache(x_padded, [] if keep else None, w, tuple(x.shape), stride, padding,
-                      out_hw, b is not None, workspace)
+                      out_hw, b is not None, workspace, dilation)
     kernel_matrix = _kernel_matrix(w)
-    windows = channels_last_windows(x_padded, (kh, kw), stride)
+    windows = channels_last_windows(x_padded, (kh, kw), stride, dilation)
     y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
     y_samples = y.reshape(n, -1, f)  # (N, oh * ow, F)
     for samples, rows in _chunks(cache):
@@ -137,11 +143,11 @@ def conv2d_backward(dy, cache, need_dx=True):
     dy_rows = channels_last(dy).reshape(-1, f)  # (N * oh * ow, F)
     dy_samples = dy_rows.reshape(cache.x_shape[0], -1, f)  # (N, oh * ow, F)
     kernel_matrix = _kernel_matrix(w)
-    kernel_taps = _kernel_taps(w) if need_dx else None
+    tap_kernels = kernel_taps(w) if need_dx else None
     dkernel = xp.zeros(kernel_matrix.shape, dtype=xp.result_type(dy, cache.x_padded))
     dx_padded = xp.zeros(cache.x_padded.shape, dtype=xp.result_type(dy, w)) if need_dx else None
     if cache.columns is None:
-        windows = channels_last_windows(cache.x_padded, (kh, kw), cache.stride)
+        windows = channels_last_windows(cache.x_padded, (kh, kw), cache.stride, cache.dilation)
     for index, (samples, rows) in enumerate(_chunks(cache)):
         if cache.columns is None:
             columns = _columns(windows[samples], cache)
@@ -149,9 +155,9 @@ def conv2d_backward(dy, cache, need_dx=True):
             columns = cache.columns[index]
         dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
         if need_dx:
-            taps = xp.matmul(dy_rows[rows], kernel_taps)  # (kh * kw, S * oh * ow, C)
+            taps = xp.matmul(dy_rows[rows], tap_kernels)  # (kh * kw, S * oh * ow, C)
             col2im_channels_last(taps, dx_padded[samples].shape, (kh, kw), cache.stride,
-                                 cache.out_hw, out=dx_padded[samples])
+                                 cache.out_hw, out=dx_padded[samples], dilation=cache.dilation)
     dw = xp.ascontiguousarray(dkernel.reshape(kh, kw, c, f).transpose(3, 2, 0, 1))
     db = None
     if cache.has_bias:
@@ -168,7 +174,7 @@ def _kernel_matrix(w):
     return xp.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
 
 
-def _kernel_taps(w):
+def kernel_taps(w):
     """(F, C, kh, kw) -> (kh * kw, F, C): one (F, C) matrix per tap, for the input gradient."""
     f, c, kh, kw = w.shape
     return xp.ascontiguousarray(w.transpose(2, 3, 0, 1).reshape(kh * kw, f, c))

@@ -32,19 +32,21 @@ gradient comes out of its GEMM.
 from __future__ import annotations
 
 from cnn.backend import xp
+from cnn.ops.shapes import effective_kernel
 
 
-def window_slices(kernel, stride, out_hw):
+def window_slices(kernel, stride, out_hw, dilation=(1, 1)):
     """The strided slices that pick one kernel tap from every window.
 
     Yields ``(i, j, rows, cols)`` for each tap ``(i, j)`` of a ``kernel = (kh, kw)`` window, in
     row-major order; ``x[..., rows, cols]`` has shape ``(..., oh, ow)`` and holds
-    ``x[..., p * sh + i, q * sw + j]`` at ``[..., p, q]``.
+    ``x[..., p * sh + i * dh, q * sw + j * dw]`` at ``[..., p, q]`` (``dilation = (dh, dw)``).
     """
-    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    (kh, kw), (sh, sw), (oh, ow), (dh, dw) = kernel, stride, out_hw, dilation
     for i in range(kh):
         for j in range(kw):
-            yield i, j, slice(i, i + sh * oh, sh), slice(j, j + sw * ow, sw)
+            top, left = i * dh, j * dw
+            yield i, j, slice(top, top + sh * oh, sh), slice(left, left + sw * ow, sw)
 
 
 def pad_spatial(x, padding, value=0, axes=(2, 3)):
@@ -136,14 +138,19 @@ def im2col_channels_last(x_padded, kernel, stride, out_hw, out=None):
     return rows_from_windows(channels_last_windows(x_padded, kernel, stride), out)
 
 
-def channels_last_windows(x_padded, kernel, stride):
+def channels_last_windows(x_padded, kernel, stride, dilation=(1, 1)):
     """Every ``kernel`` window of a padded (N, Hp, Wp, C) input: an (N, oh, ow, C, kh, kw) view.
 
+    A dilated window takes every ``dilation``-th cell of a span of ``effective_kernel`` cells.
     Taking the view costs tens of microseconds; a caller that builds columns chunk by chunk
     takes it once and slices it (``rows_from_windows(windows[a:b])``).
     """
-    windows = xp.lib.stride_tricks.sliding_window_view(x_padded, tuple(kernel), axis=(1, 2))
-    return windows[:, :: stride[0], :: stride[1]]
+    span = effective_kernel(kernel, dilation)
+    windows = xp.lib.stride_tricks.sliding_window_view(x_padded, span, axis=(1, 2))
+    windows = windows[:, :: stride[0], :: stride[1]]
+    if tuple(dilation) != (1, 1):
+        windows = windows[..., :: dilation[0], :: dilation[1]]
+    return windows
 
 
 def rows_from_windows(windows, out=None):
@@ -158,7 +165,8 @@ def taps_from_windows(windows, out=None):
     return _copy_into(windows.transpose(3, 4, 5, 0, 1, 2), out, (c * kh * kw, n * oh * ow))
 
 
-def col2im_channels_last(taps, x_padded_shape, kernel, stride, out_hw, out=None):
+def col2im_channels_last(taps, x_padded_shape, kernel, stride, out_hw, out=None,
+                         dilation=(1, 1)):
     """Adjoint of ``im2col_channels_last``, from tap-major columns.
 
     ``taps[i*kw + j]`` is the (N * oh * ow, C) block of the columns that belongs to tap
@@ -170,15 +178,16 @@ def col2im_channels_last(taps, x_padded_shape, kernel, stride, out_hw, out=None)
         taps: (kh * kw, N * oh * ow, C).
         x_padded_shape: ``(N, Hp, Wp, C)``; kernel, stride, out_hw: as for ``im2col``.
         out: optional zero-filled (N, Hp, Wp, C) array (or view) to add into and return.
+        dilation: ``(dh, dw)``, as for ``channels_last_windows``.
     Returns:
         (N, Hp, Wp, C) array of ``taps.dtype``; cells that no window covers are 0.
     """
     n, c = x_padded_shape[0], x_padded_shape[3]
     (kh, kw), (oh, ow) = kernel, out_hw
-    _check_out_hw(x_padded_shape[1:3], kernel, stride, out_hw)
+    _check_out_hw(x_padded_shape[1:3], effective_kernel(kernel, dilation), stride, out_hw)
     _check_cols("col2im_channels_last", taps, (kh * kw, n * oh * ow, c))
     x_padded = _zeros_or(out, x_padded_shape, taps.dtype)
-    for i, j, rows, columns in window_slices(kernel, stride, out_hw):
+    for i, j, rows, columns in window_slices(kernel, stride, out_hw, dilation):
         x_padded[:, rows, columns] += taps[i * kw + j].reshape(n, oh, ow, c)
     return x_padded
 

@@ -15,6 +15,16 @@ states (None entries for zero), and returns ``(dxw, initial_state_grads, recurre
 ``dxw`` (T, N, G*U) is the gradient with respect to the pre-activations, from which the layer
 computes its input and kernel gradients with one GEMM each.
 
+Masks and recurrent dropout (optional keyword arguments of every ``*_forward``):
+
+* ``mask`` (T, N) bool, in the order of ``xw``: at a step where ``mask[t, n]`` is False sample
+  ``n`` keeps its previous states (h and, for LSTM, c), so its output there repeats the
+  previous output, as Keras's recurrent layers do; gradients pass such a step unchanged.
+* ``recurrent_mask`` (N, U): recurrent dropout, the factor (0 or ``1 / (1 - rate)``) that
+  multiplies ``h_{t-1}`` where it enters the recurrent kernel, the same at every step of a
+  sequence (Gal & Ghahramani; Keras's ``recurrent_dropout``). The GRU's carry
+  ``z * h_{t-1}`` uses the undropped state.
+
 Every function takes an optional ``workspace`` dict in which it keeps its large buffers from
 one call to the next (the arrays it returns and caches live there, so a later call with the
 same workspace overwrites them; the layers copy what they hand out).
@@ -123,6 +133,41 @@ def _carry_in(grad, shape, like):
     return buffer
 
 
+class StepMask:
+    """A (T, N) boolean step mask as the float factors the kernels multiply by.
+
+    ``keep(t)`` (N, 1) is 1 where step ``t`` of a sample counts; ``hold(t, grad)`` splits
+    ``grad`` into the part for the step (returned in place, zero at skipped steps) and the
+    part that passes the step unchanged (returned as a new array)."""
+
+    def __init__(self, mask, like):
+        if mask.ndim != 2 or mask.shape != like.shape[:2]:
+            raise ValueError(f"the step mask must be (time steps, batch) = {like.shape[:2]}, "
+                             f"got {tuple(mask.shape)}")
+        self.factors = xp.asarray(mask, dtype=like.dtype)[:, :, None]
+        self.skipped = ~xp.asarray(mask, dtype=bool)[:, :, None]
+
+    def keep_previous(self, t, new, previous) -> None:
+        """Where step ``t`` is skipped, ``new`` (N, U) takes the values of ``previous``."""
+        xp.copyto(new, previous, where=self.skipped[t])
+
+    def hold(self, t, grad):
+        passed = grad * (1 - self.factors[t])
+        grad *= self.factors[t]
+        return passed
+
+
+def _step_mask(mask, like):
+    return None if mask is None else StepMask(mask, like)
+
+
+def _dropped(h, recurrent_mask, out=None):
+    """``h * recurrent_mask`` (``h`` itself when there is no recurrent dropout)."""
+    if recurrent_mask is None:
+        return h
+    return xp.multiply(h, recurrent_mask, out=out)
+
+
 def _sum_over_steps(a, b):
     """``sum_t a[t].T @ b[t]`` as one GEMM: a (T, N, P), b (T, N, Q) -> (P, Q)."""
     return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
@@ -130,40 +175,51 @@ def _sum_over_steps(a, b):
 
 # -- SimpleRNN -----------------------------------------------------------------------------
 
-def simple_rnn_forward(xw, h0, recurrent_kernel, activation, workspace=None):
+def simple_rnn_forward(xw, h0, recurrent_kernel, activation, workspace=None, *, mask=None,
+                       recurrent_mask=None):
     """``h_t = activation(xw_t + h_{t-1} @ recurrent_kernel.T)``; xw (T, N, U), h0 (N, U)."""
     steps, batch, units = xw.shape
     act = GateActivations([activation], units, xw.dtype)
+    steps_mask = _step_mask(mask, xw)
     rt = xp.ascontiguousarray(recurrent_kernel.T)
     h = buffer((steps + 1, batch, units), xw, workspace, "h")  # h[0] = h0, h[t + 1] = h_t
     h[0] = h0
     z = buffer(xw.shape, xw, workspace, "z") if act.needs_input else None
+    dropped = None if recurrent_mask is None else xp.empty((batch, units), dtype=xw.dtype)
     for t in range(steps):
-        pre = xp.matmul(h[t], rt, out=h[t + 1])
+        pre = xp.matmul(_dropped(h[t], recurrent_mask, dropped), rt, out=h[t + 1])
         pre += xw[t]
         if z is not None:
             z[t] = pre
         act.activate(pre)
-    return h[1:], [h[-1]], (h, z, recurrent_kernel, act, workspace)
+        if steps_mask is not None:
+            steps_mask.keep_previous(t, h[t + 1], h[t])
+    cache = (h, z, recurrent_kernel, act, workspace, steps_mask, recurrent_mask)
+    return h[1:], [h[-1]], cache
 
 
 def simple_rnn_backward(cache, dh_seq, final_state_grads):
-    h, z, recurrent_kernel, act, workspace = cache
+    h, z, recurrent_kernel, act, workspace, steps_mask, recurrent_mask = cache
     steps = h.shape[0] - 1
     dxw = buffer((steps, *h.shape[1:]), h, workspace, "dxw")
     dh = _carry_in(final_state_grads[0], h[0].shape, h)
     for t in range(steps - 1, -1, -1):
         if dh_seq is not None:
             dh += dh_seq[t]
+        passed = None if steps_mask is None else steps_mask.hold(t, dh)
         act.derivative(h[t + 1], None if z is None else z[t], out=dxw[t])
         dxw[t] *= dh
         xp.matmul(dxw[t], recurrent_kernel, out=dh)
-    return dxw, [dh], [_sum_over_steps(dxw, h[:-1])]
+        _dropped(dh, recurrent_mask, out=dh)
+        if passed is not None:
+            dh += passed
+    return dxw, [dh], [_sum_over_steps(dxw, _dropped(h[:-1], recurrent_mask))]
 
 
 # -- LSTM ----------------------------------------------------------------------------------
 
-def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation, workspace=None):
+def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation, workspace=None,
+                 *, mask=None, recurrent_mask=None):
     """One LSTM layer over T steps (gates ``i, f, g, o``; ``act`` = activation,
     ``sig`` = recurrent_activation)::
 
@@ -185,8 +241,10 @@ def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation,
     act_c = buffer((steps, batch, u), xw, workspace, "act_c")
     h[0], c[0] = h0, c0
     input_times_candidate = xp.empty((batch, u), dtype=xw.dtype)
+    steps_mask = _step_mask(mask, xw)
+    dropped = None if recurrent_mask is None else xp.empty((batch, u), dtype=xw.dtype)
     for t in range(steps):
-        pre = xp.matmul(h[t], rt, out=gates[t])
+        pre = xp.matmul(_dropped(h[t], recurrent_mask, dropped), rt, out=gates[t])
         pre += xw[t]
         if z is not None:
             z[t] = pre
@@ -196,12 +254,17 @@ def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation,
         c[t + 1] += xp.multiply(i, g, out=input_times_candidate)
         cell_fn.activate(c[t + 1], out=act_c[t])
         xp.multiply(o, act_c[t], out=h[t + 1])
-    cache = (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace)
+        if steps_mask is not None:
+            steps_mask.keep_previous(t, h[t + 1], h[t])
+            steps_mask.keep_previous(t, c[t + 1], c[t])
+    cache = (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace, steps_mask,
+             recurrent_mask)
     return h[1:], [h[-1], c[-1]], cache
 
 
 def lstm_backward(cache, dh_seq, final_state_grads):
-    gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace = cache
+    (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace, steps_mask,
+     recurrent_mask) = cache
     steps, batch, four_units = gates.shape
     u = four_units // 4
     dxw = buffer(gates.shape, gates, workspace, "dxw")
@@ -212,6 +275,7 @@ def lstm_backward(cache, dh_seq, final_state_grads):
     for t in range(steps - 1, -1, -1):
         if dh_seq is not None:
             dh += dh_seq[t]
+        passed = None if steps_mask is None else (steps_mask.hold(t, dh), steps_mask.hold(t, dc))
         a = gates[t]
         i, f, g, o = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
         cell_fn.derivative(act_c[t], c[t + 1], out=dc_dh)
@@ -226,13 +290,17 @@ def lstm_backward(cache, dh_seq, final_state_grads):
         d *= gate_fns.derivative(a, None if z is None else z[t], out=local)
         dc *= f
         xp.matmul(d, recurrent_kernel, out=dh)
-    return dxw, [dh, dc], [_sum_over_steps(dxw, h[:-1])]
+        _dropped(dh, recurrent_mask, out=dh)
+        if passed is not None:
+            dh += passed[0]
+            dc += passed[1]
+    return dxw, [dh, dc], [_sum_over_steps(dxw, _dropped(h[:-1], recurrent_mask))]
 
 
 # -- GRU -----------------------------------------------------------------------------------
 
 def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_activation,
-                reset_after=True, workspace=None):
+                reset_after=True, workspace=None, *, mask=None, recurrent_mask=None):
     """One GRU layer over T steps (gates ``z, r, n``; ``act`` = activation, ``sig`` =
     recurrent_activation; ``R_z, R_r, R_n`` the blocks of recurrent_kernel)::
 
@@ -256,15 +324,18 @@ def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_
     h[0] = h0
     # reset_after: h R.T + b of every step; else r * h of every step
     memo = buffer(xw.shape if reset_after else (steps, batch, u), xw, workspace, "memo")
+    steps_mask = _step_mask(mask, xw)
+    dropped = None if recurrent_mask is None else xp.empty((batch, u), dtype=xw.dtype)
     for t in range(steps):
         pre = gates[t]
+        h_in = _dropped(h[t], recurrent_mask, dropped)  # h_{t-1} where it meets the kernel
         if reset_after:
-            xp.matmul(h[t], rt, out=memo[t])
+            xp.matmul(h_in, rt, out=memo[t])
             if recurrent_bias is not None:
                 memo[t] += recurrent_bias
             xp.add(xw[t, :, :2 * u], memo[t, :, :2 * u], out=pre[:, :2 * u])
         else:
-            xp.matmul(h[t], rt[:, :2 * u], out=pre[:, :2 * u])
+            xp.matmul(h_in, rt[:, :2 * u], out=pre[:, :2 * u])
             pre[:, :2 * u] += xw[t, :, :2 * u]
         if keep_z:
             z_pre[t, :, :2 * u] = pre[:, :2 * u]
@@ -273,7 +344,7 @@ def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_
         if reset_after:
             xp.multiply(reset, memo[t, :, 2 * u:], out=candidate)
         else:
-            xp.multiply(reset, h[t], out=memo[t])
+            xp.multiply(reset, h_in, out=memo[t])
             xp.matmul(memo[t], rt[:, 2 * u:], out=candidate)
         candidate += xw[t, :, 2 * u:]
         if keep_z:
@@ -283,8 +354,10 @@ def gru_forward(xw, h0, recurrent_kernel, recurrent_bias, activation, recurrent_
         xp.subtract(h[t], candidate, out=h[t + 1])
         h[t + 1] *= update
         h[t + 1] += candidate
+        if steps_mask is not None:
+            steps_mask.keep_previous(t, h[t + 1], h[t])
     cache = (gates, z_pre, h, memo, recurrent_kernel, gate_fns, candidate_fn, reset_after,
-             workspace)
+             workspace, steps_mask, recurrent_mask)
     return h[1:], [h[-1]], cache
 
 
@@ -292,7 +365,7 @@ def gru_backward(cache, dh_seq, final_state_grads):
     """Returns ``(dxw, [dh0], [d_recurrent_kernel, d_recurrent_bias])`` (the bias gradient
     only with ``reset_after``)."""
     (gates, z_pre, h, memo, recurrent_kernel, gate_fns, candidate_fn, reset_after,
-     workspace) = cache
+     workspace, steps_mask, recurrent_mask) = cache
     steps, batch, three_units = gates.shape
     u = three_units // 3
     r_n, r_zr = recurrent_kernel[2 * u:], recurrent_kernel[:2 * u]
@@ -304,6 +377,7 @@ def gru_backward(cache, dh_seq, final_state_grads):
     for t in range(steps - 1, -1, -1):
         if dh_seq is not None:
             dh += dh_seq[t]
+        passed = None if steps_mask is None else steps_mask.hold(t, dh)
         a, zt = gates[t], None if z_pre is None else z_pre[t]
         update, reset, candidate = a[:, :u], a[:, u:2 * u], a[:, 2 * u:]
         gate_fns.derivative(a[:, :2 * u], None if zt is None else zt[:, :2 * u], out=local[:, :2 * u])
@@ -320,17 +394,20 @@ def gru_backward(cache, dh_seq, final_state_grads):
             dmemo[t, :, :2 * u] = d[:, :2 * u]
             xp.multiply(d[:, 2 * u:], reset, out=dmemo[t, :, 2 * u:])
             dh *= update
-            dh += dmemo[t] @ recurrent_kernel
+            dh += _dropped(dmemo[t] @ recurrent_kernel, recurrent_mask)
         else:
             d_rh = d[:, 2 * u:] @ r_n
-            xp.multiply(d_rh, h[t], out=d[:, u:2 * u])
+            xp.multiply(d_rh, _dropped(h[t], recurrent_mask), out=d[:, u:2 * u])
             d[:, :2 * u] *= local[:, :2 * u]
             xp.multiply(d_rh, reset, out=dmemo[t])
             dh *= update
-            dh += dmemo[t]
-            dh += d[:, :2 * u] @ r_zr
+            d_in = dmemo[t] + d[:, :2 * u] @ r_zr  # gradient w.r.t. the dropped h_{t-1}
+            dh += _dropped(d_in, recurrent_mask, out=d_in)
+        if passed is not None:
+            dh += passed
+    h_in = _dropped(h[:-1], recurrent_mask)
     if reset_after:
-        return dxw, [dh], [_sum_over_steps(dmemo, h[:-1]), dmemo.sum(axis=(0, 1))]
-    d_recurrent = xp.concatenate([_sum_over_steps(dxw[:, :, :2 * u], h[:-1]),
+        return dxw, [dh], [_sum_over_steps(dmemo, h_in), dmemo.sum(axis=(0, 1))]
+    d_recurrent = xp.concatenate([_sum_over_steps(dxw[:, :, :2 * u], h_in),
                                   _sum_over_steps(dxw[:, :, 2 * u:], memo)], axis=0)
     return dxw, [dh], [d_recurrent]

@@ -8,6 +8,9 @@ Padding modes, per spatial axis of size ``n`` with window ``k`` and stride ``s``
   split with the extra row at the end (Keras/TensorFlow convention).
 * ``"full"``: ``k - 1`` zeros on both sides; ``out = (n + k - 2) // s + 1``.
 * an int ``p`` or a pair ``(before, after)``: explicit zero padding.
+
+A dilated window (dilation ``d``) spans ``(k - 1) * d + 1`` cells (``effective_kernel``); the
+rules above apply to that span, as in Keras and PyTorch.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ def pair(value, name: str) -> tuple[int, int]:
     if any(v < 1 for v in result):
         raise ValueError(f"{name} must be positive, got {value!r}")
     return result
+
+
+def effective_kernel(kernel, dilation=(1, 1)) -> tuple[int, ...]:
+    """The span of a dilated window: ``(k - 1) * d + 1`` per axis."""
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
 
 
 def check_padding(padding):
@@ -99,3 +107,31 @@ def window_output_shape(hw, kernel, stride, padding):
     h = axis_padding(hw[0], kernel[0], stride[0], mode or padding[0])
     w = axis_padding(hw[1], kernel[1], stride[1], mode or padding[1])
     return (h[2], w[2]), ((h[0], h[1]), (w[0], w[1]))
+
+
+def transposed_axis(n: int, k: int, s: int, padding: str, output_padding=None,
+                    dilation: int = 1) -> tuple[int, int]:
+    """Output size and crop of a transposed convolution along one axis, as in Keras.
+
+    The full result of a transposed convolution has ``(n - 1) * s + span`` cells (``span``
+    the dilated kernel). Keras keeps ``out`` of them from cell ``crop`` on (zeros past the
+    end when ``out`` reaches beyond it):
+
+    * ``"valid"``: ``crop = 0``, ``out = (n - 1) * s + span + output_padding``, where
+      ``output_padding`` defaults to ``max(span, s) - span`` (so ``out = n * s`` at least);
+    * ``"same"``: ``out = n * s`` without ``output_padding``, else
+      ``(n - 1) * s + span % 2 + output_padding``; the cut is split as a forward "same"
+      convolution pads, the odd cell at the end.
+
+    Returns ``(out, crop)``. Raises ValueError unless ``0 <= output_padding < s``.
+    """
+    span = (k - 1) * dilation + 1
+    if output_padding is not None and not 0 <= output_padding < s:
+        raise ValueError(f"output_padding must be in [0, strides); got output_padding "
+                         f"{output_padding} with strides {s}")
+    if padding == "valid":
+        extra = max(span, s) - span if output_padding is None else output_padding
+        return (n - 1) * s + span + extra, 0
+    total = s + span - 2 if output_padding is None else span + span % 2 - 2 + output_padding
+    before = min(total // 2 + total % 2, span - 1)  # zeros before the flipped kernel
+    return (n - 1) * s + 2 - span + total, span - 1 - before

@@ -1,16 +1,18 @@
 """Checking a saved architecture (our ``model_config``) against the limits of ``limits``
 before the model is built.
 
-``check_model_config(config)`` walks the layers in order. For each it checks the config's
+``check_model_config(config)`` walks the layers in order (a functional config's in the
+order of its graph: a node's input shapes are the output shapes of the nodes it names). For each it checks the config's
 values (sizes are integers within MAX_SIZE, activation arguments are finite, ...), bounds the
 number of weight elements the layer will create from its config and the shape it receives,
 refuses the layer if the model would exceed MAX_PARAMETERS, and only then builds it (alone,
 to learn the shape it passes on, which must stay within MAX_SAMPLE_ELEMENTS). So no layer is
 ever built whose weights were not counted first.
 
-The bounds are known for every layer class of this library (``WEIGHT_BOUNDS``). A layer
-class registered by the user's own code has no bound: its config values are checked, the
-code that builds it is the user's.
+Rules are written for the common layer classes (``WEIGHT_BOUNDS``). Every other layer, the
+user's own included, is built under ``cnn.initializers.bounded_initialization``: each initial
+weight it draws has its shape checked against what is left of MAX_PARAMETERS before it is
+allocated.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 
 import numpy as np
 
-from cnn import backend
+from cnn import backend, initializers
 from cnn.layers.base import deserialize
 from cnn.saving import limits
 
@@ -28,8 +30,9 @@ FLOAT_TYPES = ("float16", "float32", "float64")
 
 def check_model_config(config: dict) -> None:
     """Raise a ValueError naming the layer and the problem if ``config`` (from
-    ``Model.get_config``) declares sizes beyond the limits; build nothing that was not
-    counted first. The layers built here are thrown away."""
+    ``Model.get_config``: a graph with ``inbound_nodes``, or an older stack with
+    ``input_shape``) declares sizes beyond the limits; build nothing that was not counted
+    first. The layers built here are thrown away."""
     dtype = config.get("dtype", "float32")
     if dtype not in FLOAT_TYPES:
         raise ValueError(f"model_config: dtype must be one of {', '.join(FLOAT_TYPES)}, "
@@ -38,21 +41,117 @@ def check_model_config(config: dict) -> None:
     if len(layers) > limits.MAX_LAYERS:
         raise ValueError(f"model_config has {len(layers)} layers; at most {limits.MAX_LAYERS} "
                          "are allowed")
-    shape = limits.sample_shape(config["input_shape"], "model_config: input_shape")
+    for index, spec in enumerate(layers):
+        check_layer_spec(spec, _describe(index, spec))
+    # Every initial weight is drawn under the model-wide bound, its shape checked before
+    # it is allocated: this covers the layers without a rule in WEIGHT_BOUNDS too.
+    with backend.floatx_scope(dtype), backend.using_rng(np.random.default_rng(0)), \
+            initializers.bounded_initialization(limits.MAX_PARAMETERS):
+        if "input_layers" in config:
+            if config.get("input_shape") is not None:  # a copy for older readers
+                limits.sample_shape(config["input_shape"], "model_config: input_shape")
+            if config.get("stack"):  # built with add_layer in order, as the builder does
+                _check_stack([spec for spec in layers if spec.get("class_name") != "Input"],
+                             _stack_input_shape(layers))
+            else:
+                _check_graph(layers)
+        else:
+            _check_stack(layers, limits.sample_shape(config.get("input_shape"),
+                                                     "model_config: input_shape"))
+
+
+def _check_stack(layers: list, shape: tuple) -> None:
+    """An older config: each layer reads the output of the one before."""
     total = 0
-    with backend.floatx_scope(dtype), backend.using_rng(np.random.default_rng(0)):
-        for index, spec in enumerate(layers):
-            what = f"model_config: layer {index}" + _named(spec)
-            check_layer_spec(spec, what)
-            bound = weight_bound(spec, shape)
-            if bound is not None:
-                total = limits.parameter_budget(bound, total, what)
-            layer = deserialize(spec)
-            shape = limits.sample_shape(layer.build(shape), f"{what}: its output shape")
+    for index, spec in enumerate(layers):
+        total, shape = _build_counted(spec, shape, total, _describe(index, spec))
+
+
+def _stack_input_shape(entries: list) -> tuple:
+    inputs = [spec for spec in entries if spec.get("class_name") == "Input"]
+    if len(inputs) != 1:
+        raise ValueError(f"model_config: a stack has one Input layer, found {len(inputs)}")
+    return _input_shape(inputs[0], "model_config: the Input layer")
+
+
+def _input_shape(spec: dict, what: str) -> tuple:
+    config = spec.get("config", {})
+    shape = config.get("input_shape", config.get("shape"))
+    return limits.sample_shape(shape, f"{what}: input_shape")
+
+
+def _check_graph(entries: list) -> None:
+    """A functional config: each node's input shapes are the outputs of the nodes it names.
+    A reference that is malformed or never resolves is left for the model builder, which
+    reports it (``cnn.models.config``); nothing is built for it here."""
+    shapes, built, total = {}, {}, 0
+    pending = []
+    for index, spec in enumerate(entries):
+        what = _describe(index, spec)
+        name = spec.get("name")
+        if spec.get("class_name") == "Input":
+            shapes[(name, 0)] = _input_shape(spec, what)
+        elif isinstance(spec.get("inbound_nodes"), list):
+            pending.append((what, name, spec, list(spec["inbound_nodes"])))
+    progress = True
+    while progress:
+        progress = False
+        for what, name, spec, nodes in pending:
+            while nodes:
+                keys = _node_keys(nodes[0])
+                if keys is None or not all(key in shapes for key in keys):
+                    break
+                inputs = [shapes[key] for key in keys]
+                shape_in = inputs if len(inputs) > 1 else inputs[0]
+                if name not in built:
+                    total, out = _build_counted(spec, shape_in, total, what)
+                    built[name] = (shape_in, out)
+                elif built[name][0] != shape_in:
+                    nodes.clear()  # a shared layer called on another shape: the builder says so
+                    break
+                node = len(spec["inbound_nodes"]) - len(nodes)
+                shapes[(name, node)] = built[name][1]
+                nodes.pop(0)
+                progress = True
+
+
+def _node_keys(node) -> list[tuple] | None:
+    if not isinstance(node, list) or not node or len(node) > limits.MAX_LAYERS:
+        return None
+    keys = []
+    for ref in node:
+        if not isinstance(ref, list) or len(ref) < 2 or not isinstance(ref[0], str) \
+                or isinstance(ref[1], bool) or not isinstance(ref[1], int):
+            return None
+        keys.append((ref[0], ref[1]))
+    return keys
+
+
+def _build_counted(spec: dict, shape_in, total: int, what: str):
+    """Count the layer's weights (when its class has a rule), then build it alone on
+    ``shape_in``; returns the new total and its output shape, checked against the limits."""
+    bound = weight_bound(spec, shape_in) if not isinstance(shape_in, list) else None
+    if bound is not None:
+        total = limits.parameter_budget(bound, total, what)
+    layer = deserialize(spec)
+    try:
+        shape_out = layer.build(shape_in)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    if isinstance(shape_out, list):
+        raise ValueError(f"{what}: a layer of several outputs cannot be loaded")
+    return total, limits.sample_shape(shape_out, f"{what}: its output shape")
+
+
+def _describe(index: int, spec) -> str:
+    return f"model_config: layer {index}" + _named(spec)
 
 
 def check_layer_spec(spec, what: str, depth: int = 0) -> None:
-    """The values of one ``{"class_name", "config"}`` entry (and of a wrapped layer's)."""
+    """The values of one ``{"class_name", "config"}`` entry (and of a wrapped layer's):
+    sizes are positive integers of at most MAX_SIZE, paddings and croppings non-negative,
+    every other integer (or list of integers) of magnitude at most MAX_SIZE, seeds within
+    what NumPy accepts, activation arguments finite."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
         raise ValueError(f"{what}: a layer should be {{'class_name': ..., 'config': {{...}}}}, "
                          f"got {type(spec).__name__}")
@@ -66,14 +165,30 @@ def check_layer_spec(spec, what: str, depth: int = 0) -> None:
             limits.sizes(value, where)
         elif key == "target_shape":
             _target_shape(value, where)
-        elif key == "padding" and not isinstance(value, str):
+        elif key in limits.NON_NEGATIVE_KEYS and not isinstance(value, str):
             _padding(value, where)
         elif key == "axis":
-            limits.integer(value, where, -limits.MAX_RANK, limits.MAX_RANK)
+            _integers(value, where, -limits.MAX_RANK, limits.MAX_RANK)
+        elif key in limits.SEED_KEYS:
+            _integers(value, where, 0, limits.MAX_SEED)
         elif key == "activation":
             limits.activation(value, where)
-        elif key == "layer":
-            check_layer_spec(value, f"{what} (wrapped)", depth + 1)
+        elif isinstance(value, dict) and "class_name" in value and "config" in value:
+            check_layer_spec(value, f"{what} ({key})", depth + 1)
+        else:
+            _integers(value, where, -limits.MAX_SIZE, limits.MAX_SIZE)
+
+
+def _integers(value, what: str, minimum: int, maximum: int, depth: int = 0) -> None:
+    """Every integer in ``value`` (a number, or lists of them) within [minimum, maximum];
+    strings, floats and other values are left to the layer's own checks."""
+    if isinstance(value, (list, tuple)):
+        if depth >= limits.MAX_RANK:
+            return
+        for i, entry in enumerate(value):
+            _integers(entry, f"{what}[{i}]", minimum, maximum, depth + 1)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        limits.integer(value, what, minimum, maximum)
 
 
 def weight_bound(spec: dict, input_shape: tuple) -> int | None:
@@ -118,6 +233,14 @@ def _rnn(gates):
     return bound
 
 
+def _embedding(config, shape):
+    return config["input_dim"] * config["output_dim"]
+
+
+def _normalization(config, shape):
+    return 3 * math.prod(shape)  # mean, variance and the count behind them, at most
+
+
 def _batch_normalization(config, shape):
     return 4 * max(shape)
 
@@ -140,6 +263,8 @@ WEIGHT_BOUNDS = {
     "LSTM": _rnn(4),
     "GRU": _rnn(3),
     "BatchNormalization": _batch_normalization,
+    "Embedding": _embedding,  # draws its table itself, not through cnn.initializers
+    "Normalization": _normalization,  # allocates its statistics itself
     "TimeDistributed": _time_distributed,
     **{name: _no_weights for name in ("Flatten", "Dropout", "Activation", "MaxPooling2D",
                                        "AveragePooling2D", "GlobalAveragePooling2D",

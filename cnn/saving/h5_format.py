@@ -22,8 +22,9 @@ import h5py
 import numpy as np
 
 import cnn
-from cnn import backend, losses, metrics, optimizers
+from cnn import backend, initializers, losses, metrics, optimizers
 from cnn.layers.base import deserialize
+from cnn.models.model import Model
 from cnn.saving import limits, seed_format
 from cnn.saving.architecture import check_model_config
 from cnn.saving.model_file import (member, open_model_file, read_finite_array, read_int,
@@ -31,7 +32,7 @@ from cnn.saving.model_file import (member, open_model_file, read_finite_array, r
 from cnn.utils.fileio import atomic_path
 
 FORMAT_NAME = "cnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: functional graphs (layers with inbound_nodes), resume states
 MAX_METADATA_CHARS = 65_536
 # Optimizer slots that are running means of squared gradients: never negative.
 NON_NEGATIVE_SLOTS = ("v", "square_avg", "accumulator")
@@ -114,8 +115,21 @@ def _write(f, model, model_config: str, compile_config: str | None) -> None:
     state.attrs["epoch"] = int(model.epoch)
     if model.train_seed is not None:
         state.attrs["train_seed"] = int(model.train_seed)
+    _write_resume_states(state, model)
     if model.optimizer is not None:
         _write_optimizer(f.create_group("optimizer_weights"), model)
+
+
+def _write_resume_states(group, model) -> None:
+    """The layers' states besides weights (a seeded Dropout's generator) and, when saved
+    during ``fit`` (ModelCheckpoint), the callbacks' states, as JSON datasets."""
+    states = {"layer_states": model.layer_states()}
+    if model.running_callbacks is not None:
+        states["callback_states"] = model.running_callbacks.get_states()
+    for key, value in states.items():
+        if value:
+            group.create_dataset(key, data=_to_json(value, key, group.file.filename),
+                                 dtype=_STRINGS)
 
 
 def _write_weights(group, model) -> None:
@@ -177,9 +191,13 @@ def _check_reloadable(model_config: str, compile_config: str | None, path) -> No
         if compile_config is not None:
             settings = json.loads(compile_config)
             optimizers.get(settings["optimizer"])
-            losses.get(settings["loss"])
+            loss = settings["loss"]
+            for spec in loss if isinstance(loss, list) else [loss]:
+                if spec is not None:
+                    losses.get(spec)
             for metric in settings["metrics"]:
-                metrics.get(metric)
+                for spec in metric if isinstance(metric, list) else [metric]:
+                    metrics.get(spec)
     except ValueError as exc:
         raise ValueError(f"cannot save to {path}: the saved model could not be rebuilt ({exc})") from None
 
@@ -248,10 +266,8 @@ def _check_format(f) -> None:
 
 
 def _read_model(f, compile: bool, dtype):
-    from cnn.models.model import Model
-
     config = read_json(f, "model_config")
-    _check_keys(config, "model_config", ("input_shape", "layers"))
+    _check_keys(config, "model_config", ("layers",))
     if not isinstance(config["layers"], list):
         raise ValueError("model_config: 'layers' should be a list")
     if dtype is not None:
@@ -266,7 +282,8 @@ def _read_model(f, compile: bool, dtype):
             raise ValueError("compile_config: 'metrics' should be a list")
     # Layers draw initial weights that the file's weights replace: draw them from a
     # throwaway generator so that loading leaves the user's random stream untouched.
-    with backend.using_rng(np.random.default_rng(0)):
+    with backend.using_rng(np.random.default_rng(0)), \
+            initializers.bounded_initialization(limits.MAX_PARAMETERS):
         try:
             model = Model.from_config(config, compile_config)
         except (TypeError, KeyError) as exc:
@@ -276,9 +293,33 @@ def _read_model(f, compile: bool, dtype):
     model.epoch = read_int(state, "epoch")
     model.train_seed = (read_int(state, "train_seed", maximum=2 ** 63 - 1)
                         if "train_seed" in state else None)
+    _read_resume_states(member(f, "training_state", h5py.Group), model)
     if model.optimizer is not None:
         _read_optimizer(member(f, "optimizer_weights", h5py.Group), model)
     return model
+
+
+def _read_resume_states(group, model) -> None:
+    """The layers' states (each checked by its layer) and the callbacks' (checked by each
+    callback when ``fit`` resumes), both bounded like the configs (``read_json``)."""
+    if "layer_states" in group:
+        states = read_json(group, "layer_states")
+        _check_keys(states, "layer_states", ())
+        _check_state_count(states, len(model.layers), "layer_states")
+        try:
+            model.set_layer_states(states)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"layer_states: {exc}") from None
+    if "callback_states" in group:
+        states = read_json(group, "callback_states", allow_infinity=True)
+        _check_keys(states, "callback_states", ())
+        _check_state_count(states, limits.MAX_LAYERS, "callback_states")
+        model.resume_state = {"callbacks": states}
+
+
+def _check_state_count(states: dict, most: int, what: str) -> None:
+    if len(states) > most:
+        raise ValueError(f"{what} holds {len(states)} states; at most {most} are expected")
 
 
 def _check_keys(config, what: str, keys) -> None:

@@ -25,7 +25,13 @@ MAX_ITERATIONS = 2 ** 62        # optimizer steps and epochs
 
 # Config keys that hold sizes: positive integers (or lists of them) of at most MAX_SIZE.
 SIZE_KEYS = ("units", "filters", "kernel_size", "strides", "pool_size", "input_shape",
-             "dilation_rate")
+             "dilation_rate", "input_dim", "output_dim", "num_heads", "key_dim", "value_dim",
+             "size", "n", "sequence_length", "depth_multiplier")
+# Config keys that hold non-negative integers (or nested lists of them).
+NON_NEGATIVE_KEYS = ("padding", "cropping", "output_padding")
+# Config keys that hold random seeds: any integer that NumPy accepts as one.
+SEED_KEYS = ("seed",)
+MAX_SEED = 2 ** 64 - 1
 _PARAMETRISED = re.compile(r"(?P<name>[A-Za-z_]\w*)\((?P<argument>[^()]*)\)")
 
 
@@ -88,6 +94,13 @@ def finite_json_float(text: str) -> float:
 def non_finite_json_constant(name: str):
     """``parse_constant`` for ``json.loads``: NaN, Infinity and -Infinity are refused."""
     raise ValueError(f"{name} is not a finite number")
+
+
+def infinite_json_constant(name: str) -> float:
+    """``parse_constant`` for ``json.loads`` that accepts Infinity and -Infinity, not NaN."""
+    if name == "NaN":
+        raise ValueError("NaN is not a number allowed here")
+    return float(name)
 
 
 def json_depth(value, limit: int = MAX_JSON_DEPTH) -> int:

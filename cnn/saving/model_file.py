@@ -127,15 +127,17 @@ def read_strings(dataset, max_count: int = limits.MAX_RANK) -> list[str]:
         raise ValueError(f"dataset {dataset.name!r} is not UTF-8 text") from None
 
 
-def read_json(group, name: str):
-    """Parse the scalar string dataset ``group[name]`` as JSON."""
+def read_json(group, name: str, allow_infinity: bool = False):
+    """Parse the scalar string dataset ``group[name]`` as JSON; NaN is refused, and so are
+    infinities unless ``allow_infinity`` (a callback's "best so far" starts at inf)."""
     text = read_string(member(group, name, h5py.Dataset))
     if len(text) > limits.MAX_CONFIG_CHARS:
         raise ValueError(f"dataset {name!r} holds {len(text)} characters; at most "
                          f"{limits.MAX_CONFIG_CHARS}")
     try:
-        value = json.loads(text, parse_float=limits.finite_json_float,
-                           parse_constant=limits.non_finite_json_constant)
+        value = json.loads(text, parse_float=float if allow_infinity else limits.finite_json_float,
+                           parse_constant=(limits.infinite_json_constant if allow_infinity
+                                           else limits.non_finite_json_constant))
     except json.JSONDecodeError as exc:
         raise ValueError(f"dataset {name!r} is not valid JSON ({exc})") from None
     except RecursionError:

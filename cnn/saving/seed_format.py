@@ -36,6 +36,7 @@ import numpy as np
 from cnn import backend
 from cnn.layers import (AveragePooling2D, Conv2D, Dense, Flatten, Input, MaxPooling2D, Output,
                         Recurrent)
+from cnn.models.model import Model
 from cnn.saving import limits
 from cnn.saving.model_file import member, read_array, read_finite_array, read_int, read_strings
 
@@ -51,8 +52,6 @@ def is_seed_file(f: h5py.File) -> bool:
 def read_model(f: h5py.File, compile: bool = True, dtype=None):
     """Rebuild the model stored in ``f``, compiled with the file's learning rate, loss and
     metric unless ``compile`` is False, in ``dtype`` (default ``cnn.floatx()``)."""
-    from cnn.models.model import Model
-
     input_shape = limits.sample_shape(_int_list(f, "input_shape"), "input_shape")
     layer_count = read_int(f, "layer_cnt", minimum=1, maximum=limits.MAX_LAYERS)
     names = read_strings(member(f, "name", h5py.Dataset))
@@ -204,14 +203,15 @@ def _conv2d(parts: _Parts):
     kernel = parts.weights("(filters, channels, k, k)",
                            (filters, channels, kernel_size, kernel_size))
     return Conv2D(filters, kernel_size, stride, padding=padding, activation=activation,
-                  kernel=kernel, use_bias=False)
+                  kernel=kernel, use_bias=False,
+                  data_format="channels_first")  # the seed's layout, whatever the default
 
 
 def _pooling(cls):
     def build(parts: _Parts):
         pool_size, stride = parts.init("pool_size", "stride")
         (padding,) = parts.text("padding")
-        return cls(pool_size, stride, padding=padding)
+        return cls(pool_size, stride, padding=padding, data_format="channels_first")
 
     return build
 

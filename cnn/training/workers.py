@@ -34,6 +34,8 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from cnn import backend
+from cnn.models.model import Model
+from cnn.training.errors import NonFiniteLossError
 
 _ALIGN = 64  # bytes; every shared array starts on a cache line
 # How worker processes start: "fork" is fast and needs no guard in the user's script.
@@ -105,11 +107,13 @@ class WorkerPool:
         dtype = np.dtype(model.dtype)
         shared_weights = SharedArrays({f"w{i}": (w.shape, w.dtype)
                                        for i, w in enumerate(model_weights(model))})
+        self.input_count = len(model.inputs)
+        self.output_count = len(model.outputs)
         io_spec = {
-            "x": ((capacity, *model.input.input_shape), dtype),
-            "targets": ((capacity, *model.cur_output_shape), dtype),
+            **{f"x{i}": ((capacity, *shape), dtype) for i, shape in enumerate(model.input_shapes)},
+            **{f"t{k}": ((capacity, *shape), dtype) for k, shape in enumerate(model.output_shapes)},
             "sample_weights": ((capacity,), dtype),
-            "outputs": ((capacity, *model.cur_output_shape), dtype),
+            **{f"o{k}": ((capacity, *shape), dtype) for k, shape in enumerate(model.output_shapes)},
             **{f"g{i}": (g.shape, g.dtype) for i, g in enumerate(model.trainable_weights)},
         }
         self.shared_weights = shared_weights
@@ -117,7 +121,8 @@ class WorkerPool:
         context = multiprocessing.get_context(START_METHOD)
         setup = {
             "config": model.get_config(),
-            "loss": model.loss.get_config(),
+            "losses": [None if loss is None else loss.get_config() for loss in model.output_losses],
+            "loss_weights": list(model.loss_weights),
             "blas_threads": blas_threads,
             "weights": (shared_weights.name, shared_weights.spec),
         }
@@ -139,38 +144,44 @@ class WorkerPool:
         self._pending: list[int] = []
 
     # -- one step ---------------------------------------------------------------------------
-    def start_step(self, model, x, targets, weights, worker_slices, n, seed) -> None:
-        """Hand each worker its slice of the batch (``worker_slices``, one per worker; an
+    def start_step(self, model, batch, worker_slices, n, seed) -> None:
+        """Hand each worker its slice of ``batch`` (``worker_slices``, one per worker; an
         empty slice leaves that worker out of this step)."""
         for live, shared in zip(model_weights(model), self.shared_weights.arrays.values()):
             np.copyto(shared, live)
         self._pending = []
+        weights = batch.sample_weight
         for index, part in enumerate(worker_slices):
             rows = part.stop - part.start
             if rows == 0:
                 continue
             io = self.io[index]
-            io["x"][:rows] = backend.to_numpy(x[part])
-            io["targets"][:rows] = backend.to_numpy(targets[part])
+            for i, x in enumerate(batch.x):
+                io[f"x{i}"][:rows] = backend.to_numpy(x[part])
+            for k, target in enumerate(batch.y):
+                if target is not None:
+                    io[f"t{k}"][:rows] = backend.to_numpy(target[part])
             if weights is not None:
                 io["sample_weights"][:rows] = backend.to_numpy(weights[part])
             self.connections[index].send(("step", rows, n, weights is not None, seed + index))
             self._pending.append(index)
 
-    def finish_step(self) -> list[tuple[float, object, list]]:
-        """Wait for the workers of this step: ``(loss part, outputs, gradients)`` for each,
-        in slice order, as views of shared memory valid until the next step."""
+    def finish_step(self) -> list[tuple]:
+        """Wait for the workers of this step: ``(loss part, output loss parts, outputs,
+        gradients)`` for each, in slice order, as views of shared memory valid until the
+        next step."""
         pending, self._pending = self._pending, []
         results, error = [], None
         for index in pending:  # every answer is read, so that the next step starts clean
             try:
-                loss, rows = self._receive(index)
+                loss, output_losses, rows = self._receive(index)
             except Exception as exc:  # noqa: BLE001 (raised below, once all have answered)
                 error = error or exc
                 continue
             io = self.io[index]
             grads = [io[f"g{i}"] for i in range(self.gradient_count)]
-            results.append((loss, io["outputs"][:rows], grads))
+            outputs = [io[f"o{k}"][:rows] for k in range(self.output_count)]
+            results.append((loss, output_losses, outputs, grads))
         if error is not None:
             raise error
         return results
@@ -184,8 +195,6 @@ class WorkerPool:
             raise RuntimeError(f"training worker {index + 1} (pid {process.pid}) died "
                                f"(exit code {process.exitcode})") from None
         if kind == "non-finite":
-            from cnn.models.model import NonFiniteLossError
-
             raise NonFiniteLossError(*payload)
         if kind == "error":
             raise RuntimeError(f"training worker {index + 1} failed:\n{payload}")
@@ -228,16 +237,18 @@ def _serve(connection, setup, io_spec) -> None:
     """A worker process: build the model, then answer steps until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     try:
-        from cnn.models.model import Model, NonFiniteLossError
-
         backend.set_num_threads(setup["blas_threads"])
         model = Model.from_config(setup["config"])
-        model.compile(optimizer="sgd", loss=setup["loss"], metrics=[])
+        model.compile(optimizer="sgd", loss=setup["losses"], metrics=[[] for _ in setup["losses"]],
+                      loss_weights=setup["loss_weights"])
         weights = SharedArrays(setup["weights"][1], name=setup["weights"][0])
         io = SharedArrays(io_spec[1], name=io_spec[0])
         for value, (store, key) in zip(weights.arrays.values(), _weight_slots(model)):
             store[key] = value  # the layers read the caller's weights where it writes them
         gradients = [io[key] for key in io.arrays if key.startswith("g")]
+        inputs = [io[f"x{i}"] for i in range(len(model.inputs))]
+        targets = [io[f"t{k}"] for k in range(len(model.outputs))]
+        outputs = [io[f"o{k}"] for k in range(len(model.outputs))]
     except BaseException:
         connection.send(("error", traceback.format_exc()))
         connection.close()
@@ -253,16 +264,16 @@ def _serve(connection, setup, io_spec) -> None:
         try:
             _, rows, n, weighted, seed = message
             with backend.using_rng(np.random.default_rng(seed)):
-                loss, outputs, grads = model._slice_gradients(
-                    io["x"][:rows], io["targets"][:rows],
+                result = model.compute_gradients(
+                    [x[:rows] for x in inputs],
+                    [None if loss is None else t[:rows]
+                     for t, loss in zip(targets, model.output_losses)],
                     io["sample_weights"][:rows] if weighted else None, n)
-            for target, grad in zip(gradients, grads):
+            for target, grad in zip(gradients, result.gradients):
                 np.copyto(target, grad)
-            start = 0
-            for part in outputs:
-                io["outputs"][start:start + part.shape[0]] = part
-                start += part.shape[0]
-            connection.send(("done", (loss, rows)))
+            for target, output in zip(outputs, result.outputs):
+                target[:rows] = output
+            connection.send(("done", (result.loss, result.output_losses, rows)))
         except NonFiniteLossError as exc:
             connection.send(("non-finite", (str(exc), exc.loss)))
         except BaseException:

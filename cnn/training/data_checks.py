@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn.losses import BinaryCrossentropy, CategoricalCrossentropy
+from cnn.losses import (BinaryCrossentropy, CategoricalCrossentropy,
+                        SparseCategoricalCrossentropy)
 
 _CHUNK = 8192
 
 
 def as_array(x, what: str) -> np.ndarray:
-    """``x`` as a numeric NumPy (or CuPy) array with at least one sample."""
+    """``x`` as a numeric or bool NumPy (or CuPy) array with at least one sample."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         try:
             x = np.asarray(x)
         except Exception as exc:  # ragged lists and the like
             raise ValueError(f"{what} cannot be converted to an array: {exc}") from None
-    if x.dtype == bool or not (np.issubdtype(x.dtype, np.number)):
-        raise ValueError(f"{what} must hold numbers, got dtype {x.dtype}")
+    if x.dtype != bool and not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{what} must hold numbers or bools, got dtype {x.dtype}")
     if np.issubdtype(x.dtype, np.complexfloating):
         raise ValueError(f"{what} must hold real numbers, got dtype {x.dtype}")
     if x.ndim == 0 or x.shape[0] == 0:
@@ -29,40 +30,53 @@ def as_array(x, what: str) -> np.ndarray:
     return x
 
 
-def check_finite(x, what: str) -> None:
-    """Raise if a float array holds NaN or infinity (checked in chunks to save memory)."""
+def check_finite(x, what: str, read_rows=None) -> None:
+    """Raise if a float array holds NaN or infinity (checked in chunks to save memory;
+    ``read_rows(start, stop)`` reads a chunk, by default ``x[start:stop]``)."""
     if not np.issubdtype(x.dtype, np.floating):
         return
     for start in range(0, x.shape[0], _CHUNK):
-        chunk = x[start:start + _CHUNK]
+        stop = min(start + _CHUNK, x.shape[0])
+        chunk = x[start:stop] if read_rows is None else read_rows(start, stop)
         finite_rows = np.isfinite(chunk).reshape(chunk.shape[0], -1).all(axis=1)
         if not bool(finite_rows.all()):
             first = start + int(np.argmin(finite_rows))
             raise ValueError(f"{what} contains NaN or infinite values (first in sample {first})")
 
 
-def check_inputs(x, input_shape: tuple, what: str = "x") -> np.ndarray:
-    """Validate a batch of inputs against the model's input shape (without batch axis)."""
+def check_inputs(x, input_shape: tuple, what: str = "x", read_rows=None) -> np.ndarray:
+    """Validate inputs against the model's input shape (without batch axis)."""
     x = as_array(x, what)
     if tuple(x.shape[1:]) != tuple(input_shape):
         hint = ""
         if tuple(x.shape) == tuple(input_shape):
             hint = " (a single sample? add the batch axis: x[None])"
+        elif x.ndim == 4 and len(input_shape) == 3 and _channels_moved(x.shape[1:], input_shape):
+            hint = (" (the channels axis is at the other end: transpose the images, or build "
+                    "the model for their layout with data_format= or "
+                    "cnn.set_image_data_format(...))")
         elif int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
             hint = f" (same size: reshape it with x.reshape(-1, *{tuple(input_shape)}))"
         raise ValueError(
             f"{what} has shape {tuple(x.shape)}, but the model expects (N, "
             f"{', '.join(map(str, input_shape))}){hint}"
         )
-    check_finite(x, what)
+    check_finite(x, what, read_rows)
     return x
+
+
+def _channels_moved(shape, expected) -> bool:
+    """True when ``shape`` is ``expected`` with its first or last axis moved to the other end."""
+    shape, expected = tuple(shape), tuple(expected)
+    return shape in ((*expected[1:], expected[0]), (expected[-1], *expected[:-1]))
 
 
 def prepare_targets(y, n_samples: int, output_shape: tuple, loss, dtype, what: str = "y"):
     """Targets as a float array of shape (N, *output_shape).
 
     Integer class ids (shape (N,) or (N, 1)) are one-hot encoded for a categorical
-    cross-entropy; for a one-unit output, (N,) targets become (N, 1).
+    cross-entropy, and ids (N, T) or (N, T, 1) for a sparse one on outputs (N, T, K); for a
+    one-unit output, (N,) targets become (N, 1).
     """
     y = as_array(y, what)
     if y.shape[0] != n_samples:
@@ -73,6 +87,9 @@ def prepare_targets(y, n_samples: int, output_shape: tuple, loss, dtype, what: s
     is_ids = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and classes > 1)
     if isinstance(loss, CategoricalCrossentropy) and is_ids and len(output_shape) == 1:
         return one_hot(y.reshape(-1), classes, dtype, what)
+    if isinstance(loss, SparseCategoricalCrossentropy) and len(output_shape) > 1 and (
+            y.shape[1:] in (output_shape[:-1], (*output_shape[:-1], 1))):
+        return one_hot(y.reshape(-1), classes, dtype, what).reshape(expected)
     if y.ndim == 1 and output_shape == (1,):
         y = y.reshape(-1, 1)
     if tuple(y.shape) != expected:

@@ -1,0 +1,67 @@
+"""What the ONNX tests share: building one-layer models, running exported graphs in
+onnxruntime, and comparing them with ``model.predict``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import cnn
+from cnn.layers import Input
+from cnn.models import Sequential
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def one_layer_model(input_shape, *layers, seed=0):
+    """``Sequential([Input(input_shape), *layers])`` with seeded weights."""
+    cnn.set_seed(seed)
+    return Sequential([Input(input_shape), *layers], name="one_layer")
+
+
+def randomize_buffers(model, seed=0):
+    """Give BatchNormalization moving statistics that are not 0 and 1 (and every bias a
+    non-zero value), so that a wrong mapping shows."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        names = layer.weight_names()
+        weights = layer.get_weights()
+        for i, name in enumerate(names):
+            if name in ("moving_variance",):
+                weights[i] = rng.uniform(0.5, 2.0, weights[i].shape)
+            elif name in ("moving_mean", "bias", "beta", "recurrent_bias"):
+                weights[i] = rng.normal(0, 0.5, weights[i].shape)
+            elif name == "gamma":
+                weights[i] = rng.uniform(0.5, 1.5, weights[i].shape)
+        layer.set_weights(weights)
+    return model
+
+
+def run_onnx(path_or_proto, x):
+    """onnxruntime's output on ``x``; for several inputs give a list and get a list back."""
+    import onnxruntime
+
+    source = path_or_proto if isinstance(path_or_proto, str) else path_or_proto.SerializeToString()
+    session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    feeds = session.get_inputs()
+    arrays = x if isinstance(x, list) else [x]
+    outputs = session.run(None, {feed.name: np.asarray(a, dtype=np.float32)
+                                 for feed, a in zip(feeds, arrays)})
+    return outputs if len(outputs) > 1 or isinstance(x, list) else outputs[0]
+
+
+def sample_inputs(model, batch=3, seed=1):
+    """Random inputs for every model input (an array for a one-input model, else a list)."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((batch, *t.sample_shape)).astype(np.float32)
+              for t in model.inputs]
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def assert_close(actual, expected, what=""):
+    """Arrays, or lists of arrays (several outputs), equal to RTOL / ATOL."""
+    if isinstance(expected, list):
+        assert len(actual) == len(expected), what
+        for a, e in zip(actual, expected):
+            np.testing.assert_allclose(a, e, rtol=RTOL, atol=ATOL, err_msg=what)
+        return
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
