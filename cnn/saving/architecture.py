@@ -23,6 +23,7 @@ import numpy as np
 
 from cnn import backend, initializers
 from cnn.layers.base import deserialize
+from cnn.models.config import replay_order
 from cnn.saving import limits
 
 FLOAT_TYPES = ("float16", "float32", "float64")
@@ -81,41 +82,34 @@ def _input_shape(spec: dict, what: str) -> tuple:
 
 
 def _check_graph(entries: list) -> None:
-    """A functional config: each node's input shapes are the outputs of the nodes it names.
-    A reference that is malformed or never resolves is left for the model builder, which
-    reports it (``cnn.models.config``); nothing is built for it here."""
-    shapes, built, total = {}, {}, 0
-    pending = []
+    """A functional config: each node's input shapes are the outputs of the nodes it names,
+    in the order of ``replay_order`` (the model builder's). A reference that is malformed or
+    never resolves is left for the builder, which reports it (``cnn.models.config``);
+    nothing is built for it here."""
+    shapes, specs, nodes, built, total = {}, {}, {}, {}, 0
     for index, spec in enumerate(entries):
         what = _describe(index, spec)
         name = spec.get("name")
         if spec.get("class_name") == "Input":
             shapes[(name, 0)] = _input_shape(spec, what)
-        elif isinstance(spec.get("inbound_nodes"), list):
-            pending.append((what, name, spec, list(spec["inbound_nodes"])))
-    progress = True
-    while progress:
-        progress = False
-        for what, name, spec, nodes in pending:
-            while nodes:
-                keys = _node_keys(nodes[0])
-                if keys is None or not all(key in shapes for key in keys):
-                    break
-                inputs = [shapes[key] for key in keys]
-                shape_in = inputs if len(inputs) > 1 else inputs[0]
-                if name not in built:
-                    total, out = _build_counted(spec, shape_in, total, what)
-                    built[name] = (shape_in, out)
-                elif built[name][0] != shape_in:
-                    nodes.clear()  # a shared layer called on another shape: the builder says so
-                    break
-                node = len(spec["inbound_nodes"]) - len(nodes)
-                shapes[(name, node)] = built[name][1]
-                nodes.pop(0)
-                progress = True
+        elif isinstance(name, str) and isinstance(spec.get("inbound_nodes"), list) \
+                and name not in specs:
+            specs[name], nodes[name] = (what, spec), spec["inbound_nodes"]
+    for name, node, keys in replay_order(nodes, set(shapes), _node_keys):
+        what, spec = specs[name]
+        inputs = [shapes[key] for key in keys]
+        shape_in = inputs if len(inputs) > 1 else inputs[0]
+        if name not in built:
+            total, shape_out = _build_counted(spec, shape_in, total, what)
+            built[name] = (shape_in, shape_out)
+        elif built[name][0] != shape_in:
+            raise ValueError(f"{what}: node {node} gives it input of shape {shape_in}, but "
+                             f"its first node gave {built[name][0]} (a shared layer takes one "
+                             "shape)")
+        shapes[(name, node)] = built[name][1]
 
 
-def _node_keys(node) -> list[tuple] | None:
+def _node_keys(node, owner: str = "") -> list[tuple] | None:
     if not isinstance(node, list) or not node or len(node) > limits.MAX_LAYERS:
         return None
     keys = []
