@@ -16,6 +16,7 @@ Names: ``he_normal`` (``kaiming_normal``), ``he_uniform`` (``kaiming_uniform``),
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -104,8 +105,41 @@ def get(identifier):
     return lookup("initializer", identifier, _INITIALIZERS)
 
 
+class ElementBudget:
+    """What ``bounded_initialization`` allows: ``left`` elements still to draw."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def take(self, shape) -> None:
+        if any(not isinstance(n, (int, np.integer)) or n < 0 for n in shape):
+            raise ValueError(f"cannot draw initial weights of shape {tuple(shape)}")
+        count = math.prod(int(n) for n in shape)
+        if count > self.left:
+            raise ValueError(f"initial weights of shape {tuple(shape)} ({count} elements) "
+                             f"exceed the {self.left} elements left to this model")
+        self.left -= count
+
+
+_BUDGETS: list[ElementBudget] = []
+
+
+@contextlib.contextmanager
+def bounded_initialization(limit: int):
+    """Within the block, ``initialize`` refuses (ValueError) to draw more than ``limit``
+    elements in all, checking each shape BEFORE allocating (loading untrusted files)."""
+    budget = ElementBudget(limit)
+    _BUDGETS.append(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGETS.remove(budget)
+
+
 def initialize(identifier, shape, fan_in, fan_out, dtype=None):
     """Draw an array of ``shape`` (as a backend array of ``dtype``, default ``floatx()``)."""
     dtype = dtype or backend.floatx()
+    for budget in _BUDGETS:
+        budget.take(tuple(shape))
     values = get(identifier)(tuple(shape), fan_in, fan_out, dtype)
     return backend.asarray(values, dtype=dtype)

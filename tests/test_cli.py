@@ -81,7 +81,8 @@ def test_train_writes_model_history_and_plots(trained):
     model = load_model(out / "model.h5")
     assert model.epoch == 2 and model.input.input_shape == (1, 28, 28)
     assert model.class_names == list("0123456789")
-    assert "validating on the 120 test images" in stdout
+    assert "108 images" in stdout
+    assert "validating on 12 held-out training images (10%) after each epoch" in stdout
     assert "Epoch 2/2 - " in stdout and "test images: accuracy 0." in stdout
 
 
@@ -127,7 +128,8 @@ def test_train_with_validation_split_and_another_optimizer(tmp_path, capsys):
                                 "--validation-split", 0.25, "--limit", 200, "--epochs", 1,
                                 "--verbose", 0, "--out", tmp_path)
     assert status == 0
-    assert "optimizer sgd (learning rate 0.05)" in stdout and "validating on" not in stdout
+    assert "optimizer sgd (learning rate 0.05)" in stdout
+    assert "validating on 50 held-out training images (25%)" in stdout
     assert "val_accuracy" in json.loads((tmp_path / "history.json").read_text())
 
 
@@ -136,7 +138,7 @@ def test_train_on_a_mat_file(tmp_path, capsys):
     save_mat(tmp_path / "MNISTData.mat", x_train[:100], y_train[:100], x_test[:40], y_test[:40])
     status, stdout, _ = run_cli(capsys, "train", "--dataset", tmp_path / "MNISTData.mat", "--model", "mlp",
                                 "--epochs", 1, "--verbose", 0, "--out", tmp_path / "run")
-    assert status == 0 and "100 images (1, 28, 28), 10 classes" in stdout
+    assert status == 0 and "90 images (1, 28, 28), 10 classes" in stdout
     assert (tmp_path / "run" / "confusion.png").is_file()
 
 
@@ -309,3 +311,134 @@ def test_threads_option_limits_blas_threads(trained, capsys, monkeypatch):
     assert status == 0 and chosen == [1]
     status, _, err = run_cli(capsys, "summary", trained[0] / "model.h5", "--threads", "0")
     assert_user_error(status, err, "--threads")
+
+
+# ---------------------------------------------------------------- hostile input (issue 14)
+
+
+def test_validation_is_on_held_out_training_images_and_the_test_set_is_scored_once(
+        tmp_path, capsys, monkeypatch):
+    from cnn.models import Model
+    seen = {"fit": [], "evaluate": []}
+    real_fit, real_evaluate = Model.fit, Model.evaluate
+
+    def fit(self, x, y, **options):
+        seen["fit"].append((x, options["validation_data"]))
+        return real_fit(self, x, y, **options)
+
+    def evaluate(self, x, y, *args, **options):
+        seen["evaluate"].append(x)
+        return real_evaluate(self, x, y, *args, **options)
+
+    monkeypatch.setattr(Model, "fit", fit)
+    monkeypatch.setattr(Model, "evaluate", evaluate)
+    status, _, _ = run_cli(capsys, "train", "--model", "mlp", "--limit", 100, "--epochs", 2,
+                           "--verbose", 0, "--out", tmp_path)
+    assert status == 0
+    (x_train, (x_val, _)), = seen["fit"]
+    (x_all, _), (x_test, _) = mnist_sample.load_data()
+    assert len(x_train) == 90 and len(x_val) == 10
+    trained_on = {image.tobytes() for image in x_train}
+    assert not any(image.tobytes() in trained_on for image in x_val)
+    assert {image.tobytes() for image in x_all[:100]} == trained_on | {i.tobytes() for i in x_val}
+    assert len(seen["evaluate"]) == 1 and np.array_equal(seen["evaluate"][0], x_test[:100])
+
+
+def test_the_held_out_split_is_seeded_and_must_leave_images_on_both_sides():
+    from cnn.cli.train import split_validation
+    x, y = np.arange(50)[:, None], np.arange(50)
+    (a, _), (va, _) = split_validation(x, y, 0.2, seed=3)
+    (b, _), (vb, _) = split_validation(x, y, 0.2, seed=3)
+    (_, _), (vc, _) = split_validation(x, y, 0.2, seed=4)
+    assert np.array_equal(va, vb) and np.array_equal(a, b) and not np.array_equal(va, vc)
+    assert split_validation(x, y, 0.0, seed=3)[1] is None
+    with pytest.raises(ValueError, match="must leave at least one"):
+        split_validation(x[:3], y[:3], 0.1, seed=0)
+
+
+def test_out_pointing_at_a_file_is_refused_before_anything_is_trained(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("mine")
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "run"):
+        status, stdout, err = run_cli(capsys, "train", "--out", out, "--epochs", 1)
+        assert_user_error(status, err, str(tmp_path / "a_file"))
+        assert "training" not in stdout
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_evaluate_picks_the_data_set_recorded_by_train(trained, capsys):
+    out, _ = trained
+    status, stdout, _ = run_cli(capsys, "evaluate", out / "model.h5")
+    assert status == 0 and stdout.startswith(f"{out / 'model.h5'} on the 1000 test images of "
+                                             "mnist-sample:")
+    status, stdout, _ = run_cli(capsys, "summary", out / "model.h5")
+    assert "trained on: mnist-sample" in stdout
+
+
+def fashion_model(path, record_dataset):
+    from cnn import networks
+    from cnn.datasets import fashion_mnist
+    from cnn.saving.h5_format import save_model
+    model = networks.build("mlp", (1, 28, 28), 10)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.class_names = list(fashion_mnist.CLASS_NAMES)
+    save_model(model, path, metadata={"dataset": "fashion-mnist"} if record_dataset else None)
+    return path
+
+
+def test_evaluate_refuses_to_score_a_model_on_another_data_sets_classes(tmp_path, capsys):
+    from cnn.cli.modelfile import trained_dataset
+    path = fashion_model(tmp_path / "fashion.h5", record_dataset=False)
+    status, _, err = run_cli(capsys, "evaluate", path, "--dataset", "mnist-sample")
+    assert_user_error(status, err, "was trained on the classes T-shirt/top",
+                      "pass the --dataset it was trained on")
+    assert trained_dataset(path, load_model(path)) == "fashion-mnist"  # from its class names
+    recorded = fashion_model(tmp_path / "recorded.h5", record_dataset=True)
+    assert trained_dataset(recorded, load_model(recorded)) == "fashion-mnist"
+
+
+def test_evaluate_refuses_to_guess_when_the_file_does_not_say(tmp_path, capsys):
+    from cnn import networks
+    model = networks.build("mlp", (1, 28, 28), 10)
+    model.save(tmp_path / "digits.h5")
+    status, _, err = run_cli(capsys, "evaluate", tmp_path / "digits.h5")
+    assert_user_error(status, err, f"{tmp_path / 'digits.h5'}: the file does not say which data "
+                                   "set", "pass --dataset")
+
+
+def test_predict_refuses_a_decompression_bomb_and_names_a_truncated_image(trained, tmp_path,
+                                                                           capsys):
+    out, _ = trained
+    Image.new("L", (20000, 20000)).save(tmp_path / "bomb.png")  # 400 megapixels in 400 kB
+    Image.new("L", (10000, 10000)).save(tmp_path / "large.png")  # over the limit, under 2x
+    png = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(noise).save(png, "PNG")  # about 900 bytes: noise does not compress
+    (tmp_path / "cut.png").write_bytes(png.getvalue()[:300])
+    for name, fragment in (("bomb.png", "Image size (400000000 pixels) exceeds limit"),
+                           ("large.png", "Image size (100000000 pixels) exceeds limit"),
+                           ("cut.png", "a damaged or truncated image file")):
+        status, _, err = run_cli(capsys, "predict", out / "model.h5", tmp_path / name)
+        assert_user_error(status, err, f"{tmp_path / name}: ", fragment)
+
+
+def test_predict_refuses_a_npy_header_declaring_more_than_the_file_holds(trained, tmp_path,
+                                                                        capsys):
+    out, _ = trained
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (100000, 1, 28, 28)})
+    (tmp_path / "huge.npy").write_bytes(header.getvalue() + bytes(64))
+    status, _, err = run_cli(capsys, "predict", out / "model.h5", tmp_path / "huge.npy")
+    assert_user_error(status, err, "the .npy header declares an array of shape (100000, 1, 28, 28)")
+
+
+def test_a_closed_pipe_ends_quietly_with_status_0(trained, tmp_path):
+    out, _ = trained
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    for command in (["evaluate", str(out / "model.h5")], ["summary", str(out / "model.h5")]):
+        result = subprocess.run(
+            f"{sys.executable} -m cnn {' '.join(command)} | head -c 10; "
+            "echo \" status=${PIPESTATUS[0]}\"", shell=True, executable="/bin/bash",
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert result.stdout.endswith(" status=0\n"), (result.stdout, result.stderr)
+        assert result.stderr == "", result.stderr

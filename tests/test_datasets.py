@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -160,7 +161,8 @@ def test_malformed_idx_raises_value_error_naming_the_file(tmp_path, content, mes
 
 def test_truncated_gzip_raises_value_error_naming_the_file(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte.gz"
-    path.write_bytes(gzip.compress(_valid_idx_bytes() * 50)[:-12])
+    content = bytes.fromhex("00000801 00001000") + bytes(range(256)) * 16
+    path.write_bytes(gzip.compress(content)[:-12])
     with pytest.raises(ValueError, match="gzip") as error:
         read_idx(path)
     assert str(path) in str(error.value)
@@ -316,7 +318,8 @@ def test_search_order_path_then_cnn_data_then_cache(no_local_data, monkeypatch):
     from cnn.datasets import idx_dataset, mnist
 
     root = no_local_data
-    _write_idx_dataset(root / "cache" / "cnn" / "mnist", n_train=2)
+    # Uncompressed: the cache checks only the files that have pinned digests (the .gz ones).
+    _write_idx_dataset(root / "cache" / "cnn" / "mnist", n_train=2, compress=False)
     assert len(mnist.load_data(download=False)[0][0]) == 2
     _write_idx_dataset(root / "data" / "mnist", n_train=3)
     monkeypatch.setenv("CNN_DATA", str(root / "data"))
@@ -367,3 +370,55 @@ def test_debian_fashion_mnist_is_found_and_read():
     assert x_train.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
     assert np.array_equal(np.bincount(y_test), np.full(10, 1000))
     assert len(fashion_mnist.CLASS_NAMES) == 10 and fashion_mnist.CLASS_NAMES[9] == "Ankle boot"
+
+
+# -- hostile IDX files (issue 14): the header is checked before anything is allocated ------
+
+def test_sizes_whose_product_overflows_int64_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(bytes.fromhex("00000803 7FFFFFFF 7FFFFFFF 7FFFFFFF") + bytes(10))
+    with pytest.raises(ValueError, match=r"truncated: header shape \(2147483647, 2147483647, "
+                                         r"2147483647\) needs 9903520300447984150353281023 "
+                                         r"data bytes, the file has 10") as error:
+        read_idx(path)
+    assert str(error.value).startswith(f"{path}: ")
+
+
+def test_a_gzip_declaring_more_than_deflate_can_hold_fails_before_decompressing(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes.fromhex("00000803 00010000 00010000 00000100")))
+    with pytest.raises(ValueError, match="declares shape .* more than a gzip file of"):
+        read_idx(path)
+
+
+def test_a_gzip_bomb_behind_a_valid_header_stops_after_the_declared_bytes(tmp_path,
+                                                                         monkeypatch):
+    """6 data bytes declared, then 256 MB of zeros compressed into 250 kB: only the header,
+    the 6 bytes and one more are inflated."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    parts = [compressor.compress(_valid_idx_bytes())]
+    zeros = bytes(1 << 20)
+    parts += [compressor.compress(zeros) for _ in range(256)]
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(b"".join(parts) + compressor.flush())
+    inflated = []
+    real_read = gzip.GzipFile.read
+
+    def counting_read(self, size=-1):
+        data = real_read(self, size)
+        inflated.append(len(data))
+        return data
+
+    monkeypatch.setattr(gzip.GzipFile, "read", counting_read)
+    with pytest.raises(ValueError, match="trailing bytes") as error:
+        read_idx(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert sum(inflated) < 1 << 20
+
+
+def test_own_gzipped_files_in_the_cache_fail_their_pinned_digests(no_local_data):
+    from cnn.datasets import mnist
+
+    _write_idx_dataset(no_local_data / "cache" / "cnn" / "mnist", n_train=2)
+    with pytest.raises(ValueError, match="damaged cached file .*the pinned one is"):
+        mnist.load_data(download=False)

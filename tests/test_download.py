@@ -8,6 +8,8 @@ needs the internet.
 import gzip
 import hashlib
 import io
+import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 
 from cnn.datasets import download as download_module
 from cnn.datasets import fashion_mnist, idx_dataset, mnist
+from cnn.datasets import verification
 from cnn.datasets.download import DownloadError, download, file_sha256
 from cnn.datasets.idx import write_idx
 
@@ -123,7 +126,11 @@ def fixture_dataset(fixture_files, **changes):
 
 
 def files_in(directory):
-    return sorted(p.name for p in directory.rglob("*") if p.is_file()) if directory.exists() else []
+    """The data files under ``directory`` (not the record of verified digests)."""
+    if not directory.exists():
+        return []
+    return sorted(p.name for p in directory.rglob("*")
+                  if p.is_file() and p.name != verification.RECORD_NAME)
 
 
 def free_port_url():
@@ -144,6 +151,7 @@ def test_load_downloads_verifies_and_caches(server, cache, fixture_files, no_sle
     assert np.array_equal(x_train[:, 0], arrays["train-images-idx3-ubyte"] / np.float32(255))
     assert np.array_equal(y_test, arrays["t10k-labels-idx1-ubyte"]) and y_test.dtype == np.int64
     assert files_in(cache) == sorted(fixture_files[0])
+    assert (cache / "fixture-digits" / verification.RECORD_NAME).is_file()
     assert sorted(server.requests) == sorted(f"/data/{name}" for name in fixture_files[0])
     for name, content in fixture_files[0].items():
         assert (cache / "fixture-digits" / name).read_bytes() == content
@@ -303,3 +311,62 @@ def test_debian_fashion_mnist_holds_the_same_data_as_the_pinned_files():
         assert path.stat().st_size == size - len(name.removesuffix(".gz")) - 1
         with gzip.open(path) as stream:
             assert stream.read(3) == b"\x00\x00\x08"
+
+
+# ---------------------------------------------------------------- the cache is verified
+
+
+def test_the_cache_is_hashed_once_and_the_result_remembered(server, cache, fixture_files,
+                                                           monkeypatch):
+    dataset = fixture_dataset(fixture_files)
+    dataset.load_data(base_url=server.url, verbose=0)
+    record = json.loads((cache / "fixture-digits" / "verified.json").read_text())
+    assert sorted(record) == sorted(fixture_files[0])
+    hashed = []
+    monkeypatch.setattr(verification, "file_sha256",
+                        lambda path: hashed.append(path) or file_sha256(path))
+    dataset.load_data(base_url=server.url, verbose=0)
+    assert hashed == []
+    touched = cache / "fixture-digits" / "train-labels-idx1-ubyte.gz"
+    os.utime(touched, ns=(0, 0))
+    dataset.load_data(base_url=server.url, verbose=0)
+    assert hashed == [touched]
+
+
+def test_a_damaged_cached_file_is_downloaded_again(server, cache, fixture_files, capsys):
+    dataset = fixture_dataset(fixture_files)
+    dataset.load_data(base_url=server.url, verbose=0)
+    damaged = cache / "fixture-digits" / "train-images-idx3-ubyte.gz"
+    content = bytearray(damaged.read_bytes())
+    content[40] ^= 0xFF  # same size, other bytes (as a disk error would leave it)
+    damaged.write_bytes(bytes(content))
+    requests = len(server.requests)
+    (x_train, _), _ = dataset.load_data(base_url=server.url, verbose=1)
+    assert server.requests[requests:] == ["/data/train-images-idx3-ubyte.gz"]
+    assert damaged.read_bytes() == fixture_files[0]["train-images-idx3-ubyte.gz"]
+    assert f"{damaged}: damaged" in capsys.readouterr().err
+    assert np.array_equal(x_train[:, 0] * 255, fixture_files[1]["train-images-idx3-ubyte"])
+
+
+def test_a_damaged_cache_without_download_names_the_file_and_the_fix(server, cache,
+                                                                    fixture_files):
+    dataset = fixture_dataset(fixture_files)
+    dataset.load_data(base_url=server.url, verbose=0)
+    damaged = cache / "fixture-digits" / "t10k-labels-idx1-ubyte.gz"
+    damaged.write_bytes(b"\x1f\x8b not what was downloaded")
+    with pytest.raises(ValueError, match="damaged cached file") as error:
+        dataset.load_data(download=False, verbose=0)
+    message = str(error.value)
+    assert message.startswith(f"{damaged}: ") and f"rm '{damaged}'" in message
+    assert hashlib.sha256(fixture_files[0]["t10k-labels-idx1-ubyte.gz"]).hexdigest() in message
+
+
+def test_a_mirror_serving_the_damaged_file_again_is_an_error(server, cache, fixture_files):
+    dataset = fixture_dataset(fixture_files)
+    dataset.load_data(base_url=server.url, verbose=0)
+    damaged = cache / "fixture-digits" / "t10k-labels-idx1-ubyte.gz"
+    damaged.write_bytes(b"damaged")
+    server.plan["t10k-labels-idx1-ubyte.gz"] = ["corrupt"] * 10
+    with pytest.raises(OSError, match="SHA-256 mismatch"):
+        dataset.load_data(base_url=server.url, verbose=0, retries=0)
+    assert not damaged.exists()

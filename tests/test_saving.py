@@ -3,7 +3,13 @@ and the ModelCheckpoint callback."""
 
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,6 +26,7 @@ from cnn.regularizers import L1L2
 from cnn.models import Model, ModelFileError, load_model
 from cnn.saving import h5_format as saving
 from cnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from cnn.utils import fileio
 
 # -- every layer type and option: adding a layer means adding a line here -------------------
 
@@ -451,7 +458,7 @@ BAD_FILES = {
     "unknown_optimizer": (edited(json_edited("compile_config", '"adam"', '"adamax2"')),
                           "unknown optimizer 'adamax2'"),
     "optimizer_state_shape": (edited(replaced("optimizer_weights/0/m", np.zeros(3, np.float32))),
-                              "optimizer state '0/m' has shape"),
+                              "optimizer state optimizer_weights/0/m has shape"),
     "optimizer_state_missing": (edited(deleted("optimizer_weights/2/v")), "lacks the state 2/v"),
     "optimizer_for_other_params": (edited(with_attribute(
         "optimizer_weights", "param_names", np.array(["a/kernel"], dtype=h5py.string_dtype()))),
@@ -459,7 +466,7 @@ BAD_FILES = {
     "training_state_missing": (edited(deleted("training_state")),
                                "group 'training_state' is missing"),
     "negative_epoch": (edited(with_attribute("training_state", "epoch", -3)),
-                       "'epoch' should be an integer >= 0, got -3"),
+                       r"'epoch' should be an integer in \[0, \d+\], got -3"),
 }
 
 
@@ -565,3 +572,104 @@ def test_class_names_are_saved_with_the_model(tmp_path):
     model.class_names = None
     model.save(tmp_path / "plain.h5")
     assert load_model(tmp_path / "plain.h5").class_names is None
+
+
+# -- failed and killed saves (issue 14) ----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+BIG_MODEL_SCRIPT = r"""
+import resource, signal, sys
+from cnn.layers import Dense, Input
+from cnn.models import Model
+model = Model(Input((1000,)), "big")
+model.add_layer(Dense(int(sys.argv[2])))
+model.compile(optimizer="adam", loss="mse")
+if sys.argv[3] == "limit":  # writes beyond 200 kB fail with EFBIG, as on a full disk
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+    try:
+        model.save(sys.argv[1])
+    except OSError as exc:
+        print(f"OSError errno={exc.errno} filename={exc.filename} | {exc}")
+else:
+    print("saving", flush=True)
+    while True:
+        model.save(sys.argv[1])
+"""
+
+
+def run_script(*args, **options):
+    return subprocess.Popen([sys.executable, "-c", BIG_MODEL_SCRIPT, *map(str, args)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True, **options)
+
+
+def test_a_write_that_fails_for_lack_of_space_is_an_oserror_naming_the_target(tmp_path):
+    target = tmp_path / "model.h5"
+    old = build(SEQUENCE, [Dense(2)])
+    old.save(target)
+    before = target.read_bytes()
+    output, _ = run_script(target, 1000, "limit").communicate(timeout=120)
+    assert f"errno=27 filename={target} |" in output, output
+    assert "File too large" in output
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.h5"]
+
+
+def test_a_save_killed_mid_write_leaves_garbage_only_until_the_next_save(tmp_path):
+    target = tmp_path / "model.h5"
+    model = build(SEQUENCE, [Dense(2)])
+    model.save(target)
+    process = run_script(target, 4000, "loop")  # 4000 x 1000 weights: 48 MB with Adam's state
+    try:
+        assert process.stdout.readline() == "saving\n"
+        deadline = time.monotonic() + 120
+        while not any(p.name.endswith(".tmp") and p.stat().st_size > 1_000_000
+                      for p in tmp_path.iterdir()):
+            assert time.monotonic() < deadline, "the child never started writing"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+        process.stdout.close()
+    stale = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert stale and all(p.name.startswith(".model.h5.") for p in stale)
+    (tmp_path / "other.h5").write_bytes(b"another target")
+    model.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.h5", "other.h5"]
+    np.testing.assert_array_equal(load_model(target).predict(np.ones((1, 3))),
+                                  model.predict(np.ones((1, 3))))
+
+
+def test_only_the_temporaries_of_dead_writers_of_the_same_target_are_removed(tmp_path):
+    target = tmp_path / "model.h5"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+
+    def temporary(pid, name="model.h5", host=fileio.HOST_TAG):
+        path = tmp_path / f".{name}.{host}.{pid}.0123abcd.tmp"
+        path.write_bytes(b"partial")
+        return path
+
+    of_dead, of_live = temporary(dead.pid), temporary(os.getpid())
+    of_other_target = temporary(dead.pid, "other.h5")
+    of_other_host, old_of_other_host = temporary(dead.pid, host="elsewhere"), temporary(
+        1, host="far-away")
+    os.utime(old_of_other_host, (0, 0))
+    removed = fileio.remove_stale_temporaries(target)
+    assert sorted(removed) == sorted([of_dead, old_of_other_host])
+    assert all(p.exists() for p in (of_live, of_other_target, of_other_host))
+
+
+def test_metadata_is_saved_read_back_and_checked(tmp_path):
+    path = tmp_path / "model.h5"
+    model = build(SEQUENCE, [Dense(2)])
+    saving.save_model(model, path, metadata={"dataset": "fashion-mnist"})
+    assert saving.read_metadata(path) == {"dataset": "fashion-mnist"}
+    model.save(tmp_path / "plain.h5")
+    assert saving.read_metadata(tmp_path / "plain.h5") == {}
+    with pytest.raises(ValueError, match="metadata must map strings to strings"):
+        saving.save_model(model, path, metadata={"epochs": 3})
+    with h5py.File(path, "r+") as f:
+        f.attrs["metadata"] = "[1, 2]"
+    with pytest.raises(ModelFileError, match="'metadata' should be a JSON object of strings"):
+        saving.read_metadata(path)

@@ -181,9 +181,9 @@ BAD_SEED_FILES = {
     "init_params": ("standard_POI_rnn.h5", lambda f: replace(f, "layer_0/init_params", [10, 3]),
                     r"init_params should be \[units\], got \[10, 3\]"),
     "theta_shape": ("standard_POI_rnn.h5", lambda f: replace(f, "layer_0/params", np.zeros((10, 13))),
-                    r"layer_0 \(Recurrent\).*theta has shape \(10, 13\), expected \(10, 14\)"),
+                    r"layer_0 \(Recurrent\): params have shape \(10, 13\), expected \(10, 14\)"),
     "params_missing": ("standard_POI_rnn.h5", lambda f: replace(f, "layer_1/params_flag", 0),
-                       r"layer_1 \(Output\): params \(theta .*\) are missing"),
+                       r"layer_1 \(Output\): params \(\(units, inputs\)\) are missing"),
     "activation": ("standard_POI_rnn.h5", lambda f: replace(f, "layer_1/_str", ["Output", "Lineaer"]),
                    "unknown activation 'Lineaer'"),
     "names": ("standard_POI_rnn.h5", lambda f: replace(f, "name", ["POI_rnn"]),
@@ -194,7 +194,7 @@ BAD_SEED_FILES = {
                                                     f.create_dataset("layer_1/params", data=np.ones(4))),
                           r"layer_1 \(MaxPooling2D\): has params of shape \(4,\)"),
     "kernel_shape": ("test_cnn.h5", lambda f: replace(f, "layer_0/params", np.zeros((20, 1, 8, 8))),
-                     r"layer_0 \(Conv2D\).*kernel has shape \(20, 1, 8, 8\), expected \(20, 1, 9, 9\)"),
+                     r"layer_0 \(Conv2D\): params have shape \(20, 1, 8, 8\), expected \(20, 1, 9, 9\)"),
 }
 
 

@@ -9,12 +9,15 @@
 With no arguments, ``cnn`` runs ``cnn train``: the seed's network on the MNIST sample that
 ships with the package. A user error (a wrong argument, a missing or malformed file, a model
 that does not fit the data) prints one line, ``cnn: error: ...``, and exits with status 2;
-``--traceback`` shows the whole traceback instead.
+``--traceback`` shows the whole traceback instead. Output into a pipe that closes early
+(``cnn evaluate model.h5 | head -3``) ends the command quietly, with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 
 import cnn
@@ -60,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--optimizer", choices=optimizers.names(), default=None,
                               help="default: sgd for seed, adam for lenet and mlp; a saved model "
                                    "keeps its own (and its state) unless this is given")
-    train_parser.add_argument("--validation-split", type=_fraction, default=0.0,
-                              help="fraction of the training images held out for validation "
-                                   "(default: 0, validate on the test set)")
+    train_parser.add_argument("--validation-split", type=_fraction, default=0.1,
+                              help="fraction of the training images held out (drawn with --seed) "
+                                   "to validate on after each epoch; 0: no validation. The test "
+                                   "set is scored once, at the end (default: %(default)s)")
     train_parser.add_argument("--workers", type=_positive(int), default=1,
                               help="processes sharing each batch (default: %(default)s); "
                                    "each takes its share of the BLAS threads")
@@ -79,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser = commands.add_parser(
         "evaluate", parents=[common], help="accuracy, loss and per-class report on a test set")
     evaluate_parser.add_argument("model", help="a saved .h5 model")
-    evaluate_parser.add_argument("--dataset", default="mnist-sample", help=f"{data.HELP} (default: %(default)s)")
+    evaluate_parser.add_argument("--dataset", default=None,
+                                 help=f"{data.HELP} (default: the data set the model was "
+                                      "trained on, as its file records)")
     evaluate_parser.add_argument("--batch-size", type=_positive(int), default=256, help="default: %(default)s")
     evaluate_parser.set_defaults(run=evaluate.run)
 
@@ -123,7 +129,17 @@ def main(argv=None) -> int:
     try:
         if args.threads is not None:
             cnn.set_num_threads(args.threads)
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError as exc:
+        if stdout_closed():  # the reader of our output has gone: nothing left to do
+            silence_stdout()
+            return 0
+        if args.traceback:
+            raise
+        print(f"cnn: error: {describe_error(exc)}", file=sys.stderr)
+        return 2
     except USER_ERRORS as exc:
         if args.traceback:
             raise
@@ -132,6 +148,28 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("cnn: interrupted", file=sys.stderr)
         return 130
+
+
+def stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (``| head`` has exited)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def silence_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush of what is
+    still buffered does not report the broken pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def describe_error(exc: BaseException) -> str:

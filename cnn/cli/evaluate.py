@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from cnn.cli.data import load_dataset
-from cnn.cli.modelfile import check_fits, class_names, read_model
+from cnn.cli.modelfile import check_classes, check_fits, class_names, read_model, trained_dataset
+from cnn.saving.h5_format import read_metadata
 from cnn.utils.report import classification_report, format_report
 
 
 def run(args) -> int:
     model = read_model(args.model)
-    dataset = load_dataset(args.dataset, verbose=1)
+    spec = args.dataset or trained_dataset(args.model, model)
+    dataset = load_dataset(spec, verbose=1)
     check_fits(model, dataset, str(args.model))
+    check_classes(model, dataset, str(args.model))
     names = class_names(model, dataset.class_names)
     if model.loss is None:
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
@@ -29,5 +32,8 @@ def summary(args) -> int:
     model.summary()
     names = class_names(model)
     print(f"classes: {', '.join(names)}")
+    dataset = read_metadata(args.model).get("dataset")
+    if dataset:
+        print(f"trained on: {dataset}")
     print(f"trained epochs: {model.epoch}")
     return 0

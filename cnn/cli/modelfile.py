@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnn.cli.data import CLASS_NAMES, NAMED
 from cnn.models import load_model
+from cnn.saving.h5_format import read_metadata
 
 
 def read_model(path):
@@ -28,6 +30,45 @@ def read_model(path):
         message = str(exc)
         raise ValueError(message if str(path) in message else f"{path}: cannot read it as a cnn model "
                          f"({message})") from None
+
+
+def trained_dataset(path, model) -> str:
+    """The ``--dataset`` that ``model`` (read from ``path``) was trained on: the one ``cnn
+    train`` recorded in the file, else the named data set whose class names the model's are.
+
+    Raises:
+        ValueError: the file does not say, and the class names fit no named data set or
+            several (MNIST and its bundled sample share theirs): refusing to guess.
+    """
+    recorded = read_metadata(path).get("dataset")
+    if recorded:
+        return recorded
+    names = tuple(model.class_names or ())
+    matches = [spec for spec, known in CLASS_NAMES.items() if names and names == known]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(NAMED)
+    hint = f" (its class names fit {' and '.join(matches)})" if matches else ""
+    raise ValueError(f"{path}: the file does not say which data set the model was trained "
+                     f"on{hint}; pass --dataset ({known}, a .mat file or a directory)")
+
+
+def check_classes(model, dataset, model_label: str) -> None:
+    """Refuse to score a model on a data set of other classes (a Fashion-MNIST model on
+    digits). A model whose classes are only numbered ("0", "1", ...) says nothing, nor does
+    a file or directory of data, whose classes are numbered for want of names."""
+    names = tuple(model.class_names or ())
+    if not names or _numbered(names) or (dataset.name not in NAMED
+                                         and _numbered(dataset.class_names)):
+        return
+    if names != tuple(dataset.class_names):
+        raise ValueError(f"{model_label} was trained on the classes {', '.join(names[:4])}, ...; "
+                         f"{dataset.name} has {', '.join(dataset.class_names[:4])}, ...: "
+                         "pass the --dataset it was trained on")
+
+
+def _numbered(names) -> bool:
+    return tuple(names) == tuple(str(i) for i in range(len(names)))
 
 
 def class_names(model, fallback=()) -> tuple:

@@ -3,6 +3,11 @@
 Into ``--out`` go the model (``model.h5``), its history (``history.json``, ``history.csv``),
 the accuracy and loss curves (``accuracy.png``, ``loss.png``), the confusion matrix on the
 test set (``confusion.png``) and a grid of misclassified test images (``misclassified.png``).
+
+Training validates after each epoch on a held-out part of the training images
+(``--validation-split``, 10% by default, drawn with ``--seed``); the test set is scored once,
+at the end, so nothing is ever chosen on it. The model file records the data set it was
+trained on (``cnn evaluate`` then picks it).
 """
 
 from __future__ import annotations
@@ -19,32 +24,35 @@ import cnn
 from cnn import networks, optimizers
 from cnn.cli.data import load_dataset
 from cnn.cli.modelfile import check_fits, class_names, read_model
+from cnn.saving.h5_format import save_model
 from cnn.utils.fileio import atomic_write
 from cnn.utils.visualization import confusion_show, history_show, misclassified_show
 
 
 def run(args) -> int:
+    check_out_directory(args)
     dataset = load_dataset(args.dataset, args.verbose).limited(args.limit)
     cnn.set_seed(args.seed)
     model, names, label, model_file = _model(args, dataset)
     out = model_file.parent
     check_fits(model, dataset, label)
+    (x_train, y_train), validation = split_validation(dataset.x_train, dataset.y_train,
+                                                      args.validation_split, args.seed)
     first_epoch = model.epoch
 
-    print(f"training {label} on {dataset.name}: {len(dataset.x_train)} images {dataset.input_shape}, "
+    print(f"training {label} on {dataset.name}: {len(x_train)} images {dataset.input_shape}, "
           f"{len(names)} classes, {args.epochs} epoch(s) from epoch {first_epoch + 1}, "
           f"optimizer {model.optimizer.get_config()['name']} (learning rate {model.lr:g})")
-    fit_options = {"validation_split": args.validation_split}
-    if not args.validation_split:
-        fit_options = {"validation_data": (dataset.x_test, dataset.y_test)}
-        print(f"validating on the {len(dataset.x_test)} test images after each epoch")
+    if validation is not None:
+        print(f"validating on {len(validation[0])} held-out training images "
+              f"({args.validation_split:.0%}) after each epoch")
     model.summary()
     start = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: NonFiniteLossError
-            history = model.fit(dataset.x_train, dataset.y_train, batch_size=args.batch_size,
+            history = model.fit(x_train, y_train, batch_size=args.batch_size,
                                 epochs=args.epochs, verbose=args.verbose, seed=args.seed,
-                                workers=args.workers, **fit_options)
+                                workers=args.workers, validation_data=validation)
     finally:
         model.close_workers()
     seconds = time.perf_counter() - start
@@ -62,7 +70,7 @@ def run(args) -> int:
         "misclassified": out / "misclassified.png",
     }
     model.class_names = list(names)
-    model.save(files["model"])
+    save_model(model, files["model"], metadata={"dataset": args.dataset})
     record = _continued_history(files["history"], history, first_epoch)
     write_history(record, files["history"], files["history table"])
     history_show(record, files["accuracy plot"], files["loss plot"], show=False)
@@ -75,6 +83,38 @@ def run(args) -> int:
     for what, path in files.items():
         print(f"{what:>17}: {path}")
     return 0
+
+
+def check_out_directory(args) -> None:
+    """Refuse, before anything is loaded or trained, an output directory (``--out``, or
+    ``runs/<network>`` by default) that is a file, or that cannot be created (a parent is a
+    file); create it."""
+    if args.out is None and args.model not in networks.NAMES:
+        return  # continuing a saved model in place: its directory exists
+    out = Path(args.out) if args.out is not None else Path("runs") / args.model
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: --out must be a directory, and this is a file")
+    if (out / "model.h5").is_dir():
+        raise ValueError(f"{out / 'model.h5'}: a directory is in the way of the model file")
+    out.mkdir(parents=True, exist_ok=True)  # an OSError naming the path if it cannot be
+
+
+def split_validation(x, y, fraction: float, seed: int):
+    """``(x_train, y_train), (x_val, y_val)``: a random ``fraction`` of the samples (drawn
+    from ``seed``) held out for validation; ``(x, y), None`` when ``fraction`` is 0.
+
+    Raises:
+        ValueError: the fraction leaves no sample to validate on, or none to train on.
+    """
+    if not fraction:
+        return (x, y), None
+    count = int(round(fraction * len(x)))
+    if not 1 <= count < len(x):
+        raise ValueError(f"--validation-split {fraction:g} of {len(x)} training images holds out "
+                         f"{count}; it must leave at least one to validate on and one to train on")
+    order = np.random.default_rng(seed).permutation(len(x))
+    held_out, kept = np.sort(order[:count]), np.sort(order[count:])
+    return (x[kept], y[kept]), (x[held_out], y[held_out])
 
 
 def _model(args, dataset):

@@ -9,6 +9,9 @@ file name.
 from __future__ import annotations
 
 import gzip
+import math
+import os
+import struct
 import zlib
 from pathlib import Path
 
@@ -17,6 +20,8 @@ import numpy as np
 from cnn.utils.fileio import atomic_write
 
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_RATIO = 1032  # deflate expands its input at most about 1032 times
+CHUNK_SIZE = 1 << 20
 _UBYTE = 0x08
 _TYPE_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32", 0x0E: "float64"}
 
@@ -24,45 +29,80 @@ _TYPE_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: 
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (gzipped or not) into a new uint8 array of the shape in its header.
 
+    The header is read and checked first; only then is the array allocated and filled, with
+    at most the number of bytes the header declares (plus one, to detect trailing bytes).
+    A gzipped file's header may not declare more than ``MAX_GZIP_RATIO`` times the size of
+    the compressed file (more than deflate can produce), so a small ``.gz`` that inflates to
+    gigabytes fails at once.
+
     Raises:
         ValueError: naming the file, when the magic number is wrong, the type is not
             unsigned byte, the sizes do not match the number of data bytes (truncated file
             or trailing bytes), or the gzip stream is truncated or corrupt.
     """
     path = Path(path)
-    content = path.read_bytes()
-    if content.startswith(_GZIP_MAGIC):
+    with open(path, "rb") as raw:
+        file_size = os.fstat(raw.fileno()).st_size
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
         try:
-            content = gzip.decompress(content)
+            return _read_idx_stream(stream, path, file_size, compressed)
         except (EOFError, OSError, zlib.error) as exc:
+            if not compressed:
+                raise
             raise ValueError(f"{path}: truncated or corrupt gzip stream ({exc})") from None
 
-    if len(content) < 4 or content[:2] != b"\x00\x00":
-        raise ValueError(f"{path}: not an IDX file (magic number {content[:4].hex() or 'missing'}, "
+
+def _read_idx_stream(stream, path: Path, file_size: int, compressed: bool) -> np.ndarray:
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[:2] != b"\x00\x00":
+        raise ValueError(f"{path}: not an IDX file (magic number {magic.hex() or 'missing'}, "
                          f"expected 0000 08 <ndim>)")
-    type_code, ndim = content[2], content[3]
+    type_code, ndim = magic[2], magic[3]
     if type_code != _UBYTE:
         kind = _TYPE_NAMES.get(type_code, "unknown type")
         raise ValueError(f"{path}: IDX data type 0x{type_code:02X} ({kind}) is not supported; "
                          f"only 0x08 (unsigned byte) is")
     if ndim == 0:
         raise ValueError(f"{path}: IDX header declares 0 dimensions")
-
     header_size = 4 + 4 * ndim
-    if len(content) < header_size:
+    sizes = stream.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header: {ndim} sizes need {header_size} bytes, "
-                         f"the file has {len(content)}")
-    shape = tuple(int(size) for size in np.frombuffer(content, dtype=">i4", count=ndim, offset=4))
+                         f"the file has {4 + len(sizes)}")
+    shape = struct.unpack(f">{ndim}i", sizes)
     if any(size < 0 for size in shape):
         raise ValueError(f"{path}: negative size in the IDX header: {shape}")
-
-    expected = int(np.prod(shape, dtype=np.int64))
-    found = len(content) - header_size
-    if found != expected:
+    expected = math.prod(shape)  # Python ints: no overflow
+    if compressed and expected > MAX_GZIP_RATIO * file_size:
+        raise ValueError(f"{path}: the IDX header declares shape {shape}, {expected} data bytes, "
+                         f"more than a gzip file of {file_size} bytes can hold")
+    if not compressed and expected != file_size - header_size:
+        found = file_size - header_size
         problem = "truncated" if found < expected else "trailing bytes"
         raise ValueError(f"{path}: {problem}: header shape {shape} needs {expected} data bytes, "
                          f"the file has {found}")
-    return np.frombuffer(content, dtype=np.uint8, offset=header_size).reshape(shape).copy()
+    data = np.empty(expected, dtype=np.uint8)
+    found = _read_into(stream, memoryview(data))
+    if found < expected:
+        raise ValueError(f"{path}: truncated: header shape {shape} needs {expected} data bytes, "
+                         f"the file has {found}")
+    if stream.read(1):
+        raise ValueError(f"{path}: trailing bytes: header shape {shape} needs {expected} data "
+                         f"bytes, the file has more")
+    return data.reshape(shape)
+
+
+def _read_into(stream, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``stream``; return the number of bytes read (short at the end)."""
+    filled = 0
+    while filled < len(buffer):
+        count = stream.readinto(buffer[filled:filled + CHUNK_SIZE])
+        if not count:
+            break
+        filled += count
+    return filled
 
 
 def write_idx(path, array, compress: bool = False) -> None:

@@ -6,6 +6,12 @@ set), and the system's copy (Debian's ``dataset-fashion-mnist`` installs
 ``/usr/share/datasets/fashion-mnist``). Each of the four files may be gzipped (``.gz``) or
 not. When no directory holds all four, the missing ones are downloaded into the cache from
 the data set's mirrors and checked against pinned SHA-256 digests (``cnn.datasets.download``).
+
+Files in the cache that have a pinned digest (the downloaded ``.gz`` files) are checked
+against it before use (once: the result is remembered, see ``cnn.datasets.verification``); a
+damaged one is downloaded afresh, or, with ``download=False``, named in the error with the
+command that fixes it. (Files elsewhere are
+the user's or the system's: they are read as they are, their headers checked.)
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from cnn.datasets.download import DownloadError
 from cnn.datasets.download import download as download_file
 from cnn.datasets.idx import read_idx
 from cnn.datasets.pixels import checked_dtype, to_images
+from cnn.datasets.verification import damaged_files
 
 FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -64,6 +71,17 @@ class IdxDataset:
         """
         checked_dtype(dtype, self.name)
         directory = find_dataset(self.name, path, self.system_dirs)
+        target = cache_dir() / self.name
+        progress = sys.stderr if verbose else None
+
+        def fetch_missing():
+            try:
+                return fetch(self, target, base_url, progress, **download_options)
+            except DownloadError as exc:
+                raise DownloadError(f"{exc}. Without a network, copy the four files "
+                                    f"({', '.join(FILES.values())}, optionally .gz) into {target}, "
+                                    f"or into a directory named by $CNN_DATA") from None
+
         if directory is None:
             if not download:
                 searched = ", ".join(str(d) for d in candidate_dirs(self.name, path, self.system_dirs))
@@ -71,15 +89,32 @@ class IdxDataset:
                     f"{self.name}: the IDX files ({', '.join(FILES.values())}, optionally .gz) "
                     f"were not found in any of: {searched} (and download=False)"
                 )
-            progress = sys.stderr if verbose else None
-            target = cache_dir() / self.name
-            try:
-                directory = fetch(self, target, base_url, progress, **download_options)
-            except DownloadError as exc:
-                raise DownloadError(f"{exc}. Without a network, copy the four files "
-                                    f"({', '.join(FILES.values())}, optionally .gz) into {target}, "
-                                    f"or into a directory named by $CNN_DATA") from None
+            directory = fetch_missing()
+        if directory == target:
+            self.verify_cache(target, download, fetch_missing, progress)
         return read_dataset(directory, dtype)
+
+    def verify_cache(self, directory: Path, download: bool, fetch_missing, progress) -> None:
+        """Check the cached files against the pinned digests; replace damaged ones with a
+        fresh download (``fetch_missing()``), or raise a ValueError naming them and the fix."""
+        for attempt in (1, 2):
+            damaged = damaged_files(directory, self.sha256)
+            if not damaged:
+                return
+            path, found, pinned = damaged[0]
+            if not download or attempt == 2:
+                others = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+                raise ValueError(
+                    f"{path}: damaged cached file{others}: its SHA-256 is {found}, the pinned one "
+                    f"is {pinned}; remove it (rm '{path}') and load {self.name} again to "
+                    "download a fresh copy"
+                )
+            for path, found, _ in damaged:
+                if progress is not None:
+                    progress.write(f"{path}: damaged (SHA-256 {found[:12]}...), downloading it "
+                                   "again\n")
+                path.unlink()
+            fetch_missing()
 
 
 def cache_dir() -> Path:

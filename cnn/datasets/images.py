@@ -27,10 +27,15 @@ in 0..255) are scaled by 1/255, floats are kept.
 
 from __future__ import annotations
 
+import math
+import os
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+MAX_IMAGE_PIXELS = 89_478_485  # Pillow's decompression-bomb limit: 1024 ** 3 // 4 // 3
 _MARGIN = 0.2  # of the strokes' bounding box, all round: MNIST's 20-pixel box in 28 pixels
 
 
@@ -85,19 +90,42 @@ def _image_shape(path, input_shape):
 
 
 def _read_pixels(path, channels) -> np.ndarray:
-    """(h, w) uint8 grey or (h, w, 3) uint8 RGB, transparency flattened onto white."""
+    """(h, w) uint8 grey or (h, w, 3) uint8 RGB, transparency flattened onto white.
+
+    An image of more than ``MAX_IMAGE_PIXELS`` pixels is refused from its header, before it
+    is decoded (Pillow's decompression-bomb limit, made an error instead of a warning), and
+    a truncated or damaged file is named in the error.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            return np.array(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ValueError(f"{path}: the image is {width} x {height} pixels; images "
+                                     f"of at most {MAX_IMAGE_PIXELS} pixels are read (a larger "
+                                     "one may be a decompression bomb)")
+                image = ImageOps.exif_transpose(image)
+                if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                    rgba = image.convert("RGBA")
+                    image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+                return np.array(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file that Pillow can read (PNG, JPEG, ...), "
                          f"nor a .npy array") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"{path}: the image is too large to read safely ({exc}); images of "
+                         f"at most {MAX_IMAGE_PIXELS} pixels are read") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except ValueError as exc:
+        if str(exc).startswith(f"{path}: "):
+            raise
+        raise ValueError(f"{path}: a damaged or truncated image file ({exc})") from None
+    except (OSError, SyntaxError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: a damaged or truncated image file ({exc})") from None
 
 
 def _border(pixels) -> np.ndarray:
@@ -133,7 +161,27 @@ def _place(pixels, height, width, background) -> np.ndarray:
     return canvas
 
 
+def _check_npy_header(path) -> None:
+    """Refuse a .npy file whose header declares more data than the file holds, before
+    NumPy allocates the declared array."""
+    with open(path, "rb") as stream:
+        try:
+            version = np.lib.format.read_magic(stream)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(stream)
+        except ValueError:
+            return  # not a valid .npy file: np.load names the problem
+        available = os.fstat(stream.fileno()).st_size - stream.tell()
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > available:
+        raise ValueError(f"{path}: the .npy header declares an array of shape {shape} "
+                         f"({needed} bytes), but the file holds {available} bytes of data")
+
+
 def _load_array(path, input_shape) -> np.ndarray:
+    if path.is_file():
+        _check_npy_header(path)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

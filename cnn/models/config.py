@@ -22,6 +22,8 @@ A config read from a file is untrusted: every reference is checked, and a bad on
 
 from __future__ import annotations
 
+import collections
+
 from cnn.layers.base import deserialize, serialize
 from cnn.layers.core import Input
 
@@ -113,28 +115,51 @@ def _replay(layers: dict, nodes: dict) -> dict:
     tensors = {(name, 0): layer.symbolic_output() for name, layer in layers.items()
                if isinstance(layer, Input)}
     done = {name: 0 for name in layers}
-    progress = True
-    while progress:
-        progress = False
-        for name, layer in layers.items():
-            while done[name] < len(nodes[name]):
-                refs = nodes[name][done[name]]
-                keys = [_key(ref, name) for ref in refs]
-                if not all(key in tensors for key in keys):
-                    break
-                args = [tensors[key] for key in keys]
-                try:
-                    tensors[(name, done[name])] = layer(args if len(args) > 1 else args[0])
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"model config: node {done[name]} of layer {name!r}: "
-                                     f"{exc}") from None
-                done[name] += 1
-                progress = True
+    for name, index, keys in replay_order(nodes, set(tensors), _keys):
+        args = [tensors[key] for key in keys]
+        try:
+            tensors[(name, index)] = layers[name](args if len(args) > 1 else args[0])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model config: node {index} of layer {name!r}: {exc}") from None
+        done[name] += 1
     stuck = [name for name in layers if done[name] < len(nodes[name])]
     if stuck:
         raise ValueError(f"model config: the inbound nodes of {', '.join(map(repr, stuck))} "
                          "name layers or nodes that do not exist or form a cycle")
     return tensors
+
+
+def replay_order(nodes: dict, produced: set, keys_of):
+    """Yield ``(layer name, node index, input keys)`` for the nodes of ``nodes`` (``{layer
+    name: [inbound node, ...]}``) in an order where every node comes after the nodes whose
+    outputs it reads; after each yield its own output ``(name, index)`` counts as produced.
+    ``keys_of(inbound node, layer name)`` gives the ``(layer name, node index)`` keys a node
+    reads (None: the layer's remaining nodes are skipped). A layer waits on one missing key
+    at a time, so the work is linear in the references, whatever the order of ``nodes``
+    (a file may list a graph of thousands of layers backwards). Nodes that never become
+    ready are not yielded."""
+    done = dict.fromkeys(nodes, 0)
+    waiting: dict[tuple, list] = {}
+    queue = collections.deque(nodes)
+    while queue:
+        name = queue.popleft()
+        while done[name] < len(nodes[name]):
+            keys = keys_of(nodes[name][done[name]], name)
+            if keys is None:
+                break
+            missing = next((key for key in keys if key not in produced), None)
+            if missing is not None:
+                waiting.setdefault(missing, []).append(name)
+                break
+            index = done[name]
+            yield name, index, keys
+            produced.add((name, index))
+            done[name] += 1
+            queue.extend(waiting.pop((name, index), []))
+
+
+def _keys(refs: list, owner: str) -> list:
+    return [_key(ref, owner) for ref in refs]
 
 
 def _key(ref, owner: str) -> tuple:

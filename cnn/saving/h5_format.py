@@ -16,28 +16,37 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import h5py
 import numpy as np
 
 import cnn
-from cnn import backend, losses, metrics, optimizers
+from cnn import backend, initializers, losses, metrics, optimizers
 from cnn.layers.base import deserialize
 from cnn.models.model import Model
-from cnn.saving import seed_format
-from cnn.saving.model_file import (member, open_model_file, read_array, read_int, read_json,
-                                   ModelFileError)
+from cnn.saving import limits, seed_format
+from cnn.saving.architecture import check_model_config
+from cnn.saving.model_file import (member, open_model_file, read_finite_array, read_int,
+                                   read_json, ModelFileError)
 from cnn.utils.fileio import atomic_path
 
 FORMAT_NAME = "cnn"
 FORMAT_VERSION = 2  # 2: functional graphs (layers with inbound_nodes), resume states
+MAX_METADATA_CHARS = 65_536
+# Optimizer slots that are running means of squared gradients: never negative.
+NON_NEGATIVE_SLOTS = ("v", "square_avg", "accumulator")
 
 _STRINGS = h5py.string_dtype()
 
 
 # -- saving ---------------------------------------------------------------------------------
-def save_model(model, path) -> None:
+def save_model(model, path, metadata: dict | None = None) -> None:
     """Write ``model`` to ``path`` (HDF5), atomically.
+
+    ``metadata``: a few strings about the model, stored with it and read back with
+    ``read_metadata`` (``cnn train`` records the data set it trained on:
+    ``{"dataset": "fashion-mnist"}``).
 
     Raises:
         ValueError: the model cannot be saved so that it loads again (no layers, a config
@@ -53,12 +62,45 @@ def save_model(model, path) -> None:
         _check_learning_rate(model.optimizer, path)
         compile_config = _to_json(model.compile_config(), "compile config", path)
     _check_reloadable(model_config, compile_config, path)
+    metadata_json = None if metadata is None else _metadata_json(metadata, path)
     try:
         with atomic_path(path) as temporary:
             with h5py.File(temporary, "w") as f:
                 _write(f, model, model_config, compile_config)
-    except OSError as exc:
-        raise _write_error(path, exc) from exc
+                if metadata_json is not None:
+                    f.attrs["metadata"] = metadata_json
+    except (OSError, RuntimeError) as exc:  # h5py reports some failed writes (a full disk
+        raise _write_error(path, exc) from exc  # while closing) as RuntimeError
+
+
+def _metadata_json(metadata: dict, path) -> str:
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise ValueError(f"cannot save to {path}: metadata must map strings to strings, "
+                         f"got {metadata!r}")
+    text = json.dumps(metadata, sort_keys=True)
+    if len(text) > MAX_METADATA_CHARS:
+        raise ValueError(f"cannot save to {path}: metadata of {len(text)} characters; at most "
+                         f"{MAX_METADATA_CHARS}")
+    return text
+
+
+def read_metadata(path) -> dict:
+    """The ``metadata`` given to ``save_model`` (``{}`` when none was), read with the same
+    checks as ``load_model``: a ModelFileError names the file when it is bad."""
+    with open_model_file(path) as f:
+        if "metadata" not in f.attrs:
+            return {}
+        text = f.attrs["metadata"]
+        text = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+        try:
+            metadata = json.loads(text) if isinstance(text, str) else None
+        except (ValueError, RecursionError):
+            metadata = None
+        if not isinstance(metadata, dict) or len(text) > MAX_METADATA_CHARS or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise ValueError("attribute 'metadata' should be a JSON object of strings")
+        return metadata
 
 
 def _write(f, model, model_config: str, compile_config: str | None) -> None:
@@ -160,9 +202,15 @@ def _check_reloadable(model_config: str, compile_config: str | None, path) -> No
         raise ValueError(f"cannot save to {path}: the saved model could not be rebuilt ({exc})") from None
 
 
-def _write_error(path, exc: OSError) -> OSError:
-    reason = exc.strerror or str(exc)
-    if exc.errno:  # OSError(errno, ...) picks the matching subclass (PermissionError, ...)
+def _write_error(path, exc: Exception) -> OSError:
+    """An OSError naming ``path``, with the system's errno when the h5py error quotes one
+    (``... errno = 28, error message = 'No space left on device'``)."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    quoted = re.search(r"errno = (\d+), error message = '([^']*)'", str(exc))
+    if quoted and not getattr(exc, "errno", None):
+        return OSError(int(quoted[1]), f"cannot write the model file ({quoted[2]}; {exc})",
+                       os.fspath(path))
+    if getattr(exc, "errno", None):  # OSError(errno, ...) picks the matching subclass (PermissionError, ...)
         return OSError(exc.errno, f"cannot write the model file ({reason})", os.fspath(path))
     return OSError(f"{path}: cannot write the model file ({reason})")
 
@@ -224,13 +272,18 @@ def _read_model(f, compile: bool, dtype):
         raise ValueError("model_config: 'layers' should be a list")
     if dtype is not None:
         config["dtype"] = np.dtype(dtype).name
+    check_model_config(config)
+    _check_class_names(config.get("class_names"))
     compile_config = None
     if compile and "compile_config" in f:
         compile_config = read_json(f, "compile_config")
         _check_keys(compile_config, "compile_config", ("optimizer", "loss", "metrics"))
+        if not isinstance(compile_config["metrics"], list):
+            raise ValueError("compile_config: 'metrics' should be a list")
     # Layers draw initial weights that the file's weights replace: draw them from a
     # throwaway generator so that loading leaves the user's random stream untouched.
-    with backend.using_rng(np.random.default_rng(0)):
+    with backend.using_rng(np.random.default_rng(0)), \
+            initializers.bounded_initialization(limits.MAX_PARAMETERS):
         try:
             model = Model.from_config(config, compile_config)
         except (TypeError, KeyError) as exc:
@@ -238,7 +291,8 @@ def _read_model(f, compile: bool, dtype):
     _read_weights(member(f, "model_weights", h5py.Group), model)
     state = member(f, "training_state", h5py.Group).attrs
     model.epoch = read_int(state, "epoch")
-    model.train_seed = read_int(state, "train_seed") if "train_seed" in state else None
+    model.train_seed = (read_int(state, "train_seed", maximum=2 ** 63 - 1)
+                        if "train_seed" in state else None)
     _read_resume_states(member(f, "training_state", h5py.Group), model)
     if model.optimizer is not None:
         _read_optimizer(member(f, "optimizer_weights", h5py.Group), model)
@@ -246,14 +300,26 @@ def _read_model(f, compile: bool, dtype):
 
 
 def _read_resume_states(group, model) -> None:
+    """The layers' states (each checked by its layer) and the callbacks' (checked by each
+    callback when ``fit`` resumes), both bounded like the configs (``read_json``)."""
     if "layer_states" in group:
         states = read_json(group, "layer_states")
         _check_keys(states, "layer_states", ())
-        model.set_layer_states(states)
+        _check_state_count(states, len(model.layers), "layer_states")
+        try:
+            model.set_layer_states(states)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"layer_states: {exc}") from None
     if "callback_states" in group:
-        states = read_json(group, "callback_states")
+        states = read_json(group, "callback_states", allow_infinity=True)
         _check_keys(states, "callback_states", ())
+        _check_state_count(states, limits.MAX_LAYERS, "callback_states")
         model.resume_state = {"callbacks": states}
+
+
+def _check_state_count(states: dict, most: int, what: str) -> None:
+    if len(states) > most:
+        raise ValueError(f"{what} holds {len(states)} states; at most {most} are expected")
 
 
 def _check_keys(config, what: str, keys) -> None:
@@ -262,6 +328,14 @@ def _check_keys(config, what: str, keys) -> None:
     missing = [key for key in keys if key not in config]
     if missing:
         raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}")
+
+
+def _check_class_names(names) -> None:
+    if names is None:
+        return
+    if not isinstance(names, list) or len(names) > limits.MAX_SIZE \
+            or not all(isinstance(name, str) for name in names):
+        raise ValueError("model_config: 'class_names' should be a list of strings")
 
 
 def _read_weights(group, model) -> None:
@@ -281,10 +355,38 @@ def _read_weights(group, model) -> None:
                 f"model_weights/{layer.name} holds {', '.join(unexpected)}, which layer "
                 f"{layer.describe()} does not have (it has {', '.join(names) or 'no weights'})"
             )
-        layer.set_weights([
-            read_array(member(layer_group, name, h5py.Dataset, f"weight model_weights/{layer.name}/{name}"))
-            for name in names
-        ])
+        layer.set_weights([_read_weight(layer, layer_group, name, value)
+                           for name, value in zip(names, [*layer.params.values(),
+                                                          *layer.buffers.values()])])
+
+
+def _read_weight(layer, layer_group, name: str, current) -> np.ndarray:
+    """The weight ``name`` of ``layer``, its shape checked against ``current`` before it is
+    read (a buffer whose first axis is the batch size may have any first size)."""
+    what = f"weight model_weights/{layer.name}/{name}"
+    dataset = member(layer_group, name, h5py.Dataset, what)
+    expected = tuple(current.shape)
+    if name in layer.batch_sized_buffers and dataset.ndim == len(expected) \
+            and tuple(dataset.shape[1:]) == expected[1:] and dataset.shape[0] <= limits.MAX_SIZE:
+        expected = tuple(dataset.shape)
+    if tuple(dataset.shape) != expected:
+        raise ValueError(f"layer {layer.describe()} weight {name!r} has shape {expected}, "
+                         f"got {tuple(dataset.shape)}")
+    return read_finite_array(dataset, expected, what)
+
+
+def _read_slot(dataset, key: str, params) -> np.ndarray:
+    """The optimizer state ``"<param index>/<slot>"``: shaped like its parameter (checked
+    before reading), finite, and >= 0 for the slots in NON_NEGATIVE_SLOTS."""
+    what = f"optimizer state optimizer_weights/{key}"
+    index, _, slot = key.partition("/")
+    if not index.isdigit() or not slot or "/" in slot or int(index) >= len(params):
+        raise ValueError(f"{what}: expected '<parameter index>/<slot>' with an index below "
+                         f"{len(params)}")
+    value = read_finite_array(dataset, tuple(params[int(index)].shape), what)
+    if slot in NON_NEGATIVE_SLOTS and np.any(value < 0):
+        raise ValueError(f"{what} holds negative values (it is a mean of squared gradients)")
+    return value
 
 
 def _read_optimizer(group, model) -> None:
@@ -296,17 +398,18 @@ def _read_optimizer(group, model) -> None:
             raise ValueError(f"optimizer_weights are for the parameters {stored}, but the model "
                              f"trains {expected}")
     state = {"iterations": read_int(group.attrs, "iterations")}
-
-    def collect(name, item):
-        if isinstance(item, h5py.Dataset):
-            state[name] = read_array(item)
-
-    group.visititems(collect)
-    optimizer.set_state(state, model.trainable_weights)
+    params = model.trainable_weights
+    names = []
+    group.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset)
+                     else None)
+    for name in names:
+        state[name] = _read_slot(group[name], name, params)
+    optimizer.set_state(state, params)
     if len(state) > 1 or state["iterations"] > 0:
         missing = sorted(set(optimizer.get_state()) - set(state))
         if missing:
             raise ValueError(f"optimizer_weights lacks the state {', '.join(missing)}")
 
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model", "save_model"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model", "read_metadata",
+           "save_model"]

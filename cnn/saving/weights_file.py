@@ -28,7 +28,9 @@ import h5py
 import numpy as np
 
 import cnn
-from cnn.saving.model_file import ModelFileError, member, open_model_file, read_array
+from cnn.saving import limits
+from cnn.saving.model_file import (ModelFileError, member, open_model_file,
+                                   read_finite_array)
 from cnn.utils.fileio import atomic_path
 
 WEIGHTS_FORMAT_NAME = "cnn-weights"
@@ -87,7 +89,10 @@ def load_weights(model, path, by_name: bool = False, skip_mismatch: bool = False
             assignments = _match_by_name(model, stored, skip_mismatch)
         else:
             assignments = _match_by_order(model, stored)
-        values = [(layer, [read_array(d) for d in datasets]) for layer, datasets in assignments]
+        # _mismatch compared every shape with the model's (memory stays bounded): read them,
+        # refusing NaN and infinite values as load_model does.
+        values = [(layer, [read_finite_array(d, tuple(d.shape), f"weight {d.name}")
+                           for d in datasets]) for layer, datasets in assignments]
     for layer, arrays in values:
         layer.set_weights(arrays)
 
@@ -186,6 +191,9 @@ def _mismatch(layer, datasets) -> str | None:
         if len(dataset.shape) != len(shape) or tuple(dataset.shape[compare]) != shape[compare]:
             return (f"weight {key!r} has shape {shape} in the model but "
                     f"{tuple(dataset.shape)} in the file")
+        if dataset.shape and dataset.shape[0] > limits.MAX_SIZE:
+            return (f"weight {key!r} has {dataset.shape[0]} rows in the file; at most "
+                    f"{limits.MAX_SIZE}")
     return None
 
 

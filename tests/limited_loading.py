@@ -1,0 +1,69 @@
+"""Loading model files in a child process whose address space is limited.
+
+``load_limited(paths)`` starts one Python process that imports cnn, then caps its address
+space (``resource.setrlimit(RLIMIT_AS)``) at what it uses then plus ``headroom`` bytes, and
+calls ``load_model`` on every path in turn. A loader that tried to allocate far more than
+the file's real contents would get a MemoryError at once instead of swapping the machine.
+Each load has ``seconds`` (an alarm whose default action ends the process: a loop inside
+HDF5's C code never returns to Python); a process that dies is started again for the paths
+left. Returns, per path, ``(outcome, message, seconds)``: outcome is ``"loaded"``, the name
+of the exception's class, or ``"died"`` when the process did not survive that path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADROOM = 1 << 30  # 1 GiB above what the process uses after its imports
+
+_CHILD = r"""
+import json, resource, signal, sys, time, traceback, warnings
+import numpy as np
+import cnn
+from cnn.models import ModelFileError, load_model
+
+warnings.simplefilter("ignore")
+headroom, seconds, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+signal.signal(signal.SIGALRM, signal.SIG_DFL)
+with open("/proc/self/status") as status:
+    used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (used + headroom, used + headroom))
+for path in paths:
+    start = time.perf_counter()
+    signal.alarm(seconds)
+    try:
+        load_model(path)
+        outcome, message = "loaded", ""
+    except ModelFileError as exc:
+        outcome, message = "ModelFileError", str(exc)
+    except BaseException as exc:
+        outcome, message = type(exc).__name__, f"{exc} | {traceback.format_exc()[-1500:]}"
+    signal.alarm(0)
+    print(json.dumps([path, outcome, message[:2000], time.perf_counter() - start]), flush=True)
+"""
+
+
+def load_limited(paths, headroom: int = HEADROOM, timeout: float = 600.0,
+                 seconds: int = 10) -> dict:
+    """``{path: (outcome, message, seconds)}`` for every path (see the module docstring)."""
+    left = [str(p) for p in paths]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    results = {}
+    while left:
+        process = subprocess.run([sys.executable, "-c", _CHILD, str(headroom), str(seconds),
+                                  *left], env=env, capture_output=True, text=True,
+                                 timeout=timeout, cwd=ROOT)
+        for line in process.stdout.splitlines():
+            path, outcome, message, spent = json.loads(line)
+            results[path] = (outcome, message, spent)
+        left = [path for path in left if path not in results]
+        if left:  # the process died on the first of these
+            results[left.pop(0)] = ("died", f"exit status {process.returncode}: "
+                                            f"{process.stderr[-2000:]}", float(seconds))
+    return results
