@@ -434,7 +434,7 @@ def test_predict_refuses_a_npy_header_declaring_more_than_the_file_holds(trained
 
 def test_a_closed_pipe_ends_quietly_with_status_0(trained, tmp_path):
     out, _ = trained
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    env = package_env({**os.environ, "MPLBACKEND": "Agg"})
     for command in (["evaluate", str(out / "model.h5")], ["summary", str(out / "model.h5")]):
         result = subprocess.run(
             f"{sys.executable} -m cnn {' '.join(command)} | head -c 10; "

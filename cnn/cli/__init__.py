@@ -21,7 +21,7 @@ import select
 import sys
 
 import cnn
-from cnn import networks, optimizers
+from cnn import distributed, networks, optimizers
 from cnn.cli import data, evaluate, export, predict, train
 from cnn.models import NonFiniteLossError
 
@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv or ["train"])
+    world = join_mpi_job()
     try:
         if args.threads is not None:
             cnn.set_num_threads(args.threads)
@@ -143,11 +144,26 @@ def main(argv=None) -> int:
     except USER_ERRORS as exc:
         if args.traceback:
             raise
+        if world.size > 1:  # the other ranks may be waiting for this one: end them all
+            print(f"cnn: error on rank {world.rank}: {describe_error(exc)}", file=sys.stderr)
+            sys.stderr.flush()
+            world.abort(2)
         print(f"cnn: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnn: interrupted", file=sys.stderr)
         return 130
+
+
+def join_mpi_job():
+    """Under ``mpiexec``, join the job's ranks (``cnn.distributed.init()``) and leave the
+    printing to rank 0; otherwise a world of this process alone."""
+    if not distributed.launched_by_mpi():
+        return distributed.world()
+    world = distributed.init()
+    if not distributed.is_chief():
+        silence_stdout()
+    return world
 
 
 def stdout_closed() -> bool:

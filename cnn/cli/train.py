@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import cnn
-from cnn import networks, optimizers
+from cnn import distributed, networks, optimizers
 from cnn.cli.data import load_dataset
 from cnn.cli.modelfile import check_fits, class_names, read_model
 from cnn.saving.h5_format import save_model
@@ -59,6 +59,8 @@ def run(args) -> int:
     results = model.evaluate(dataset.x_test, dataset.y_test, return_dict=True)
     accuracy, loss = results["accuracy"], results["loss"]
     predicted = model.predict_classes(dataset.x_test)
+    if not distributed.is_chief():  # under MPI, rank 0 writes the files
+        return 0
 
     files = {
         "model": model_file,
