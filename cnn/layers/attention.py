@@ -40,7 +40,7 @@ import numpy as np
 from cnn import backend, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer, normalize_shape
-from cnn.layers.core import _init_name
+from cnn.layers.core import initializer_name
 from cnn.layers.node import is_symbolic
 from cnn.ops import attention as attention_ops
 from cnn.utils import checks
@@ -279,8 +279,8 @@ class MultiHeadAttention(Layer):
             "dropout": self.dropout,
             "use_bias": self.use_bias,
             "output_shape": self.output_size,
-            "kernel_initializer": _init_name(self.kernel_initializer),
-            "bias_initializer": _init_name(self.bias_initializer),
+            "kernel_initializer": initializer_name(self.kernel_initializer),
+            "bias_initializer": initializer_name(self.bias_initializer),
             "use_causal_mask": self.use_causal_mask,
             "inputs_layout": None if self.inputs_layout is None else list(self.inputs_layout),
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from cnn import initializers, regularizers
 from cnn.layers import data_format as formats
 from cnn.layers.base import ActivatedLayer
-from cnn.layers.core import _init_name, choose
+from cnn.layers.core import choose, initializer_name
 from cnn.ops import conv as conv_ops
 from cnn.ops.shapes import check_padding, effective_kernel, pair, window_output_shape
 from cnn.utils import checks
@@ -72,7 +72,7 @@ class WindowLayer(ActivatedLayer, register=False):
 
     def weight_config(self, key):
         """The config entries of ``weight_options``."""
-        return {f"{key}_initializer": _init_name(getattr(self, f"{key}_initializer")),
+        return {f"{key}_initializer": initializer_name(getattr(self, f"{key}_initializer")),
                 f"{key}_regularizer": regularizers.serialize(getattr(self, f"{key}_regularizer"))}
 
     def set_gradients(self, key, grad, bias_grad):

@@ -133,14 +133,15 @@ class Dense(ActivatedLayer):
             **super().get_config(),
             "units": self.units,
             "use_bias": self.use_bias,
-            "kernel_initializer": _init_name(self.kernel_initializer),
-            "bias_initializer": _init_name(self.bias_initializer),
+            "kernel_initializer": initializer_name(self.kernel_initializer),
+            "bias_initializer": initializer_name(self.bias_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
 
 
-def _init_name(init):
+def initializer_name(init):
+    """The initializer's name for a layer's config; a custom (callable) one cannot be saved."""
     if isinstance(init, str):
         return init
     raise ValueError(f"a custom initializer {init!r} cannot be saved in a config; use a name")

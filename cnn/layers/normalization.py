@@ -30,7 +30,7 @@ import math
 from cnn import backend, initializers, replica
 from cnn.backend import xp
 from cnn.layers.base import Layer
-from cnn.layers.core import _init_name
+from cnn.layers.core import initializer_name
 from cnn.ops import normalization as normalization_ops
 from cnn.utils import checks
 
@@ -194,7 +194,7 @@ class BatchNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
-            **{f"{key}_initializer": _init_name(init) for key, init in self.initializer_names.items()},
+            **{f"{key}_initializer": initializer_name(init) for key, init in self.initializer_names.items()},
         }
 
 
@@ -285,7 +285,7 @@ class LayerNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
-            **{f"{key}_initializer": _init_name(init)
+            **{f"{key}_initializer": initializer_name(init)
                for key, init in self.initializer_names.items()},
         }
 

@@ -67,7 +67,7 @@ from cnn.layers import batch_draws
 from cnn.layers.base import Layer, format_shape
 from cnn.layers.node import is_symbolic
 from cnn.utils import checks
-from cnn.layers.core import _init_name
+from cnn.layers.core import initializer_name
 from cnn.ops import rnn as rnn_ops
 
 
@@ -98,9 +98,9 @@ def recurrent_config(layer) -> dict:
         "units": layer.units,
         "activation": layer.activation.get_config(),
         "use_bias": layer.use_bias,
-        "kernel_initializer": _init_name(layer.kernel_initializer),
-        "recurrent_initializer": _init_name(layer.recurrent_initializer),
-        "bias_initializer": _init_name(layer.bias_initializer),
+        "kernel_initializer": initializer_name(layer.kernel_initializer),
+        "recurrent_initializer": initializer_name(layer.recurrent_initializer),
+        "bias_initializer": initializer_name(layer.bias_initializer),
     }
 
 

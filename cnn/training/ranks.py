@@ -21,6 +21,7 @@ Semantics (those of Horovod and ChainerMN, made exact):
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -42,7 +43,7 @@ class MPIRanks:
 
     # -- set-up -----------------------------------------------------------------------------
     def scope(self):
-        return _Scope(self)
+        return contextlib.nullcontext(self)
 
     def prepare(self, model) -> None:
         self.synchronize(model)
@@ -137,17 +138,6 @@ class MPIRanks:
             self._buffers[key] = FlatBuffer([*gradient_shapes, *output_shapes],
                                             np.dtype(model.dtype), extra)
         return self._buffers[key]
-
-
-class _Scope:
-    def __init__(self, strategy):
-        self.strategy = strategy
-
-    def __enter__(self):
-        return self.strategy
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _rows(batch: Batch, rows: slice) -> Batch:
