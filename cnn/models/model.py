@@ -25,7 +25,7 @@ from cnn import backend, losses, metrics as metrics_module, optimizers, regulari
 from cnn.layers import batch_draws
 from cnn.layers.base import ActivatedLayer, Layer
 from cnn.layers.core import Input, choose
-from cnn.layers.node import SymbolicTensor, is_symbolic
+from cnn.layers.node import SymbolicTensor, is_symbolic, sample_elements, variable_size
 from cnn.models import config as model_config
 from cnn.models import seam
 from cnn.models.graph import Graph
@@ -397,7 +397,7 @@ class Model:
         output_losses = [None if loss is None else 0.0 for loss in self.output_losses]
         outputs: list[list] = [[] for _ in self.outputs]
         grads = None
-        parts = self.parts(rows)
+        parts = self.parts(rows, xs)
         split = len(parts) > 1
         global_size, offset = replica.current().rows(rows)
         with batch_draws.shared_over_parts(split):  # random layers draw once per batch
@@ -453,13 +453,16 @@ class Model:
             grad *= scale
         return self.output_loss(index, output, target, weights), grad
 
-    def parts(self, n: int) -> list[slice]:
+    def parts(self, n: int, xs=None) -> list[slice]:
         """Slices splitting a batch of ``n`` samples into about equal parts whose largest
         activation takes at most ``PART_BYTES``; the whole batch when a layer is not
-        ``samplewise`` (a result for one sample would depend on the others)."""
+        ``samplewise`` (a result for one sample would depend on the others). ``xs``, the
+        batch's inputs, give the size of variable (None) axes (their longest length stands
+        for every variable axis; without ``xs``, 1)."""
         if not all(layer.samplewise for layer in self.layers):
             return [slice(0, n)]
-        sizes = [int(np.prod(t.sample_shape)) for t in self.graph.tensors()]
+        steps = 1 if xs is None else variable_size(self.input_shapes, xs)
+        sizes = [sample_elements(t.sample_shape, steps) for t in self.graph.tensors()]
         per_sample = max(sizes) * np.dtype(self.dtype).itemsize
         count = min(n, max(1, -(-n * per_sample // PART_BYTES)))
         bounds = [n * i // count for i in range(count + 1)]
