@@ -8,6 +8,8 @@ gradients are right at each length.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -285,3 +287,56 @@ def test_a_merge_refuses_arrays_of_different_lengths():
     assert model.predict([random((2, 4, F)), random((2, 4, F))]).shape == (2, 4, F)
     with pytest.raises(ValueError, match=r'"plus".*differ on a variable axis'):
         model.predict([random((2, 4, F)), random((2, 6, F))])
+
+
+# -- masks meeting layers that do not support them (Keras 3) --------------------------------
+@pytest.mark.parametrize("factory", [lambda: Conv1D(3, 2, padding="same", name="dropper"),
+                                     lambda: MaxPooling1D(1, name="dropper")])
+def test_conv1d_and_pooling_drop_a_mask_with_a_warning_as_keras_3(factory):
+    cnn.set_seed(0)
+    ids = Input((None,))
+    embedded = Embedding(9, 3, mask_zero=True)(ids)
+    dropper = factory()
+    lstm = LSTM(2)
+    model = Model(ids, lstm(dropper(embedded)))
+    x = np.array([[3, 4, 0, 0], [5, 6, 7, 8]])
+    with pytest.warns(UserWarning, match='"dropper".*drops the mask'):
+        out = model.predict(x)
+    with pytest.warns(UserWarning, match="drops the mask"):  # a new model warns again
+        hidden = Model(ids, dropper(embedded)).predict(x)
+    unmasked = Model(inner := Input((4, 3)), lstm(inner))  # built on None: takes 4 steps
+    np.testing.assert_allclose(out, unmasked.predict(hidden), rtol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per layer and model
+        model.predict(x)
+
+
+def test_dense_dropout_and_activation_pass_a_mask_on_as_keras():
+    cnn.set_seed(0)
+    ids = Input((None,))
+    embedding, dense, lstm = Embedding(9, 3, mask_zero=True), Dense(4), LSTM(2)
+    model = Model(ids, lstm(Activation("tanh")(Dropout(0.5)(dense(embedding(ids))))))
+    x = np.array([[3, 4, 0, 0], [5, 6, 7, 8]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mask is dropped
+        out = model.predict(x)
+    expected = lstm.forward(np.tanh(dense.forward(embedding.forward(x))), mask=x != 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    np.testing.assert_allclose(out[0], model.predict(x[:1, :2])[0], rtol=1e-5)
+
+
+def test_a_sequential_stack_declared_with_none_trains_saves_and_loads(tmp_path, capsys):
+    cnn.set_seed(0)
+    model = cnn.models.Sequential([Conv1D(4, 3, padding="causal", input_shape=(None, F)),
+                                   GRU(5), Dense(2)])
+    model.summary()
+    assert "(None, None, 4)" in capsys.readouterr().out
+    model.compile(optimizer="sgd", loss="mse")
+    batches = [(random((2, steps, F), steps), np.zeros((2, 2))) for steps in (2, 6)]
+    model.fit(iter(batches), epochs=1, steps_per_epoch=2, verbose=0)
+    model.save(tmp_path / "stack.h5")
+    loaded = cnn.models.load_model(tmp_path / "stack.h5")
+    assert loaded.input_shape == (None, None, F)
+    for steps in (1, 7):
+        x = random((2, steps, F), steps)
+        np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

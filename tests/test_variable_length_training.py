@@ -129,3 +129,18 @@ def test_batch_parts_grow_with_the_batch_length():
     long = [np.zeros((512, 400, 64), dtype=np.float32)]
     assert len(model.parts(512, short)) == 1
     assert len(model.parts(512, long)) > 1
+
+
+def test_targets_of_another_length_than_the_output_are_refused_clearly():
+    cnn.set_seed(0)
+    x = Input((None, 3))
+    model = Model(x, Dense(2, activation="softmax", name="tags")(Conv1D(4, 2, strides=2)(x)))
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    wrong = [(np.ones((2, 6, 3)), np.eye(2)[np.zeros((2, 6), dtype=int)])]  # output: 3 steps
+    for run in (lambda: model.fit(iter(wrong), epochs=1, verbose=0),
+                lambda: model.evaluate(iter(wrong))):
+        with pytest.raises(ValueError, match=r"output 'tags' is \(2, 3, 2\) for this batch but "
+                                             r"its targets are \(2, 6, 2\)"):
+            run()
+    right = [(np.ones((2, 6, 3)), np.eye(2)[np.zeros((2, 3), dtype=int)])]
+    assert np.isfinite(model.evaluate(iter(right), return_dict=True)["loss"])

@@ -25,6 +25,11 @@ multi-input layer: ``build`` gets a list of shapes, ``forward`` a list of arrays
 ``backward`` returns a list of gradients in the same order (``None`` for an input that needs
 none).
 
+Variable axes: a shape entry None (``Input((None, 8))``) is a length fixed only by each batch.
+A class that sets ``variable_length = True`` builds on such shapes (returning None where its
+output length follows the input's) and works out per batch what depends on the length; the
+others refuse them when built (``refuse_variable``), naming the layer.
+
 Masks (an optional boolean array (N, T) per tensor): after a layer's forward the graph sets
 its output's mask to ``layer.compute_mask(x, mask)``; by default that is ``None``, or the
 incoming mask unchanged when the class sets ``supports_masking = True``. A class that sets
@@ -211,7 +216,7 @@ class Layer:
                 self.build(shape)
             except ValueError as exc:
                 raise ValueError(f"{_incompatible(self, tensors)}: {exc}") from None
-        elif self.input_shape != shape:
+        elif not _fits_built(shape, self.input_shape):
             raise ValueError(f"{_incompatible(self, tensors)}: the layer was built for input "
                              f"shape {_shapes_text(self.input_shape)}")
         return Node(self, tensors, multi, self._output_shape).output
@@ -376,6 +381,15 @@ def _as_tensors(inputs):
     if isinstance(inputs, (list, tuple)):
         return type(inputs)(v.symbolic_output() if isinstance(v, Layer) else v for v in inputs)
     return inputs
+
+
+def _fits_built(shape, built) -> bool:
+    """Whether a layer built for ``built`` takes input of ``shape`` (a list of shapes for a
+    multi-input layer): the same sizes, any size where ``built`` has a variable axis."""
+    if isinstance(built, list) or isinstance(shape, list):
+        return (isinstance(built, list) and isinstance(shape, list) and len(built) == len(shape)
+                and all(shape_matches(s, b) for s, b in zip(shape, built)))
+    return shape_matches(shape, built)
 
 
 def _shapes_text(shape) -> str:

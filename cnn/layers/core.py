@@ -80,6 +80,7 @@ class Dense(ActivatedLayer):
 
     samplewise = True
     variable_length = True  # on any axis but the last
+    supports_masking = True  # a sequence mask passes on unchanged, as in Keras
 
     default_activation = None
 
@@ -198,6 +199,7 @@ class Dropout(OwnGenerator, Layer):
 
     samplewise = True
     variable_length = True
+    supports_masking = True
 
     def __init__(self, rate, input_shape=None, *, name=None, seed=None):
         try:
@@ -237,6 +239,7 @@ class Activation(Layer):
 
     samplewise = True
     variable_length = True
+    supports_masking = True
 
     def __init__(self, activation, input_shape=None, *, name=None):
         super().__init__(input_shape=input_shape, name=name)
