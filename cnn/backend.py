@@ -20,7 +20,9 @@ initialisers, shuffling and dropout all draw from it, so a seeded run is reprodu
 ``set_num_threads(n)`` limits the BLAS library behind NumPy's matrix products to ``n`` threads
 (through threadpoolctl); on 2 cores one thread can beat two for small matrices, and a machine
 shared with other work is often faster with fewer threads. The element-wise NumPy operations
-always run on one thread.
+always run on one thread. Without it (and without a thread variable in the environment),
+``fit``, ``evaluate`` and ``predict`` run one BLAS thread per process while they run
+(``cnn.training.defaults``); importing cnn leaves the library's threads as they are.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _state = {
     "rng": numpy.random.default_rng(),
     "seed": None,
     "thread_limiter": None,
+    "thread_limit": None,
     "image_data_format": "channels_first",
 }
 
@@ -177,9 +180,15 @@ def set_num_threads(threads: int | None) -> None:
     if previous is not None:
         previous.restore_original_limits()
         _state["thread_limiter"] = None
+    _state["thread_limit"] = threads
     if threads is not None:
         _state["thread_limiter"] = threadpoolctl.threadpool_limits(limits=threads,
                                                                    user_api="blas")
+
+
+def thread_limit() -> int | None:
+    """The BLAS threads chosen with ``set_num_threads`` (None: not chosen, or restored)."""
+    return _state["thread_limit"]
 
 
 @contextlib.contextmanager

@@ -352,8 +352,7 @@ def test_close_workers_without_workers_is_harmless():
 
 
 def test_each_process_takes_its_share_of_the_blas_threads():
-    from threadpoolctl import threadpool_limits
-
+    """Threads chosen with cnn.set_num_threads are shared among the processes."""
     seen = []
 
     class Threads(Callback):
@@ -362,13 +361,16 @@ def test_each_process_takes_its_share_of_the_blas_threads():
 
     model = convnet()
     x, y = data()
-    with threadpool_limits(limits=4, user_api="blas"):
+    cnn.set_num_threads(4)
+    try:
         if cnn.get_num_threads() != 4:
             pytest.skip("the BLAS library here cannot run 4 threads")
         model.fit(x, y, batch_size=16, verbose=0, workers=2, callbacks=[Threads()])
         assert set(seen) == {2} and idle_pool(model).blas_threads == 2
         assert cnn.get_num_threads() == 4  # restored after fit
-    model.close_workers()
+    finally:
+        cnn.set_num_threads(None)
+        model.close_workers()
 
 
 def test_recurrent_dropout_draws_the_masks_of_one_process():

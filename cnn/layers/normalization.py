@@ -54,6 +54,8 @@ class BatchNormalization(Layer):
     Shapes: any (N, ...) -> the same shape.
     """
 
+    samplewise_in_inference = True  # the moving statistics: samples independent (workers)
+
     def __init__(self, axis=None, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", *,
