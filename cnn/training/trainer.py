@@ -119,7 +119,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     iterator = EpochIterator(adapter)
     samples = getattr(adapter, "samples", None)
     work = None if samples is None else samples * (last_epoch - first_epoch)
-    strategy, plan = _strategy(model, workers, min(batch_size, samples or batch_size), work,
+    strategy, plan = strategy_for(model, workers, min(batch_size, samples or batch_size), work,
                                "fit", worker_timeout)
     _say(plan, verbose)
     if model.train_seed is None:
@@ -150,7 +150,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     return history
 
 
-def _strategy(model, workers, rows, samples, purpose, worker_timeout=None):
+def strategy_for(model, workers, rows, samples, purpose, worker_timeout=None):
     """``(strategy, defaults.Plan)``: MPI ranks when the script runs under ``mpiexec``
     (``cnn.distributed.init()``), else this process alone or with local worker processes
     (``workers``; see ``strategy.choose``)."""
@@ -342,7 +342,7 @@ def _inference(model, adapter, batch_size, workers, purpose, verbose):
     to ``batch_size``, inside its BLAS thread limit; worker processes that fail are ended."""
     samples = getattr(adapter, "samples", None)
     rows = min(batch_size, samples or batch_size)
-    strategy, plan = _strategy(model, workers, rows, samples, purpose)
+    strategy, plan = strategy_for(model, workers, rows, samples, purpose)
     _say(plan, verbose)
     try:
         with backend.limited_threads(plan.threads):
