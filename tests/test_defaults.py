@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn.callbacks import Callback
 from cnn.cli import build_parser
-from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                        Input, Layer, Output)
+from cnn.layers import Flatten, Input, Layer, Output
 from cnn.models import Model
 from cnn.training import defaults, trainer
 from cnn.training.strategy import idle_pool
 from helpers import package_env
+from worker_helpers import convnet, data as worker_data
 
 CORES = 2
 
@@ -39,30 +38,8 @@ def two_cores(monkeypatch):
     cnn.set_num_threads(None)
 
 
-def convnet(seed=0, batch_norm=False, dropout=False, extra=()):
-    """A small seed-like network on 1x10x10 images, 3 classes."""
-    cnn.set_seed(seed)
-    model = Model(Input((1, 10, 10)), "small")
-    model.add(Conv2D(4, 3, activation="relu"))
-    model.add(AveragePooling2D(2))
-    model.add(Flatten())
-    for layer in extra:
-        model.add(layer)
-    if batch_norm:
-        model.add(BatchNormalization())
-    if dropout:
-        model.add(Dropout(0.3))
-    model.add(Dense(8, activation="relu"))
-    model.add(Output(3))
-    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
 def data(n=96, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, 1, 10, 10), dtype=np.float32)
-    y = (x[:, 0, :5].mean(axis=(1, 2)) * 6).astype(int) % 3
-    return x, y
+    return worker_data(n, seed)
 
 
 def train(workers=None, model=None, epochs=2, **kwargs):

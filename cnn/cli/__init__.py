@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--traceback", action="store_true",
                         help="show the full traceback of an error instead of one line")
     common.add_argument("--threads", type=_positive(int), default=None,
-                        help="BLAS threads for the matrix products (default: the library's own; "
-                             "1 is fastest on a small machine that other jobs share)")
+                        help="BLAS threads for the matrix products, shared among the processes "
+                             "(default: one per process while cnn computes)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train_parser = commands.add_parser(

@@ -12,7 +12,8 @@ and is a context manager around the fit (``scope()``), for its set-up and tear-d
 
 :class:`OneProcess` runs everything here. :class:`LocalWorkers` cuts every batch into
 slices for worker processes on this machine (``cnn.training.workers``). An MPI strategy
-(ranks on several machines) fits behind the same two methods.
+(ranks on several machines) fits behind the same two methods. ``choose`` picks the strategy
+of a call from the user's ``workers`` or the defaults (``cnn.training.defaults``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Data-parallel training on the cores of one machine: ``fit(..., workers=W)``.
+"""Data-parallel training and inference on the cores of one machine: ``fit(..., workers=W)``,
+and by default (``cnn.training.defaults``).
 
 Each batch is cut into W contiguous slices. The calling process trains on the first slice
 and W - 1 worker processes on the others, each with its own copy of the model; the gradients
@@ -15,6 +16,11 @@ one the whole batch would give (up to the order of float additions). One step:
    masks are those of one process;
 3. each worker leaves its gradients and outputs in shared memory and answers with its part
    of the loss; the caller adds the gradients and updates the weights.
+
+Inference (``evaluate``, ``predict``, validation) goes the same way with an ``("infer", rows,
+...)`` message: each process runs its slice forward with ``training=False`` and its mean
+losses, the workers leave their outputs in shared memory, and the caller gathers them in
+slice order.
 
 Why processes and not threads: NumPy releases the GIL inside its kernels, but the Python
 around them does not, and at the seed network's batch of 32 two threads were slower than
