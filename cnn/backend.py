@@ -45,6 +45,7 @@ _state = {
     "seed": None,
     "thread_limiter": None,
     "thread_limit": None,
+    "blas_controller": None,
     "image_data_format": "channels_first",
 }
 
@@ -193,10 +194,16 @@ def thread_limit() -> int | None:
 
 @contextlib.contextmanager
 def limited_threads(threads: int):
-    """Use at most ``threads`` BLAS threads inside the block, then restore the limits."""
+    """Use at most ``threads`` BLAS threads inside the block, then restore the limits.
+
+    Every ``fit``, ``evaluate`` and ``predict`` runs inside one, so it reuses one
+    ``threadpoolctl.ThreadpoolController`` (finding the loaded libraries takes milliseconds;
+    limiting them through it, a fraction of one)."""
     import threadpoolctl
 
-    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+    if _state["blas_controller"] is None:
+        _state["blas_controller"] = threadpoolctl.ThreadpoolController()
+    with _state["blas_controller"].limit(limits=threads, user_api="blas"):
         yield
 
 
