@@ -55,12 +55,13 @@ def cnn_model(network: str, seed: int = 0) -> Model:
     return model
 
 
-def cnn_train_epoch(model: Model, x, y, batch_size: int, workers: int = 1) -> float:
+def cnn_train_epoch(model: Model, x, y, batch_size: int, workers: int | None = 1,
+                    **fit_kwargs) -> float:
     """Seconds for one epoch of ``model.fit`` (shuffled, loss and accuracy logged per batch);
-    with ``workers`` > 1 the worker processes outlive the call, as ``fit`` keeps them (the
-    first call pays their start)."""
+    with ``workers`` > 1 (or None, the default's choice) the worker processes outlive the
+    call, as ``fit`` keeps them (the first call pays their start)."""
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, workers=workers)
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, workers=workers, **fit_kwargs)
     return time.perf_counter() - start
 
 

@@ -20,7 +20,9 @@ initialisers, shuffling and dropout all draw from it, so a seeded run is reprodu
 ``set_num_threads(n)`` limits the BLAS library behind NumPy's matrix products to ``n`` threads
 (through threadpoolctl); on 2 cores one thread can beat two for small matrices, and a machine
 shared with other work is often faster with fewer threads. The element-wise NumPy operations
-always run on one thread.
+always run on one thread. Without it (and without a thread variable in the environment),
+``fit``, ``evaluate`` and ``predict`` run one BLAS thread per process while they run
+(``cnn.training.defaults``); importing cnn leaves the library's threads as they are.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ _state = {
     "rng": numpy.random.default_rng(),
     "seed": None,
     "thread_limiter": None,
+    "thread_limit": None,
+    "blas_controller": None,
     "image_data_format": "channels_first",
 }
 
@@ -177,17 +181,29 @@ def set_num_threads(threads: int | None) -> None:
     if previous is not None:
         previous.restore_original_limits()
         _state["thread_limiter"] = None
+    _state["thread_limit"] = threads
     if threads is not None:
         _state["thread_limiter"] = threadpoolctl.threadpool_limits(limits=threads,
                                                                    user_api="blas")
 
 
+def thread_limit() -> int | None:
+    """The BLAS threads chosen with ``set_num_threads`` (None: not chosen, or restored)."""
+    return _state["thread_limit"]
+
+
 @contextlib.contextmanager
 def limited_threads(threads: int):
-    """Use at most ``threads`` BLAS threads inside the block, then restore the limits."""
+    """Use at most ``threads`` BLAS threads inside the block, then restore the limits.
+
+    Every ``fit``, ``evaluate`` and ``predict`` runs inside one, so it reuses one
+    ``threadpoolctl.ThreadpoolController`` (finding the loaded libraries takes milliseconds;
+    limiting them through it, a fraction of one)."""
     import threadpoolctl
 
-    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+    if _state["blas_controller"] is None:
+        _state["blas_controller"] = threadpoolctl.ThreadpoolController()
+    with _state["blas_controller"].limit(limits=threads, user_api="blas"):
         yield
 
 

@@ -22,32 +22,9 @@ from cnn.training.strategy import idle_pool
 from cnn.training.workers import SharedArrays, slices
 from cnn.optimizers import SGD, Adam
 
+from worker_helpers import convnet, data
+
 PARENT = os.getpid()
-
-
-def convnet(optimizer=None, dropout=False, seed=0, extra=()):
-    """A small seed-like network on 1x10x10 images, 3 classes."""
-    cnn.set_seed(seed)
-    model = Model(Input((1, 10, 10)), "small")
-    model.add(Conv2D(4, 3, activation="relu"))
-    model.add(AveragePooling2D(2))
-    model.add(Flatten())
-    for layer in extra:
-        model.add(layer)
-    if dropout:
-        model.add(Dropout(0.3))
-    model.add(Dense(8, activation="relu"))
-    model.add(Output(3))
-    model.compile(optimizer=optimizer or SGD(0.1), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
-
-
-def data(n=70, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, 1, 10, 10), dtype=np.float32)
-    y = (x[:, 0, :5].mean(axis=(1, 2)) * 6).astype(int) % 3
-    return x, y
 
 
 def train(workers, n=70, batch_size=16, epochs=2, **kwargs):
@@ -352,8 +329,7 @@ def test_close_workers_without_workers_is_harmless():
 
 
 def test_each_process_takes_its_share_of_the_blas_threads():
-    from threadpoolctl import threadpool_limits
-
+    """Threads chosen with cnn.set_num_threads are shared among the processes."""
     seen = []
 
     class Threads(Callback):
@@ -362,13 +338,16 @@ def test_each_process_takes_its_share_of_the_blas_threads():
 
     model = convnet()
     x, y = data()
-    with threadpool_limits(limits=4, user_api="blas"):
+    cnn.set_num_threads(4)
+    try:
         if cnn.get_num_threads() != 4:
             pytest.skip("the BLAS library here cannot run 4 threads")
         model.fit(x, y, batch_size=16, verbose=0, workers=2, callbacks=[Threads()])
         assert set(seen) == {2} and idle_pool(model).blas_threads == 2
         assert cnn.get_num_threads() == 4  # restored after fit
-    model.close_workers()
+    finally:
+        cnn.set_num_threads(None)
+        model.close_workers()
 
 
 def test_recurrent_dropout_draws_the_masks_of_one_process():

@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--traceback", action="store_true",
                         help="show the full traceback of an error instead of one line")
     common.add_argument("--threads", type=_positive(int), default=None,
-                        help="BLAS threads for the matrix products (default: the library's own; "
-                             "1 is fastest on a small machine that other jobs share)")
+                        help="BLAS threads for the matrix products, shared among the processes "
+                             "(default: one per process while cnn computes)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train_parser = commands.add_parser(
@@ -67,9 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="fraction of the training images held out (drawn with --seed) "
                                    "to validate on after each epoch; 0: no validation. The test "
                                    "set is scored once, at the end (default: %(default)s)")
-    train_parser.add_argument("--workers", type=_positive(int), default=1,
-                              help="processes sharing each batch (default: %(default)s); "
-                                   "each takes its share of the BLAS threads")
+    add_workers_option(train_parser)
     train_parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train_parser.add_argument("--limit", type=_positive(int), default=None,
                               help="use only the first N training and N test images (quick trials)")
@@ -87,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  help=f"{data.HELP} (default: the data set the model was "
                                       "trained on, as its file records)")
     evaluate_parser.add_argument("--batch-size", type=_positive(int), default=256, help="default: %(default)s")
+    add_workers_option(evaluate_parser)
     evaluate_parser.set_defaults(run=evaluate.run)
 
     predict_parser = commands.add_parser(
@@ -105,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="crop to the strokes and add an MNIST-like margin (photos of digits)")
     predict_parser.add_argument("--top", type=_positive(int), default=1,
                                 help="show the K most likely classes (default: %(default)s)")
+    add_workers_option(predict_parser)
     predict_parser.set_defaults(run=predict.run)
 
     summary_parser = commands.add_parser("summary", parents=[common], help="print a saved model's layers")
@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                                help="ONNX opset, 13 or newer (default: %(default)s)")
     export_parser.set_defaults(run=export.run)
     return parser
+
+
+def add_workers_option(parser) -> None:
+    parser.add_argument("--workers", type=_positive(int), default=None,
+                        help="processes sharing each batch, one BLAS thread each (default: "
+                             "CNN_WORKERS if set, else one per usable core when the batch "
+                             "and the data pay for it; 1 opts out)")
 
 
 def main(argv=None) -> int:

@@ -17,8 +17,13 @@ def run(args) -> int:
     names = class_names(model, dataset.class_names)
     if model.loss is None:
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-    results = model.evaluate(dataset.x_test, dataset.y_test, batch_size=args.batch_size, return_dict=True)
-    predicted = model.predict_classes(dataset.x_test, batch_size=args.batch_size)
+    try:
+        results = model.evaluate(dataset.x_test, dataset.y_test, batch_size=args.batch_size,
+                                 return_dict=True, workers=args.workers)
+        predicted = model.predict_classes(dataset.x_test, batch_size=args.batch_size,
+                                          workers=args.workers)
+    finally:
+        model.close_workers()
     report = classification_report(dataset.y_test, predicted, names)
     print(f"{args.model} on the {len(dataset.x_test)} test images of {dataset.name}:")
     print(f"accuracy {report['accuracy']:.4f}, loss {results['loss']:.4f}")

@@ -19,7 +19,7 @@ def run(args) -> int:
     top = min(args.top, len(names))
     for path in args.inputs:
         x = load_inputs(path, model.input.input_shape, invert=invert, crop=args.crop)
-        outputs = model.predict(x)
+        outputs = model.predict(x, workers=args.workers)
         for index, scores in enumerate(outputs):
             label = str(path) if len(outputs) == 1 else f"{path}[{index}]"
             print(f"{label}: {_describe(scores, names, top)}")

@@ -48,17 +48,18 @@ def run(args) -> int:
               f"({args.validation_split:.0%}) after each epoch")
     model.summary()
     start = time.perf_counter()
-    try:
+    try:  # the worker processes of fit (if any) also score the test set
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: NonFiniteLossError
             history = model.fit(x_train, y_train, batch_size=args.batch_size,
                                 epochs=args.epochs, verbose=args.verbose, seed=args.seed,
                                 workers=args.workers, validation_data=validation)
+        seconds = time.perf_counter() - start
+        results = model.evaluate(dataset.x_test, dataset.y_test, return_dict=True,
+                                 workers=args.workers)
+        predicted = model.predict_classes(dataset.x_test, workers=args.workers)
     finally:
         model.close_workers()
-    seconds = time.perf_counter() - start
-    results = model.evaluate(dataset.x_test, dataset.y_test, return_dict=True)
     accuracy, loss = results["accuracy"], results["loss"]
-    predicted = model.predict_classes(dataset.x_test)
     if not distributed.is_chief():  # under MPI, rank 0 writes the files
         return 0
 

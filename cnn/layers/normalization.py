@@ -55,6 +55,7 @@ class BatchNormalization(Layer):
     """
 
     variable_length = True  # on the axes other than the channels
+    samplewise_in_inference = True  # the moving statistics: samples independent (workers)
 
     def __init__(self, axis=None, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",

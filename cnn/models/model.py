@@ -537,9 +537,9 @@ class Model:
         """Outputs for all samples (see ``cnn.training.trainer.predict``)."""
         return seam.loop().predict(self, x, batch_size=batch_size, verbose=verbose, **kwargs)
 
-    def predict_classes(self, x, batch_size=None):
+    def predict_classes(self, x, batch_size=None, workers=None):
         """Class ids (N,): argmax of the outputs (threshold 0.5 for a single output unit)."""
-        output = self.predict(x, batch_size=batch_size)
+        output = self.predict(x, batch_size=batch_size, workers=workers)
         flat = output.reshape(output.shape[0], -1)
         if flat.shape[1] == 1:
             return (flat[:, 0] > 0.5).astype(np.int64)

@@ -12,30 +12,22 @@ and is a context manager around the fit (``scope()``), for its set-up and tear-d
 
 :class:`OneProcess` runs everything here. :class:`LocalWorkers` cuts every batch into
 slices for worker processes on this machine (``cnn.training.workers``). An MPI strategy
-(ranks on several machines) fits behind the same two methods.
+(ranks on several machines) fits behind the same two methods. ``choose`` picks the strategy
+of a call from the user's ``workers`` or the defaults (``cnn.training.defaults``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import weakref
-from typing import NamedTuple
-
-import numpy as np
 
 from cnn import backend, replica
 from cnn.layers.node import has_variable_axis
-from cnn.models.model import Gradients
-from cnn.training import workers as data_parallel
-
-
-class Outputs(NamedTuple):
-    """``run_inference``'s result: the outputs (one array per model output); the batch's
-    mean loss and the mean of each output's loss (None without targets)."""
-
-    outputs: list
-    loss: float | None
-    output_losses: list | None
+from cnn.models.model import Gradients, Model, Sequential
+from cnn.training import defaults, workers as data_parallel
+from cnn.training.data_adapters import Batch
+from cnn.training.inference import Outputs, run_inference
 
 
 class OneProcess:
@@ -55,31 +47,6 @@ class OneProcess:
 
     def close(self) -> None:
         pass
-
-
-def run_inference(model, batch) -> Outputs:
-    """Forward in parts (``model.parts``), computing each output's loss from each part
-    right after its forward (a fused loss reads the part's logits)."""
-    n = batch.rows
-    chunks: list[list] = [[] for _ in model.outputs]
-    with_loss = batch.y is not None
-    total = 0.0
-    output_losses = [None if loss is None else 0.0 for loss in model.output_losses]
-    for part in model.parts(n, batch.x):
-        result = model.graph.forward([x[part] for x in batch.x], training=False)
-        share = (part.stop - part.start) / n
-        for k, output in enumerate(result):
-            chunks[k].append(output)
-            if not with_loss or batch.y[k] is None or model.output_losses[k] is None:
-                continue
-            weights = None if batch.sample_weight is None else batch.sample_weight[part]
-            value = float(model.output_loss(k, output, batch.y[k][part], weights)) * share
-            output_losses[k] += value
-            total += value * model.loss_weights[k]
-    outputs = [c[0] if len(c) == 1 else backend.xp.concatenate(c) for c in chunks]
-    if not with_loss:
-        return Outputs(outputs, None, None)
-    return Outputs(outputs, total, output_losses)
 
 
 class LocalWorkers(OneProcess):
@@ -118,60 +85,159 @@ class LocalWorkers(OneProcess):
         joined = [c[0] if len(c) == 1 else backend.xp.concatenate(c) for c in outputs]
         return Gradients(loss, output_losses, joined, own.gradients)
 
-    def scope(self):
-        # Each process takes its share of the BLAS threads: more would fight over the cores.
-        return backend.limited_threads(self.pool.blas_threads)
+    def run_inference(self, model, batch) -> Outputs:
+        """The outputs and mean losses of ``batch``, its slices run by every process (in
+        chunks of what the workers' shared memory holds), gathered in order."""
+        step = self.pool.capacity * (self.pool.count + 1)
+        if batch.rows <= step:
+            return self._run_slices(model, batch)
+        parts = [self._run_slices(model, _rows(batch, slice(start, start + step)))
+                 for start in range(0, batch.rows, step)]
+        return _joined(parts, [len(part.outputs[0]) for part in parts])
+
+    def _run_slices(self, model, batch) -> Outputs:
+        pool = self.pool
+        mine, *theirs = data_parallel.slices(batch.rows, pool.count + 1)
+        pool.start_inference(model, batch, theirs)
+        try:
+            own = run_inference(model, _rows(batch, mine))
+        finally:
+            results = pool.finish_step()  # read every answer, even after an error here
+        parts = [own] + [Outputs(outputs, loss, output_losses)
+                         for loss, output_losses, outputs, _ in results]
+        return _joined(parts, [part.stop - part.start for part in [mine, *theirs]
+                               if part.stop > part.start])
 
     def close(self) -> None:
         self.pool.close()
 
 
-# The worker pool each model keeps between fits that need the same set-up.
+def _rows(batch, part: slice) -> Batch:
+    """The rows ``part`` of ``batch``."""
+    return Batch([x[part] for x in batch.x],
+                 None if batch.y is None else [None if y is None else y[part] for y in batch.y],
+                 None if batch.sample_weight is None else batch.sample_weight[part])
+
+
+def _joined(parts: list, rows: list) -> Outputs:
+    """One ``Outputs`` from those of consecutive slices of ``rows`` samples each: the outputs
+    concatenated, the mean losses weighted by the slices' sizes."""
+    n = sum(rows)
+    outputs = [backend.xp.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+               for chunks in zip(*(part.outputs for part in parts))]
+    if parts[0].loss is None:
+        return Outputs(outputs, None, None)
+    loss = sum(part.loss * count / n for part, count in zip(parts, rows))
+    output_losses = [None if values[0] is None else
+                     sum(value * count / n for value, count in zip(values, rows))
+                     for values in zip(*(part.output_losses for part in parts))]
+    return Outputs(outputs, loss, output_losses)
+
+
+# The worker pool each model keeps between calls that need the same set-up.
 _IDLE_POOLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def for_fit(model, workers, batch_size: int, timeout=None):
-    """The strategy for ``fit(workers=...)`` with batches of up to ``batch_size`` samples;
-    ``timeout``: the seconds to wait for a worker (None: ``workers.step_timeout()``)."""
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+def refusal(model, purpose: str) -> str | None:
+    """Why worker processes cannot run ``model`` for ``purpose`` (``"fit"``, or ``"evaluate"``
+    / ``"predict"``), or None. Training needs every layer to treat samples independently
+    (``Layer.samplewise``); inference only that no layer carries state from batch to batch
+    (BatchNormalization uses its moving statistics there)."""
+    if backend.backend_name() != "numpy":
+        return f"worker processes need the numpy backend (not {backend.backend_name()!r})"
+    if has_variable_axis([*model.input_shapes, *model.output_shapes]):
+        return ("the worker processes take batches in shared arrays of fixed shapes, and the "
+                "model has a variable-length (None) axis")
+    for layer in model.layers:
+        if purpose == "fit" and not layer.samplewise:
+            return (f"layer {layer.describe()} does not treat samples independently (batch "
+                    "statistics or state carried across samples)")
+        if purpose != "fit" and not getattr(layer, "samplewise_in_inference", layer.samplewise):
+            return f"layer {layer.describe()} carries its state from one batch to the next"
+    return None
+
+
+def default_refusal(model) -> str | None:
+    """Why the default keeps ``model`` in one process although worker processes could run
+    it when asked explicitly, or None."""
+    if type(model) not in (Model, Sequential):
+        return (f"the model is a {type(model).__name__}, a subclass of Model, and the worker "
+                "processes rebuild the model from its config, without its own code")
+    if data_parallel.START_METHOD != "fork":
+        return (f"worker processes start with {data_parallel.START_METHOD!r} here, which "
+                "needs an `if __name__ == \"__main__\":` guard in the script: pass workers=W")
+    if multiprocessing.current_process().daemon:
+        return "this process is a daemon, which may not start processes"
+    return None
+
+
+def choose(model, workers, rows: int, samples, purpose: str, timeout=None):
+    """``(strategy, defaults.Plan)`` for a call (``purpose``: ``"fit"``, ``"evaluate"`` or
+    ``"predict"``) with batches of up to ``rows`` samples, ``samples`` in all (None:
+    unknown). ``workers``: the user's count (None: ``CNN_WORKERS``, else the default's
+    choice); ``timeout``: the seconds to wait for a worker (None: ``workers.step_timeout()``).
+
+    Raises:
+        ValueError: a bad count, or an explicit count > 1 for a model the worker processes
+            cannot run.
+    """
+    requested = defaults.requested_workers(workers)
     if timeout is not None:
         data_parallel.checked_timeout(timeout, "worker_timeout")
-    if workers == 1:
-        return OneProcess()
-    if backend.backend_name() != "numpy":
-        raise ValueError(f"workers={workers} needs the numpy backend (not "
-                         f"{backend.backend_name()!r}); train with workers=1")
-    rowwise = [layer.describe() for layer in model.layers if not layer.samplewise]
-    if rowwise:
-        raise ValueError(
-            f"workers={workers} cuts every batch into slices, but layer {rowwise[0]} does "
-            "not treat samples independently (batch statistics or state carried across "
-            "samples); train it with workers=1"
-        )
-    if has_variable_axis([*model.input_shapes, *model.output_shapes]):
-        raise ValueError(f"workers={workers} hands batches over in shared arrays of fixed "
-                         "shapes, but the model has a variable-length (None) axis; train it "
-                         "with workers=1")
-    capacity = -(-batch_size // workers)
-    threads = max(1, backend.get_num_threads() // workers)
-    losses = [None if loss is None else loss.get_config() for loss in model.output_losses]
-    key = (workers, capacity, threads, repr(model.get_config()), repr(losses),
+    cores = defaults.usable_cores()
+    if requested is not None:
+        plan = defaults.Plan(requested, defaults.threads_per_process(requested), cores, rows,
+                             automatic=False)
+        if requested == 1:
+            return OneProcess(), plan
+        reason = refusal(model, purpose)
+        if reason is not None:
+            raise ValueError(f"workers={requested} cuts every batch into slices, but {reason}; "
+                             f"{'train' if purpose == 'fit' else 'run'} it with workers=1")
+        return LocalWorkers(_pool(model, requested, rows, plan.threads, purpose, timeout)), plan
+
+    count = defaults.automatic_processes(cores, rows, samples)
+    if count == 1:  # the same data gives the same choice, whatever ran before
+        reason = (f"{cores} core is usable" if cores == 1 else
+                  f"batches of {rows} leave less than {defaults.MIN_SLICE_ROWS} samples a "
+                  "process" if rows < 2 * defaults.MIN_SLICE_ROWS else
+                  f"{samples} samples are too few to pay for starting worker processes")
+    else:
+        reason = refusal(model, purpose) or default_refusal(model)
+    if reason is None:
+        threads = defaults.threads_per_process(count)
+        try:
+            pool = _pool(model, count, rows, threads, purpose, timeout)
+        except (data_parallel.WorkerError, OSError) as exc:
+            reason = f"the worker processes could not start ({str(exc).splitlines()[0]})"
+        else:
+            return LocalWorkers(pool), defaults.Plan(count, threads, cores, rows, True)
+    return OneProcess(), defaults.Plan(1, defaults.threads_per_process(1), cores, rows, True,
+                                       reason)
+
+
+def _pool(model, processes: int, rows: int, threads: int, purpose: str, timeout):
+    """The model's worker pool for ``processes`` processes and batches of ``rows``: the idle
+    one when it fits (training: the same batch capacity; inference: any), else a new one."""
+    capacity = -(-rows // processes)
+    compiled = [None if loss is None else loss.get_config() for loss in model.output_losses]
+    key = (processes, threads, repr(model.get_config()), repr(compiled),
            repr(model.loss_weights))
     pool = _IDLE_POOLS.get(model)
-    if pool is not None and (pool.key != key or not pool.alive()):
+    if pool is not None and (pool.key != key or not pool.alive()
+                             or (purpose == "fit" and pool.capacity != capacity)):
         close_workers(model)
         pool = None
     if pool is None:
-        pool = data_parallel.WorkerPool(model, workers - 1, capacity, threads, key, timeout)
+        pool = data_parallel.WorkerPool(model, processes - 1, capacity, threads, key, timeout)
         _IDLE_POOLS[model] = pool
         weakref.finalize(model, pool.close)  # with the model, or at the program's exit
     pool.timeout = timeout
-    return LocalWorkers(pool)
+    return pool
 
 
 def idle_pool(model):
-    """The worker pool ``model`` keeps from its last ``fit(workers=...)``, or None."""
+    """The worker pool ``model`` keeps from its last call on worker processes, or None."""
     return _IDLE_POOLS.get(model)
 
 

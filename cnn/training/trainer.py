@@ -14,14 +14,16 @@ finite checks -> ``optimizer.apply_gradients``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import warnings
 
 import numpy as np
 
 from cnn import backend, distributed, optimizers
 from cnn.callbacks import CallbackList, History, ProgbarLogger
-from cnn.training import data_checks, strategy as strategies
+from cnn.training import data_checks, defaults, strategy as strategies
 from cnn.training.data_adapters import Batch, get_adapter, per_input
 from cnn.training.epoch_iterator import EpochIterator
 from cnn.training.errors import NonFiniteLossError
@@ -34,7 +36,7 @@ PREDICT_BATCH_SIZE = 256
 def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
         validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
         sample_weight=None, initial_epoch=None, steps_per_epoch=None, validation_steps=None,
-        validation_batch_size=None, seed=None, workers=1, worker_timeout=None) -> History:
+        validation_batch_size=None, seed=None, workers=None, worker_timeout=None) -> History:
     """Train ``model``; returns a History (a dict of per-epoch lists: loss, metrics, val_*).
 
     Args:
@@ -66,10 +68,15 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
             generator ``default_rng([seed, e])``, so resumed training repeats exactly.
         workers: processes that share each batch (``cnn.training.strategy.LocalWorkers``):
             1 trains here alone; ``W`` > 1 starts ``W - 1`` worker processes, each training
-            a slice of every batch. Every layer must treat samples independently. Each
-            process uses its share of the BLAS threads (``cnn.get_num_threads() // W``).
-            Results equal one process's up to float rounding, random layers (Dropout,
-            augmentation) included. A worker that dies or stops answering raises
+            a slice of every batch (every layer must treat samples independently). None,
+            the default: the environment variable ``CNN_WORKERS`` (an int, or ``auto``),
+            else one process per usable core as far as the batch size and the amount of
+            data pay for it, and one process for a model the workers cannot run
+            (``cnn.training.defaults``; verbose runs print the choice). Each process runs
+            one BLAS thread, or its share of those chosen with ``cnn.set_num_threads`` or
+            a thread variable in the environment. Results equal one process's up to float
+            rounding, random layers (Dropout, augmentation) included; validation runs on
+            the same processes. A worker that dies or stops answering raises
             ``cnn.training.workers.WorkerError`` within ``worker_timeout`` seconds.
         worker_timeout: seconds to wait for a worker's answer before giving up on it
             (default: the environment variable ``CNN_WORKER_TIMEOUT``, else 60).
@@ -111,8 +118,10 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         validation.batch_size = validation_batch_size or max(batch_size, PREDICT_BATCH_SIZE)
     iterator = EpochIterator(adapter)
     samples = getattr(adapter, "samples", None)
-    strategy = _strategy_for_fit(model, workers, min(batch_size, samples or batch_size),
-                                 worker_timeout)
+    work = None if samples is None else samples * (last_epoch - first_epoch)
+    strategy, plan = strategy_for(model, workers, min(batch_size, samples or batch_size), work,
+                               "fit", worker_timeout)
+    _say(plan, verbose)
     if model.train_seed is None:
         model.train_seed = int(seed if seed is not None else backend.rng().integers(2**31))
     elif seed is not None:
@@ -130,7 +139,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     model.stop_training = False
     model.running_callbacks = callback_list
     try:
-        with strategy.scope():
+        with backend.limited_threads(plan.threads), strategy.scope():
             _train_epochs(model, strategy, iterator, first_epoch, last_epoch, validation,
                           callback_list)
     except BaseException:
@@ -141,28 +150,35 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     return history
 
 
-def _strategy_for_fit(model, workers, batch_size, worker_timeout=None):
-    """MPI ranks when the script runs under ``mpiexec`` (``cnn.distributed.init()``), else
-    this process alone or with local worker processes (``workers``)."""
+def strategy_for(model, workers, rows, samples, purpose, worker_timeout=None):
+    """``(strategy, defaults.Plan)``: MPI ranks when the script runs under ``mpiexec``
+    (``cnn.distributed.init()``), else this process alone or with local worker processes
+    (``workers``; see ``strategy.choose``)."""
     world = distributed.world()
     if world.size == 1:
-        return strategies.for_fit(model, workers, batch_size, worker_timeout)
-    if workers != 1:
-        raise ValueError(f"workers={workers} starts local worker processes, which cannot run "
+        return strategies.choose(model, workers, rows, samples, purpose, worker_timeout)
+    requested = defaults.requested_workers(workers)
+    if requested not in (None, 1):
+        raise ValueError(f"workers={requested} starts local worker processes, which cannot run "
                          f"inside an MPI rank ({world.size} ranks already share each batch); "
                          "leave workers at 1 under mpiexec")
     ordered = [layer.describe() for layer in model.layers
                if getattr(layer, "needs_ordered_batches", False)]
-    if ordered:
+    if ordered and purpose == "fit":
         raise ValueError(f"layer {ordered[0]} carries its state from one batch to the next "
                          f"(stateful), which cannot be split across {world.size} MPI ranks; "
                          "train it in one process")
-    return MPIRanks(world)
+    plan = defaults.Plan(1, defaults.threads_per_process(1), defaults.usable_cores(), rows,
+                         automatic=requested is None,
+                         reason=f"{world.size} MPI ranks share each batch")
+    return MPIRanks(world), plan
 
 
-def _strategy_for_inference():
-    world = distributed.world()
-    return strategies.OneProcess() if world.size == 1 else MPIRanks(world)
+def _say(plan, verbose) -> None:
+    """Print the plan's line to stderr in verbose runs (on rank 0 under MPI), where notices
+    go, so that the progress output on stdout stays as it was."""
+    if verbose and distributed.is_chief():
+        print(plan.describe(), file=sys.stderr, flush=True)
 
 
 def _for_this_rank(callbacks: list) -> list:
@@ -300,7 +316,7 @@ def train_step(model, strategy, batch: Batch):
 
 # -- evaluate and predict -------------------------------------------------------------------
 def evaluate(model, x=None, y=None, batch_size=None, verbose=0, sample_weight=None,
-             steps=None, return_dict=False, callbacks=None):
+             steps=None, return_dict=False, callbacks=None, workers=None):
     """Loss and metrics of ``model`` on data (arrays, tuples, a generator or a sequence,
     as for ``fit``), in batches of ``batch_size`` (default 256).
 
@@ -308,14 +324,33 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=0, sample_weight=No
     loss alone without metrics, else ``[loss, *metrics]`` (with several outputs the
     outputs' losses come after the total); after a seed-form compile
     (``compile(0.01, "cross_tropy")``) the seed's ``(metric, loss)``. ``return_dict=True``:
-    every value by name.
+    every value by name. ``workers``: processes sharing each batch, as for ``fit`` (large
+    inputs run on every core by default; the same values up to float rounding).
     """
     model.require_compiled("evaluate")
     batch_size = data_checks.check_batch_size(batch_size, PREDICT_BATCH_SIZE)
     adapter = get_adapter(model, x, y, sample_weight, batch_size=batch_size, steps=steps,
                           purpose="evaluate")
-    results = _evaluate_batches(model, _strategy_for_inference(), EpochIterator(adapter))
+    with _inference(model, adapter, batch_size, workers, "evaluate", verbose) as strategy:
+        results = _evaluate_batches(model, strategy, EpochIterator(adapter))
     return _ordered(model, results, return_dict)
+
+
+@contextlib.contextmanager
+def _inference(model, adapter, batch_size, workers, purpose, verbose):
+    """The strategy for ``evaluate`` or ``predict`` on ``adapter``'s data in batches of up
+    to ``batch_size``, inside its BLAS thread limit; worker processes that fail are ended."""
+    samples = getattr(adapter, "samples", None)
+    rows = min(batch_size, samples or batch_size)
+    strategy, plan = strategy_for(model, workers, rows, samples, purpose)
+    _say(plan, verbose)
+    try:
+        with backend.limited_threads(plan.threads):
+            yield strategy
+    except BaseException:
+        if isinstance(strategy, strategies.LocalWorkers):
+            strategies.close_workers(model)  # a worker may be mid-batch or gone
+        raise
 
 
 def _ordered(model, results: dict, return_dict: bool):
@@ -338,8 +373,9 @@ def _evaluate_batches(model, strategy, iterator) -> dict:
     return means.logs(extra_loss=model.regularization_loss())
 
 
-def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
-    """Outputs for all samples, computed ``batch_size`` (default 256) at a time.
+def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None, workers=None):
+    """Outputs for all samples, computed ``batch_size`` (default 256) at a time; ``workers``
+    as for ``evaluate``.
 
     Returns a NumPy array (N, *output_shape) in the model's float type; a list of them for
     several outputs (a dict for outputs given as a dict).
@@ -349,11 +385,11 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     batch_size = data_checks.check_batch_size(batch_size, PREDICT_BATCH_SIZE)
     adapter = get_adapter(model, x, batch_size=batch_size, steps=steps, purpose="predict")
     chunks: list[list] = [[] for _ in model.outputs]
-    strategy = _strategy_for_inference()
-    for _, batch in EpochIterator(adapter).enumerate_epoch(None):
-        result = strategy.run_inference(model, Batch(batch.x, None, None))
-        for k, output in enumerate(result.outputs):
-            chunks[k].append(backend.to_numpy(output))
+    with _inference(model, adapter, batch_size, workers, "predict", verbose) as strategy:
+        for _, batch in EpochIterator(adapter).enumerate_epoch(None):
+            result = strategy.run_inference(model, Batch(batch.x, None, None))
+            for k, output in enumerate(result.outputs):
+                chunks[k].append(backend.to_numpy(output))
     if not chunks[0]:
         raise ValueError("there was no data to predict (the generator yielded no batch)")
     outputs = [data_checks.join_predictions(c, name)

@@ -1,4 +1,5 @@
-"""Data-parallel training on the cores of one machine: ``fit(..., workers=W)``.
+"""Data-parallel training and inference on the cores of one machine: ``fit(..., workers=W)``,
+and by default (``cnn.training.defaults``).
 
 Each batch is cut into W contiguous slices. The calling process trains on the first slice
 and W - 1 worker processes on the others, each with its own copy of the model; the gradients
@@ -15,6 +16,11 @@ one the whole batch would give (up to the order of float additions). One step:
    masks are those of one process;
 3. each worker leaves its gradients and outputs in shared memory and answers with its part
    of the loss; the caller adds the gradients and updates the weights.
+
+Inference (``evaluate``, ``predict``, validation) goes the same way with an ``("infer", rows,
+...)`` message: each process runs its slice forward with ``training=False`` and its mean
+losses, the workers leave their outputs in shared memory, and the caller gathers them in
+slice order.
 
 Why processes and not threads: NumPy releases the GIL inside its kernels, but the Python
 around them does not, and at the seed network's batch of 32 two threads were slower than
@@ -50,7 +56,9 @@ import numpy as np
 
 from cnn import backend, replica
 from cnn.models.model import Model
+from cnn.training.data_adapters import Batch
 from cnn.training.errors import NonFiniteLossError
+from cnn.training.inference import run_inference
 
 _ALIGN = 64  # bytes; every shared array starts on a cache line
 # How worker processes start: "fork" is fast and needs no guard in the user's script.
@@ -144,14 +152,16 @@ def slices(n: int, count: int) -> list[slice]:
 
 
 class WorkerPool:
-    """``count`` worker processes training slices of batches of up to ``capacity`` samples
-    of ``model`` with ``blas_threads`` BLAS threads each (see the module docstring). ``key``
+    """``count`` worker processes training (or running forward on) slices of up to
+    ``capacity`` samples of ``model``'s batches with ``blas_threads`` BLAS threads each (see
+    the module docstring). ``key``
     says which set-up the pool serves; ``timeout``: the seconds to wait for a worker (None:
     ``step_timeout()``, read at every wait)."""
 
     def __init__(self, model, count: int, capacity: int, blas_threads: int, key,
                  timeout=None):
         self.count = count
+        self.capacity = capacity
         self.timeout = timeout
         self.blas_threads = blas_threads
         self.key = key
@@ -202,9 +212,23 @@ class WorkerPool:
     # -- one step ---------------------------------------------------------------------------
     def start_step(self, model, batch, worker_slices, n, generator_states) -> None:
         """Hand each worker its slice of ``batch`` (``worker_slices``, one per worker; an
-        empty slice leaves that worker out of this step). ``generator_states``: the
-        caller's generator state and its layers' states (``Model.layer_states()``) at the
-        start of the step, for the workers' random layers."""
+        empty slice leaves that worker out of this step) to train on. ``generator_states``:
+        the caller's generator state and its layers' states (``Model.layer_states()``) at
+        the start of the step, for the workers' random layers."""
+        self._hand_out(model, batch, worker_slices, lambda part, weighted: (
+            "step", part.stop - part.start, n, part.start, weighted, generator_states))
+
+    def start_inference(self, model, batch, worker_slices) -> None:
+        """Hand each worker its slice of ``batch`` to run forward on (``training=False``),
+        with its losses when ``batch`` has targets; the answers come with ``finish_step``,
+        each loss the mean over the worker's slice."""
+        with_targets = None if batch.y is None else [y is not None for y in batch.y]
+        self._hand_out(model, batch, worker_slices, lambda part, weighted: (
+            "infer", part.stop - part.start, with_targets, weighted))
+
+    def _hand_out(self, model, batch, worker_slices, message_for) -> None:
+        """Copy the weights and each worker's slice into shared memory and send each worker
+        ``message_for(slice, weighted)``."""
         for live, shared in zip(model_weights(model), self.shared_weights.arrays.values()):
             np.copyto(shared, live)
         self._pending = []
@@ -213,17 +237,19 @@ class WorkerPool:
             rows = part.stop - part.start
             if rows == 0:
                 continue
+            if rows > self.capacity:
+                raise ValueError(f"a slice of {rows} samples does not fit the worker's "
+                                 f"{self.capacity}")
             io = self.io[index]
             for i, x in enumerate(batch.x):
                 io[f"x{i}"][:rows] = backend.to_numpy(x[part])
-            for k, target in enumerate(batch.y):
+            for k, target in enumerate(batch.y or ()):
                 if target is not None:
                     io[f"t{k}"][:rows] = backend.to_numpy(target[part])
             if weights is not None:
                 io["sample_weights"][:rows] = backend.to_numpy(weights[part])
-            message = ("step", rows, n, part.start, weights is not None, generator_states)
             try:
-                self.connections[index].send(message)
+                self.connections[index].send(message_for(part, weights is not None))
             except OSError:  # the worker closed its end: it is gone or going
                 self._pending = []
                 raise self._death(index) from None
@@ -333,8 +359,10 @@ def _serve(connection, setup, io_spec) -> None:
     try:
         backend.set_num_threads(setup["blas_threads"])
         model = Model.from_config(setup["config"])
-        model.compile(optimizer="sgd", loss=setup["losses"], metrics=[[] for _ in setup["losses"]],
-                      loss_weights=setup["loss_weights"])
+        if setup["losses"]:  # a model that was never compiled only predicts
+            model.compile(optimizer="sgd", loss=setup["losses"],
+                          metrics=[[] for _ in setup["losses"]],
+                          loss_weights=setup["loss_weights"])
         weights = SharedArrays(setup["weights"][1], name=setup["weights"][0])
         io = SharedArrays(io_spec[1], name=io_spec[0])
         for value, (store, key) in zip(weights.arrays.values(), _weight_slots(model)):
@@ -356,31 +384,57 @@ def _serve(connection, setup, io_spec) -> None:
             break
         if message[0] == "stop":
             break
-        try:
-            _, rows, n, start, weighted, (generator_state, layer_states) = message
-            model.set_layer_states(layer_states)
-            with backend.using_rng(generator_from(generator_state)), \
-                    replica.replica_slice(n, start):
-                result = model.compute_gradients(
-                    [x[:rows] for x in inputs],
-                    [None if loss is None else t[:rows]
-                     for t, loss in zip(targets, model.output_losses)],
-                    io["sample_weights"][:rows] if weighted else None, n)
-            for target, grad in zip(gradients, result.gradients):
-                np.copyto(target, grad)
-            for target, output in zip(outputs, result.outputs):
-                target[:rows] = output
-            reply = ("done", (result.loss, result.output_losses, rows))
-        except NonFiniteLossError as exc:
-            reply = ("non-finite", (str(exc), exc.loss))
-        except BaseException:
-            reply = ("error", traceback.format_exc())
+        if message[0] == "infer":
+            reply = _infer(model, message, inputs, targets, io["sample_weights"], outputs)
+        else:
+            reply = _train(model, message, inputs, targets, io["sample_weights"], outputs,
+                           gradients)
         try:
             connection.send(reply)
         except OSError:  # the caller died during the step
             _unlink(blocks)
             break
     connection.close()
+
+
+def _train(model, message, inputs, targets, sample_weights, outputs, gradients) -> tuple:
+    """A worker's part of a training step: its slice's gradients and outputs into shared
+    memory; the reply to send."""
+    try:
+        _, rows, n, start, weighted, (generator_state, layer_states) = message
+        model.set_layer_states(layer_states)
+        with backend.using_rng(generator_from(generator_state)), \
+                replica.replica_slice(n, start):
+            result = model.compute_gradients(
+                [x[:rows] for x in inputs],
+                [None if loss is None else t[:rows]
+                 for t, loss in zip(targets, model.output_losses)],
+                sample_weights[:rows] if weighted else None, n)
+        for target, grad in zip(gradients, result.gradients):
+            np.copyto(target, grad)
+        for target, output in zip(outputs, result.outputs):
+            target[:rows] = output
+        return ("done", (result.loss, result.output_losses, rows))
+    except NonFiniteLossError as exc:
+        return ("non-finite", (str(exc), exc.loss))
+    except BaseException:
+        return ("error", traceback.format_exc())
+
+
+def _infer(model, message, inputs, targets, sample_weights, outputs) -> tuple:
+    """A worker's part of an inference batch: its slice's outputs into shared memory; the
+    reply (the slice's mean losses) to send."""
+    try:
+        _, rows, with_targets, weighted = message
+        y = None if with_targets is None else [t[:rows] if wanted else None
+                                               for t, wanted in zip(targets, with_targets)]
+        result = run_inference(model, Batch([x[:rows] for x in inputs], y,
+                                            sample_weights[:rows] if weighted else None))
+        for target, output in zip(outputs, result.outputs):
+            target[:rows] = output
+        return ("done", (result.loss, result.output_losses, rows))
+    except BaseException:
+        return ("error", traceback.format_exc())
 
 
 def _next_message(connection, parent: int):
