@@ -1,7 +1,8 @@
 """``export(model, path, opset=17)``: write a cnn model as an ONNX graph for inference.
 
 The graph takes the model's input (named after its ``Input``, shape ``(batch, *input_shape)``
-with a dynamic batch axis) and returns the last layer's output (named after that layer).
+with a dynamic batch axis and a symbolic dim for every None size) and returns the last
+layer's output (named after that layer).
 Weights are float32 initializers named ``<layer>/<weight>``; every node is named
 ``<layer>/<op>``. Layers run as at inference (dropout is the identity, batch normalization
 uses its moving statistics). The graph is checked with ``onnx.checker.check_model(...,
@@ -22,6 +23,7 @@ from cnn.onnx import converters  # noqa: F401  (registers the converters)
 from cnn.onnx.builder import BATCH_DIM, GraphBuilder
 from cnn.onnx.errors import OnnxExportError
 from cnn.onnx.graph import model_graph
+from cnn.onnx.masks import check_masks
 from cnn.onnx.registry import convert_layer
 from cnn.utils.fileio import atomic_write
 
@@ -56,6 +58,7 @@ def to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         graph = model_graph(model)
     except ValueError as exc:
         raise OnnxExportError(str(exc)) from None
+    check_masks(graph)
     builder = GraphBuilder(opset)
     for name, _ in graph.inputs:
         builder.reserve(name)
@@ -97,4 +100,7 @@ def export(model, path, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
 
 
 def _value_info(name, shape):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, *shape])
+    """A float tensor (batch, *shape); a None size (a variable time axis) is the symbolic
+    dim ``<name>_axis<k>``."""
+    dims = [f"{name}_axis{k}" if size is None else size for k, size in enumerate(shape, 1)]
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, *dims])
