@@ -16,13 +16,15 @@ pytest.importorskip("onnxruntime", reason="the round trips run graphs in onnxrun
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import cnn.onnx  # noqa: E402
-from cnn.layers import GRU, LSTM, Conv2D, Dense, Flatten, Input  # noqa: E402
+from cnn.layers import GRU, LSTM, Conv2D, Dense, Embedding, Flatten, Input  # noqa: E402
 from cnn.models import Sequential, load_model  # noqa: E402
 from cnn.onnx import OnnxImportError  # noqa: E402
 from onnx_helpers import assert_close, one_layer_model, randomize_buffers, run_onnx  # noqa: E402
 from onnx_helpers import sample_inputs  # noqa: E402
 from test_onnx_export import (ACTIVATIONS, LAYERS, RECURRENT, SEQUENCE,  # noqa: E402
                               example_networks)
+from test_onnx_export_layers import LAYERS as NEW_LAYERS  # noqa: E402
+from test_onnx_export_layers import randomize_all  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "onnx"
 TORCH_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.onnx"))
@@ -200,17 +202,16 @@ def test_an_unsupported_op_names_the_op_and_the_node(tmp_path):
 def refused_graphs():
     """(name, nodes, inputs, output shape, initializers, expected message)."""
     x = float_input("x", ["N", 2, 6, 6])
-    w = tensor("w", np.ones((4, 1, 3, 3)))
     w2 = tensor("w2", np.ones((4, 2, 3, 3)))
     seq = float_input("x", ["N", 5, 3])
     lstm_w = tensor("W", np.ones((2, 16, 3)))
     lstm_r = tensor("R", np.ones((2, 16, 4)))
     return [
-        ("grouped conv", [helper.make_node("Conv", ["x", "w"], ["y"], name="c", group=2)],
-         [x], ["N", 4, 4, 4], [w], "grouped convolutions"),
-        ("dilated conv", [helper.make_node("Conv", ["x", "w2"], ["y"], name="c",
-                                           dilations=[2, 2])],
-         [x], ["N", 4, 2, 2], [w2], "dilated"),
+        ("grouped conv", [helper.make_node("Conv", ["x4", "w2"], ["y"], name="c", group=2)],
+         [float_input("x4", ["N", 4, 6, 6])], ["N", 4, 4, 4], [w2], "grouped convolutions"),
+        ("dilated pooling", [helper.make_node("MaxPool", ["x"], ["y"], name="p",
+                                              kernel_shape=[2, 2], dilations=[2, 2])],
+         [x], ["N", 2, 4, 4], [], "dilated"),
         ("ceil mode", [helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[2, 2],
                                         strides=[2, 2], ceil_mode=1)],
          [x], ["N", 2, 3, 3], [], "ceil_mode"),
@@ -381,3 +382,39 @@ def test_graphs_above_the_node_limit_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(reader, "MAX_NODES", 1)
     with pytest.raises(OnnxImportError, match="2 nodes .* exceed the limits"):
         cnn.onnx.load(path)
+
+
+# -- the layers of issue #15 that import --------------------------------------------------------
+
+NEW_ROUND_TRIPS = ["conv1d_channels_first", "conv2d_dilated", "depthwise", "depthwise_dilated",
+                   "conv_transpose_valid", "conv_transpose_same_stride",
+                   "conv_transpose_stride_gt_kernel", "conv_transpose_output_padding",
+                   "upsampling_nearest", "upsampling_bilinear", "softmax_channels",
+                   "prelu_shared", "prelu_full", "leaky_relu", "elu", "relu"]
+
+
+@pytest.mark.parametrize("opset", (13, 17))
+@pytest.mark.parametrize("case", NEW_ROUND_TRIPS)
+def test_new_layers_export_import_export_round_trip(case, opset, tmp_path):
+    shape, make = NEW_LAYERS[case]
+    model = randomize_all(one_layer_model(shape, make()))
+    check_round_trip(model, opset, tmp_path)
+
+
+@pytest.mark.parametrize("case", ["layer_norm", "layer_norm_no_scale"])
+def test_layer_normalization_round_trips_at_opset_17(case, tmp_path):
+    shape, make = NEW_LAYERS[case]
+    imported = check_round_trip(randomize_all(one_layer_model(shape, make())), 17, tmp_path)
+    assert type(imported.layers[0]).__name__ == "LayerNormalization"
+
+
+@pytest.mark.parametrize("opset", (13, 17))
+def test_embedding_round_trips(opset, tmp_path):
+    model = randomize_all(one_layer_model((6,), Embedding(11, 4), Flatten(), Dense(3)))
+    first = cnn.onnx.export(model, tmp_path / "first.onnx", opset=opset)
+    imported = cnn.onnx.load(tmp_path / "first.onnx")
+    ids = np.random.default_rng(0).integers(0, 11, (5, 6)).astype(np.float32)
+    assert_close(imported.predict(ids), model.predict(ids))
+    assert [type(layer).__name__ for layer in imported.layers] == ["Embedding", "Flatten",
+                                                                    "Dense"]
+    assert_same_graph(first, cnn.onnx.to_onnx(imported, opset))

@@ -85,10 +85,12 @@ def graph_inputs_of(graph, constants, source) -> list:
 
 
 def input_shape(feed, source):
-    """``(name, shape without the batch axis)`` of a float graph input with fixed sizes."""
+    """``(name, shape without the batch axis)`` of a float graph input with fixed sizes (or
+    an integer one: ids, which cnn takes as whole numbers in its float type)."""
     tensor = feed.type.tensor_type
-    if tensor.elem_type not in (1, 10, 11):  # float, float16, double
-        raise OnnxImportError(f"{source}: input {feed.name!r} is not a float tensor")
+    if tensor.elem_type not in (1, 10, 11, 6, 7):  # float, float16, double, int32, int64
+        raise OnnxImportError(f"{source}: input {feed.name!r} is neither a float nor an "
+                              "integer tensor")
     dims = list(tensor.shape.dim)
     sizes = [d.dim_param or d.dim_value for d in dims]
     shape = []

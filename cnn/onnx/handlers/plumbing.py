@@ -62,14 +62,19 @@ def cast(ctx, node, inputs):
     (value,) = inputs
     if isinstance(value, ShapeValue):
         return [value]
+    dtype = helper.tensor_dtype_to_np_dtype(ctx.attributes(node)["to"])
     if isinstance(value, Const):
-        dtype = helper.tensor_dtype_to_np_dtype(ctx.attributes(node)["to"])
         return [Const(value.array.astype(dtype))]
-    raise ctx.error(node, "casts an activation; cnn computes in its own float type")
+    if isinstance(value, Data) and np.issubdtype(dtype, np.integer) and \
+            ctx.assembly.tensors[value.tensor].spec < 0:
+        return [value]  # ids from a graph input, for an embedding (they hold whole numbers)
+    raise ctx.error(node, "casts an activation; cnn computes in its own float type (only a "
+                          "graph input's ids may be cast to integers)")
 
 
-@handles("Gather")
 def gather(ctx, node, inputs):
+    """``Gather`` in shape plumbing and of a recurrent op's last step (the ``Gather`` handler
+    in ``cnn.onnx.handlers.features`` hands every other case here)."""
     value, indices = inputs
     axis = ctx.attributes(node).get("axis", 0)
     index = ctx.const(node, indices, "the indices", np.int64)
