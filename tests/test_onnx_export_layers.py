@@ -248,3 +248,14 @@ def test_self_attention_block(tmp_path):
     model = randomize_all(Model(x, Dense(3)(y)))
     for opset in OPSETS:
         check_export(model, tmp_path, opset)
+
+
+@pytest.mark.parametrize("case", ["global_max1d", "global_avg2d_last", "masking_alone",
+                                  "layer_norm_middle_axis"])
+def test_reductions_take_their_axes_as_an_input_from_opset_18(case, tmp_path):
+    input_shape, make = LAYERS[case]
+    model = randomize_all(one_layer_model(input_shape, make()))
+    proto = check_export(model, tmp_path, 20)
+    reductions = [n for n in proto.graph.node if n.op_type.startswith("Reduce")]
+    assert reductions and all(len(n.input) == 2 and not n.attribute[0].name == "axes"
+                              for n in reductions)

@@ -38,6 +38,11 @@ EXPECTED_LAYERS = {
     "torch_gru_sequences": ["GRU", "Dense"],
     "torch_residual": ["Conv2D", "Conv2D", "Conv2D", "Add", "Conv2D", "Concatenate",
                        "GlobalAveragePooling2D", "Dense"],
+    "torch_conv1d": ["Conv1D", "Conv1D", "Flatten", "Dense"],
+    "torch_image_ops": ["Conv2D", "PReLU", "DepthwiseConv2D", "MaxPooling2D", "Conv2DTranspose",
+                        "UpSampling2D", "UpSampling2D", "Softmax", "GlobalAveragePooling2D",
+                        "Dense"],
+    "torch_embedding": ["Embedding", "LayerNormalization", "Flatten", "Dense"],
 }
 
 
@@ -59,6 +64,19 @@ def test_torch_exports_predict_what_pytorch_predicted(stem):
     assert_close(model.predict(x), expected, stem)
     family = stem.rsplit("_opset", 1)[0]
     assert [type(layer).__name__ for layer in model.layers] == EXPECTED_LAYERS[family]
+
+
+def test_torch_layer_options_import():
+    conv1d = cnn.onnx.load(fixture("torch_conv1d_opset13")[0]).layers
+    assert [(layer.padding, layer.dilation_rate, layer.strides) for layer in conv1d[:2]] == [
+        ("same", (2,), (1,)), ("valid", (1,), (2,))]
+    assert [layer.activation.get_config() for layer in conv1d[:2]] == ["leaky_relu(0.1)", "elu"]
+    image = cnn.onnx.load(fixture("torch_image_ops_opset13")[0]).layers
+    assert image[1].shared_axes == [2, 3] and image[2].depth_multiplier == 2
+    assert (image[4].padding, image[4].activation.get_config()) == ("same", "tanh")
+    assert [(layer.interpolation, layer.size) for layer in image[5:7]] == [
+        ("bilinear", (2, 2)), ("nearest", (1, 2))]
+    assert image[7].axis == 1
 
 
 def test_torch_recurrent_outputs_decide_return_sequences():
@@ -98,9 +116,10 @@ def test_imported_model_summarises_evaluates_fine_tunes_and_saves(tmp_path, caps
 def test_torch_exports_round_trip_through_cnn(stem, tmp_path):
     path, x, expected = fixture(stem)
     model = cnn.onnx.load(path)
-    first = cnn.onnx.export(model, tmp_path / "cnn.onnx", opset=13)
+    opset = min(int(stem.rsplit("_opset", 1)[1]), 17)  # torch's LayerNorm op needs 17
+    first = cnn.onnx.export(model, tmp_path / "cnn.onnx", opset=opset)
     assert_close(run_onnx(str(tmp_path / "cnn.onnx"), x), expected, stem)
-    assert_same_graph(first, cnn.onnx.to_onnx(cnn.onnx.load(tmp_path / "cnn.onnx"), 13))
+    assert_same_graph(first, cnn.onnx.to_onnx(cnn.onnx.load(tmp_path / "cnn.onnx"), opset))
 
 
 # -- export -> import -> export ---------------------------------------------------------------
