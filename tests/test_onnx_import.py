@@ -323,6 +323,19 @@ def test_skip_connections_and_two_inputs_import_as_functional_models(tmp_path):
                                np.concatenate([np.maximum(a, 0) + a, b], axis=1))
 
 
+def test_global_max_pool_imports_and_folds_the_flatten_after_it(tmp_path):
+    x = float_input("x", ["N", 2, 5, 4])
+    path = write_graph(tmp_path / "m.onnx", [
+        helper.make_node("GlobalMaxPool", ["x"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["y"], name="flat")], [x],
+        [float_input("y", ["N", 2])])
+    model = cnn.onnx.load(path)
+    assert [(type(a).__name__, a.keepdims) for a in model.layers] == [("GlobalMaxPooling2D",
+                                                                       False)]
+    data = np.random.default_rng(0).random((3, 2, 5, 4)).astype(np.float32)
+    assert_close(model.predict(data), data.max(axis=(2, 3)))
+
+
 def test_flatten_after_global_pooling_folds_into_it(tmp_path):
     nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"], name="gap/GlobalAveragePool"),
              helper.make_node("Flatten", ["g"], ["y"], name="gap/Flatten")]
@@ -409,7 +422,9 @@ NEW_ROUND_TRIPS = ["conv1d_channels_first", "conv2d_dilated", "depthwise", "dept
                    "conv_transpose_valid", "conv_transpose_same_stride",
                    "conv_transpose_stride_gt_kernel", "conv_transpose_output_padding",
                    "upsampling_nearest", "upsampling_bilinear", "softmax_channels",
-                   "prelu_shared", "prelu_full", "leaky_relu", "elu", "relu"]
+                   "prelu_shared", "prelu_full", "leaky_relu", "elu", "relu", "global_max1d",
+                   "global_avg1d_keepdims", "global_avg1d", "global_max2d",
+                   "global_max2d_last_keepdims", "global_avg2d_last"]
 
 
 @pytest.mark.parametrize("opset", (13, 17))

@@ -9,8 +9,10 @@ from the ops that compute on activations; the shape plumbing around them only ch
 is known. An op without a handler, or a handler's pattern that does not fit, raises
 ``OnnxImportError`` naming the node and the op: never a model that computes something else.
 
-Supported (see docs/ONNX.md): Conv, MaxPool, AveragePool, GlobalAveragePool, ReduceMean over
-H and W, Gemm, MatMul (+ Add), BatchNormalization, Relu, Sigmoid, Tanh, Softmax, LeakyRelu,
+Supported (see docs/ONNX.md): Conv (1-D, 2-D, dilated, depthwise), ConvTranspose, MaxPool,
+AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean / ReduceMax over the spatial axes,
+Resize, Gemm, MatMul (+ Add), BatchNormalization, LayerNormalization, Gather (embeddings),
+PRelu, Relu, Sigmoid, Tanh, Softmax, LeakyRelu,
 Elu, Softplus, Gelu (and its Erf form), SiLU (x * Sigmoid(x)), Flatten, Reshape, Pad,
 Dropout, Identity, RNN, LSTM, GRU, the merges Add/Sub/Mul/Sum/Mean/Max/Concat of
 activations, and the plumbing Constant, Shape, Gather, Unsqueeze,

@@ -175,29 +175,52 @@ def pool(ctx, node, inputs):
     return [ctx.assembly.add(layer, (shape[0], out_h, out_w))]
 
 
-@handles("GlobalAveragePool")
-def global_average_pool(ctx, node, inputs):
+@handles("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(ctx, node, inputs):
     info = ctx.take(node, inputs[0])
     if len(info.shape) != 3:
         raise ctx.error(node, f"needs (N, C, H, W) input, got (N, {info.shape})")
-    layer = spec(layers.GlobalAveragePooling2D, node, keepdims=True)
+    if node.op_type == "GlobalAveragePool":
+        layer = spec(layers.GlobalAveragePooling2D, node, keepdims=True)
+    else:
+        layer = spec(layers.GlobalMaxPooling2D, node, keepdims=True,
+                     data_format="channels_first")
     return [ctx.assembly.add(layer, (info.shape[0], 1, 1))]
 
 
-@handles("ReduceMean")
-def reduce_mean(ctx, node, inputs):
-    """The mean over H and W of (N, C, H, W) maps: global average pooling."""
+# (sample rank, reduced axes) -> (1-D or 2-D, data format)
+GLOBAL_POOLING_AXES = {(2, (2,)): (1, "channels_first"), (2, (1,)): (1, "channels_last"),
+                       (3, (2, 3)): (2, "channels_first"), (3, (1, 2)): (2, "channels_last")}
+GLOBAL_POOLING = {("ReduceMean", 1): layers.GlobalAveragePooling1D,
+                  ("ReduceMean", 2): layers.GlobalAveragePooling2D,
+                  ("ReduceMax", 1): layers.GlobalMaxPooling1D,
+                  ("ReduceMax", 2): layers.GlobalMaxPooling2D}
+
+
+@handles("ReduceMean", "ReduceMax")
+def reduce_spatial(ctx, node, inputs):
+    """The mean or maximum over the spatial axes of (N, C, H, W) / (N, H, W, C) maps or
+    (N, C, L) / (N, L, C) sequences: global pooling in that data format."""
     attributes = ctx.attributes(node)
     axes = attributes.get("axes")
     if axes is None and len(inputs) > 1 and inputs[1] is not None:
         axes = ctx.ints(node, inputs[1], "the axes")
     info = ctx.take(node, inputs[0])
-    if len(info.shape) != 3 or axes is None or sorted(a % 4 for a in axes) != [2, 3]:
-        raise ctx.error(node, f"only the mean over axes (2, 3) of (N, C, H, W) maps (global "
-                              f"average pooling) is supported, got axes {axes}")
+    rank = len(info.shape) + 1
+    key = (len(info.shape), tuple(sorted(a % rank for a in axes or ())))
+    if key not in GLOBAL_POOLING_AXES:
+        raise ctx.error(node, f"only the {node.op_type} over the spatial axes of images or "
+                              f"sequences (global pooling) is supported, got axes {axes} of "
+                              f"(N, {info.shape})")
+    spatial_rank, data_format = GLOBAL_POOLING_AXES[key]
     keepdims = bool(attributes.get("keepdims", 1))
-    layer = spec(layers.GlobalAveragePooling2D, node, keepdims=keepdims)
-    return [ctx.assembly.add(layer, (info.shape[0], 1, 1) if keepdims else (info.shape[0],))]
+    options = {"keepdims": keepdims}
+    if (node.op_type, spatial_rank, data_format) != ("ReduceMean", 2, "channels_first"):
+        options["data_format"] = data_format
+    layer = spec(GLOBAL_POOLING[(node.op_type, spatial_rank)], node, **options)
+    channels = info.shape[0] if data_format == "channels_first" else info.shape[-1]
+    kept = [1 if k + 1 in key[1] else size for k, size in enumerate(info.shape)]
+    return [ctx.assembly.add(layer, tuple(kept) if keepdims else (channels,))]
 
 
 # -- dense --------------------------------------------------------------------------------

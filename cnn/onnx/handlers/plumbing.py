@@ -154,11 +154,13 @@ def squeeze_data(ctx, node, value, axes):
 
 
 def fold_into_pooling(ctx, node, value):
-    """When ``value`` is the (N, C, 1, 1) output of a GlobalAveragePooling2D(keepdims=True)
-    that only ``node`` reads, drop its keepdims; return the (N, C) view, else None."""
+    """When ``value`` is the (N, C, 1, 1) output of a channels-first global pooling layer
+    with ``keepdims`` that only ``node`` reads, drop its keepdims; return the (N, C) view,
+    else None."""
     spec = ctx.assembly.last_spec(value, ctx.consumers.get(node.input[0], 0))
-    if spec is None or spec.cls.__name__ != "GlobalAveragePooling2D" or not spec.kwargs.get(
-            "keepdims"):
+    pooling = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
+    if spec is None or spec.cls.__name__ not in pooling or not spec.kwargs.get("keepdims") \
+            or spec.kwargs.get("data_format", "channels_first") != "channels_first":
         return None
     spec.kwargs["keepdims"] = False
     channels = ctx.assembly.tensors[value.tensor].shape[0]
