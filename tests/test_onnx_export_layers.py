@@ -46,6 +46,8 @@ LAYERS = {
     "max_pool1d_same": (SEQ, lambda: MaxPooling1D(3, strides=2, padding="same")),
     "avg_pool1d_same": (SEQ, lambda: AveragePooling1D(2, strides=1, padding="same")),
     "avg_pool1d_first": ((4, 7), lambda: AveragePooling1D(3, **FIRST)),
+    "max_pool1d_first_same": ((4, 7), lambda: MaxPooling1D(2, strides=3, padding="same",
+                                                           **FIRST)),
     "global_max1d": (SEQ, lambda: GlobalMaxPooling1D()),
     "global_avg1d_keepdims": (SEQ, lambda: GlobalAveragePooling1D(keepdims=True)),
     "global_avg1d": (SEQ, lambda: GlobalAveragePooling1D()),

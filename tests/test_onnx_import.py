@@ -424,7 +424,8 @@ NEW_ROUND_TRIPS = ["conv1d_channels_first", "conv2d_dilated", "depthwise", "dept
                    "upsampling_nearest", "upsampling_bilinear", "softmax_channels",
                    "prelu_shared", "prelu_full", "leaky_relu", "elu", "relu", "global_max1d",
                    "global_avg1d_keepdims", "global_avg1d", "global_max2d",
-                   "global_max2d_last_keepdims", "global_avg2d_last"]
+                   "global_max2d_last_keepdims", "global_avg2d_last", "avg_pool1d_first",
+                   "max_pool1d_first_same"]
 
 
 @pytest.mark.parametrize("opset", (13, 17))

@@ -144,9 +144,37 @@ def conv1d(ctx, node, info, weights):
                           "'causal' for this input; cnn's Conv1D takes only those")
 
 
+def pool1d(ctx, node, info):
+    """``MaxPool`` / ``AveragePool`` over the steps of (N, C, L): the 1-D pooling layers
+    (channels first), "valid" or Keras's "same" pads (padded cells never counted)."""
+    attributes = ctx.attributes(node)
+    (size,) = attributes["kernel_shape"]
+    (stride,) = attributes.get("strides", (1,))
+    if any(d != 1 for d in attributes.get("dilations", (1,))) or attributes.get(
+            "ceil_mode", 0) or attributes.get("auto_pad", "NOTSET") != "NOTSET":
+        raise ctx.error(node, "dilated windows, ceil_mode and auto_pad are not supported")
+    if (node.op_type == "AveragePool" and attributes.get("count_include_pad", 0)
+            and any(attributes.get("pads", (0, 0)))):
+        raise ctx.error(node, "1-D average pooling that counts its padding is not supported")
+    pads = tuple(attributes.get("pads", (0, 0)))
+    for mode in ("valid", "same"):
+        out, amounts = window_output_shape((1, info.shape[1]), (1, size), (1, stride), mode)
+        if tuple(amounts[1]) == pads:
+            cls = layers.MaxPooling1D if node.op_type == "MaxPool" else layers.AveragePooling1D
+            layer = spec(cls, node, pool_size=size, strides=stride, padding=mode,
+                         data_format="channels_first")
+            return ctx.assembly.add(layer, (info.shape[0], out[1]))
+    raise ctx.error(node, f"pads {list(pads)} are neither 'valid' nor Keras's 'same' for "
+                          "this input; cnn's pooling takes only those")
+
+
 @handles("MaxPool", "AveragePool")
 def pool(ctx, node, inputs):
     info = ctx.take(node, inputs[0])
+    if len(info.shape) == 2 and len(ctx.attributes(node).get("kernel_shape", ())) == 1:
+        if len(node.output) > 1 and node.output[1]:
+            raise ctx.error(node, "the indices output of MaxPool is not supported")
+        return [pool1d(ctx, node, info)]
     attributes, window, strides = window_attributes(ctx, node, info)
     if len(node.output) > 1 and node.output[1]:
         raise ctx.error(node, "the indices output of MaxPool is not supported")
