@@ -179,10 +179,45 @@ def test_a_mask_that_reaches_a_layer_that_reads_it_is_refused(tmp_path):
     with pytest.raises(OnnxExportError, match=r"lstm.*reads the mask of layer .*embedding"):
         cnn.onnx.export(model, path)
     assert not path.exists()
-    masked = one_layer_model(SEQ, Masking(), LayerNormalization(), GlobalAveragePooling1D())
-    with pytest.raises(OnnxExportError, match="global_average_pooling1d.*masking"):
+    masked = one_layer_model(SEQ, Masking(), LayerNormalization(),
+                             Bidirectional(GRU(2)))
+    with pytest.raises(OnnxExportError, match="bidirectional.*masking"):
         cnn.onnx.export(masked, path)
     assert not path.exists()
+
+
+def padded_ids(size, steps=6, vocabulary=11):
+    """Ids with trailing padding (0), one sample all padding."""
+    rng = np.random.default_rng(size)
+    ids = rng.integers(1, vocabulary, (size, steps)).astype(np.float32)
+    for row in range(size):
+        ids[row, rng.integers(1, steps):] = 0
+    ids[0] = 0
+    return ids
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_masked_average_pooling_averages_the_unmasked_steps(opset, keepdims, tmp_path):
+    model = randomize_all(one_layer_model((6,), Embedding(11, 4, mask_zero=True),
+                                          LayerNormalization(),
+                                          GlobalAveragePooling1D(keepdims=keepdims)))
+    check_export(model, tmp_path, opset, inputs=padded_ids)
+    unmasked = randomize_all(one_layer_model((6,), Embedding(11, 4), LayerNormalization(),
+                                             GlobalAveragePooling1D(keepdims=keepdims)))
+    ids = padded_ids(4)
+    assert not np.allclose(unmasked.predict(ids), model.predict(ids))  # the mask matters
+
+
+def test_masking_before_average_pooling(tmp_path):
+    model = one_layer_model(SEQ, Masking(0.5), GlobalAveragePooling1D())
+
+    def inputs(size):
+        x = sample_inputs(model, size)
+        x[:, 2:4] = 0.5
+        return x
+
+    check_export(model, tmp_path, 13, inputs=inputs)
 
 
 @pytest.mark.parametrize("opset", OPSETS)

@@ -23,8 +23,7 @@ from cnn.onnx import converters  # noqa: F401  (registers the converters)
 from cnn.onnx.builder import BATCH_DIM, GraphBuilder
 from cnn.onnx.errors import OnnxExportError
 from cnn.onnx.graph import model_graph
-from cnn.onnx.masks import check_masks
-from cnn.onnx.registry import convert_layer
+from cnn.onnx.masks import ExportMasks
 from cnn.utils.fileio import atomic_write
 
 MIN_OPSET = 13
@@ -58,14 +57,14 @@ def to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         graph = model_graph(model)
     except ValueError as exc:
         raise OnnxExportError(str(exc)) from None
-    check_masks(graph)
     builder = GraphBuilder(opset)
     for name, _ in graph.inputs:
         builder.reserve(name)
     for node in graph.nodes:
         builder.reserve(node.output)
+    masks = ExportMasks(builder)
     for node in graph.nodes:
-        convert_layer(builder, node.layer, node.inputs, node.output)
+        masks.convert(node)
     onnx_graph = helper.make_graph(
         builder.nodes, model.name,
         [_value_info(name, shape) for name, shape in graph.inputs],

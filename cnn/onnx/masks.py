@@ -1,37 +1,86 @@
 """Masks at export. ``Embedding(mask_zero=True)`` and ``Masking`` hand a (N, T) mask to the
-layers after them; it is not a tensor of the exported graph. A model is exported only when
-no mask reaches a layer that reads one (``accepts_mask``: the recurrent layers,
-Bidirectional, TimeDistributed, MultiHeadAttention, GlobalAveragePooling1D), so that the
-graph computes what ``model.predict`` does; masks that reach no such layer change nothing.
+layers after them (through the layers that set ``supports_masking``, as cnn's graph does).
+The exporter walks the graph with ``ExportMasks``: a mask becomes nodes only where a layer
+reads it, and the one reader that ONNX expresses here is ``GlobalAveragePooling1D`` (the mean
+over the unmasked steps). Any other layer that reads a mask (``accepts_mask``: the recurrent
+layers, Bidirectional, TimeDistributed, MultiHeadAttention) is refused, so that the graph
+never computes something other than ``model.predict``; a mask that reaches no reader changes
+nothing.
 """
 
 from __future__ import annotations
 
-from cnn.layers import Embedding, Masking
+from onnx import TensorProto
+
+from cnn.layers import Embedding, GlobalAveragePooling1D, Masking
+from cnn.layers.data_format import CHANNELS_LAST
 from cnn.onnx.errors import OnnxExportError
+from cnn.onnx.registry import convert_layer
 
 
 def makes_mask(layer) -> bool:
     return isinstance(layer, Masking) or (isinstance(layer, Embedding) and layer.mask_zero)
 
 
-def check_masks(graph) -> None:
-    """Raise ``OnnxExportError`` naming the layer that would read a mask, and its source.
+def emit_mask(builder, layer, x: str) -> str:
+    """The float (N, T) mask (1: a real step) that ``layer`` (Embedding or Masking) computes
+    from its input ``x``: ``x != 0`` for ids, ``any(x != mask_value, axis=-1)`` for Masking."""
+    value = 0.0 if isinstance(layer, Embedding) else layer.mask_value
+    equal = builder.node("Equal", [x, builder.scalar(value, "mask_value")])
+    differs = builder.node("Not", [equal])
+    mask = builder.node("Cast", [differs], to=TensorProto.FLOAT)
+    if isinstance(layer, Embedding):
+        return mask
+    return builder.reduce("ReduceMax", mask, [-1], keepdims=False)
 
-    ``graph``: a ``cnn.onnx.graph.ModelGraph``. A mask passes through layers that set
-    ``supports_masking`` (element-wise layers, LayerNormalization, ...).
-    """
-    sources: dict[str, object] = {}  # tensor name -> the layer whose mask it carries
-    for node in graph.nodes:
+
+def emit_masked_average(builder, layer, x: str, mask: str, output: str) -> None:
+    """cnn's masked mean: ``sum(x * mask / max(count, 1))`` over the steps (0 for a sample
+    whose steps are all masked)."""
+    count = builder.node("ReduceSum", [mask, builder.ints([1], "time_axis")], keepdims=1)
+    weights = builder.node("Div", [mask, builder.node("Max", [count, builder.scalar(1.0, "one")])])
+    channel_axis = 2 if layer.data_format == CHANNELS_LAST else 1
+    weights = builder.node("Unsqueeze", [weights, builder.ints([channel_axis], "channel_axis")])
+    time_axis = 1 if layer.data_format == CHANNELS_LAST else 2
+    builder.node("ReduceSum", [builder.node("Mul", [x, weights]),
+                               builder.ints([time_axis], "steps_axis")], output,
+                 keepdims=int(layer.keepdims))
+
+
+class ExportMasks:
+    """Converts the graph's nodes one by one, keeping which tensors carry which mask."""
+
+    def __init__(self, builder):
+        self.builder = builder
+        self.carried: dict[str, tuple] = {}  # tensor -> (layer making the mask, its input)
+        self.emitted: dict[tuple, str] = {}  # (layer id, input) -> the mask tensor
+
+    def mask_tensor(self, source) -> str:
+        layer, x = source
+        key = (id(layer), x)
+        if key not in self.emitted:
+            with self.builder.scope(f"{layer.name or layer.default_name()}/mask"):
+                self.emitted[key] = emit_mask(self.builder, layer, x)
+        return self.emitted[key]
+
+    def convert(self, node) -> None:
+        """Convert ``node`` (a ``cnn.onnx.graph.GraphNode``), or raise naming the layer that
+        would read a mask that ONNX cannot apply."""
         layer = node.layer
-        carried = [sources[name] for name in node.inputs if name in sources]
+        carried = [self.carried[name] for name in node.inputs if name in self.carried]
         if carried and layer.accepts_mask:
-            raise OnnxExportError(
-                f"layer {layer.describe()} cannot be exported: it reads the mask of layer "
-                f"{carried[0].describe()}, which an ONNX graph does not carry (the masked "
-                "steps would count); export the model without the mask (mask_zero=False, no "
-                "Masking layer) if the padded steps may count")
+            if not isinstance(layer, GlobalAveragePooling1D):
+                raise OnnxExportError(
+                    f"layer {layer.describe()} cannot be exported: it reads the mask of layer "
+                    f"{carried[0][0].describe()}, which its ONNX form cannot apply (the masked "
+                    "steps would count); export the model without the mask (mask_zero=False, "
+                    "no Masking layer) if the padded steps may count")
+            mask = self.mask_tensor(carried[0])
+            with self.builder.scope(layer.name or layer.default_name()):
+                emit_masked_average(self.builder, layer, node.inputs[0], mask, node.output)
+            return
+        convert_layer(self.builder, layer, node.inputs, node.output)
         if makes_mask(layer):
-            sources[node.output] = layer
+            self.carried[node.output] = (layer, node.inputs[0])
         elif carried and layer.supports_masking:
-            sources[node.output] = carried[0]
+            self.carried[node.output] = carried[0]

@@ -3,7 +3,7 @@
 The graph's inputs are float, as ``model.predict`` takes them (whole numbers for ids):
 ``Embedding`` casts its ids to int64 and ``Gather``s the rows of its table. The masks that
 ``Embedding(mask_zero=True)`` and ``Masking`` hand to later layers are not tensors of the
-graph; ``cnn.onnx.masks`` refuses a model where one would reach a layer that reads it.
+graph unless a layer reads them: ``cnn.onnx.masks``.
 """
 
 from __future__ import annotations
