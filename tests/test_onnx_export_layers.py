@@ -296,3 +296,28 @@ def test_reductions_take_their_axes_as_an_input_from_opset_18(case, tmp_path):
     reductions = [n for n in proto.graph.node if n.op_type.startswith("Reduce")]
     assert reductions and all(len(n.input) == 2 and not n.attribute[0].name == "axes"
                               for n in reductions)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+def test_attention_applies_the_embedding_mask_to_queries_and_keys(opset, tmp_path):
+    cnn.set_seed(0)
+    ids = Input((6,))
+    tokens = Embedding(11, 4, mask_zero=True)(ids)
+    attended = MultiHeadAttention(2, 3)(tokens, tokens)
+    model = randomize_all(Model(ids, GlobalAveragePooling1D()(attended)))  # the query's mask
+    check_export(model, tmp_path, opset, inputs=padded_ids)
+    ops = [node.op_type for node in cnn.onnx.to_onnx(model, opset).graph.node]
+    assert ops.count("Equal") == 1  # one mask, read twice
+
+
+def test_attention_with_a_masked_key_and_a_causal_mask(tmp_path):
+    cnn.set_seed(0)
+    query, ids = Input((5, 6), name="query"), Input((4,), name="ids")
+    value = Embedding(9, 3, mask_zero=True)(ids)
+    output = MultiHeadAttention(2, 2, use_causal_mask=True)(query, value)
+    model = randomize_all(Model([query, ids], output))
+
+    def inputs(size):
+        return [sample_inputs(model, size)[0], padded_ids(size, steps=4, vocabulary=9)]
+
+    check_export(model, tmp_path, 17, inputs=inputs)

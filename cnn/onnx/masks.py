@@ -2,8 +2,9 @@
 layers after them (through the layers that set ``supports_masking``, as cnn's graph does).
 The exporter walks the graph with ``ExportMasks``: a mask becomes nodes only where a layer
 reads it, and the one reader that ONNX expresses here is ``GlobalAveragePooling1D`` (the mean
-over the unmasked steps). Any other layer that reads a mask (``accepts_mask``: the recurrent
-layers, Bidirectional, TimeDistributed, MultiHeadAttention) is refused, so that the graph
+over the unmasked steps) and ``MultiHeadAttention`` (padded queries and keys masked; its
+output carries the query's mask). Any other layer that reads a mask (``accepts_mask``: the
+recurrent layers, Bidirectional, TimeDistributed) is refused, so that the graph
 never computes something other than ``model.predict``; a mask that reaches no reader changes
 nothing.
 """
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 from onnx import TensorProto
 
-from cnn.layers import Embedding, GlobalAveragePooling1D, Masking
+from cnn.layers import Embedding, GlobalAveragePooling1D, Masking, MultiHeadAttention
+from cnn.layers.attention import LAYOUTS
 from cnn.layers.data_format import CHANNELS_LAST
+from cnn.onnx.converters.attention import convert_multi_head_attention
 from cnn.onnx.errors import OnnxExportError
 from cnn.onnx.registry import convert_layer
 
@@ -68,6 +71,9 @@ class ExportMasks:
         would read a mask that ONNX cannot apply."""
         layer = node.layer
         carried = [self.carried[name] for name in node.inputs if name in self.carried]
+        if carried and isinstance(layer, MultiHeadAttention):
+            self.convert_attention(node)
+            return
         if carried and layer.accepts_mask:
             if not isinstance(layer, GlobalAveragePooling1D):
                 raise OnnxExportError(
@@ -84,3 +90,15 @@ class ExportMasks:
             self.carried[node.output] = (layer, node.inputs[0])
         elif carried and layer.supports_masking:
             self.carried[node.output] = carried[0]
+
+    def convert_attention(self, node) -> None:
+        layer = node.layer
+        names = layer.inputs_layout or LAYOUTS[0]
+        sources = {name: self.carried.get(tensor) for name, tensor in zip(names, node.inputs)}
+        masks = {name: self.mask_tensor(source) for name, source in sources.items()
+                 if source is not None and name != "attention_mask"}
+        with self.builder.scope(layer.name or layer.default_name()):
+            convert_multi_head_attention(self.builder, layer, list(node.inputs), node.output,
+                                         masks)
+        if sources.get("query") is not None:
+            self.carried[node.output] = sources["query"]

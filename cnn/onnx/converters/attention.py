@@ -7,14 +7,16 @@
     output = Reshape(Transpose(scores v, [0, 2, 1, 3]), [0, 0, H * V]) W_o + b_o
 
 ``allowed`` ANDs the ``attention_mask`` input (non-zero: may attend; (N, Tq, Tv) unsqueezed
-to (N, 1, Tq, Tv)) and the causal (Tq, Tv) lower triangle, as cnn does; dropout is off at
-inference. The reshapes keep the batch and time sizes (0), so no step count is built in
-except the causal triangle's.
+to (N, 1, Tq, Tv)), the causal (Tq, Tv) lower triangle and the masks the graph carries to
+the query and key (``cnn.onnx.masks``), as cnn does; dropout is off at inference. The
+reshapes keep the batch and time sizes (0), so no step count is built in except the causal
+triangle's.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 
 from cnn.layers import MultiHeadAttention
 from cnn.layers.attention import LAYOUTS
@@ -36,13 +38,26 @@ def project(builder, weights, name, x, perm) -> str:
     return builder.node("Transpose", [y], perm=perm)
 
 
-def allowed_pairs(builder, layer, named) -> str | None:
-    """The bool (N or 1, 1, Tq, Tv) tensor of pairs that may attend, or None for all."""
+def allowed_pairs(builder, layer, named, masks=None) -> str | None:
+    """The bool (N or 1, 1, Tq, Tv) tensor of pairs that may attend, or None for all.
+
+    ``masks``: the float (N, T) masks the graph carries to the inputs, by input name
+    ("query", "value", "key"; see ``cnn.onnx.masks``): padded query rows and padded keys
+    are masked, as in cnn (and Keras).
+    """
     allowed = None
+    masks = masks or {}
+    key_mask = masks.get("key") or masks.get("value")
+    for mask, axes in ((masks.get("query"), [1, 3]), (key_mask, [1, 2])):
+        if mask is not None:
+            mask = builder.node("Cast", [mask], to=TensorProto.BOOL)
+            mask = builder.node("Unsqueeze", [mask, builder.ints(axes, "mask_axes")])
+            allowed = mask if allowed is None else builder.node("And", [allowed, mask])
     if named["attention_mask"] is not None:
         zero = builder.scalar(0.0, "zero")
         nonzero = builder.node("Not", [builder.node("Equal", [named["attention_mask"], zero])])
-        allowed = builder.node("Unsqueeze", [nonzero, builder.ints([1], "head_axis")])
+        pairs = builder.node("Unsqueeze", [nonzero, builder.ints([1], "head_axis")])
+        allowed = pairs if allowed is None else builder.node("And", [allowed, pairs])
     if layer.use_causal_mask:
         shapes = layer.unpack(layer.input_shape)
         steps = (shapes["query"][0], shapes["value"][0])
@@ -53,7 +68,8 @@ def allowed_pairs(builder, layer, named) -> str | None:
 
 
 @converter(MultiHeadAttention)
-def convert_multi_head_attention(builder, layer, inputs, output):
+def convert_multi_head_attention(builder, layer, inputs, output, masks=None):
+    """See the module docstring; ``masks`` as for ``allowed_pairs``."""
     weights = layer_weights(layer)
     named = dict.fromkeys(LAYOUTS[-1])
     named.update(zip(layer.inputs_layout or LAYOUTS[0], inputs))
@@ -63,7 +79,7 @@ def convert_multi_head_attention(builder, layer, inputs, output):
     v = project(builder, weights, "value", named["value"], [0, 2, 1, 3])
     scaled = builder.node("Mul", [q, builder.scalar(1.0 / np.sqrt(layer.key_dim), "scale")])
     logits = builder.node("MatMul", [scaled, k])
-    allowed = allowed_pairs(builder, layer, named)
+    allowed = allowed_pairs(builder, layer, named, masks)
     if allowed is not None:
         logits = builder.node("Where", [allowed, logits,
                                         builder.scalar(MASKED_LOGIT, "masked_logit")])
