@@ -25,6 +25,7 @@ from cnn.layers import (ELU, GRU, LSTM, Add, AveragePooling1D, AveragePooling2D,
                         ZeroPadding2D)
 from cnn.models import Model  # noqa: E402
 from cnn.onnx import OnnxExportError  # noqa: E402
+from cnn.onnx.export import value_info  # noqa: E402
 from onnx_helpers import check_export, one_layer_model, run_onnx, sample_inputs  # noqa: E402
 
 OPSETS = (13, 17)
@@ -321,3 +322,9 @@ def test_attention_with_a_masked_key_and_a_causal_mask(tmp_path):
         return [sample_inputs(model, size)[0], padded_ids(size, steps=4, vocabulary=9)]
 
     check_export(model, tmp_path, 17, inputs=inputs)
+
+
+def test_none_sizes_become_symbolic_dims():
+    dims = value_info("tokens", (None, 4)).type.tensor_type.shape.dim
+    assert [(d.dim_param, d.dim_value) for d in dims] == [("batch", 0), ("tokens_axis1", 0),
+                                                          ("", 4)]

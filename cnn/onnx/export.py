@@ -67,8 +67,8 @@ def to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         masks.convert(node)
     onnx_graph = helper.make_graph(
         builder.nodes, model.name,
-        [_value_info(name, shape) for name, shape in graph.inputs],
-        [_value_info(name, shape) for name, shape in graph.outputs],
+        [value_info(name, shape) for name, shape in graph.inputs],
+        [value_info(name, shape) for name, shape in graph.outputs],
         initializer=builder.initializers,
     )
     opsets = [helper.make_opsetid("", opset)]
@@ -98,7 +98,7 @@ def export(model, path, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     return proto
 
 
-def _value_info(name, shape):
+def value_info(name, shape):
     """A float tensor (batch, *shape); a None size (a variable time axis) is the symbolic
     dim ``<name>_axis<k>``."""
     dims = [f"{name}_axis{k}" if size is None else size for k, size in enumerate(shape, 1)]
