@@ -425,7 +425,7 @@ NEW_ROUND_TRIPS = ["conv1d_channels_first", "conv2d_dilated", "depthwise", "dept
                    "prelu_shared", "prelu_full", "leaky_relu", "elu", "relu", "global_max1d",
                    "global_avg1d_keepdims", "global_avg1d", "global_max2d",
                    "global_max2d_last_keepdims", "global_avg2d_last", "avg_pool1d_first",
-                   "max_pool1d_first_same"]
+                   "max_pool1d_first_same", "cropping", "cropping_last"]
 
 
 @pytest.mark.parametrize("opset", (13, 17))
