@@ -13,6 +13,7 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the [onnx] extra (onnx)")
 pytest.importorskip("onnxruntime", reason="the export tests run graphs in onnxruntime")
 
+import cnn  # noqa: E402
 import cnn.onnx  # noqa: E402
 from cnn.layers import (ELU, GRU, LSTM, Add, AveragePooling1D, AveragePooling2D,  # noqa: E402
                         BatchNormalization, Bidirectional, Conv1D, Conv2D, Conv2DTranspose,
@@ -27,6 +28,7 @@ from cnn.models import Model  # noqa: E402
 from cnn.onnx import OnnxExportError  # noqa: E402
 from cnn.onnx.export import value_info  # noqa: E402
 from onnx_helpers import check_export, one_layer_model, run_onnx, sample_inputs  # noqa: E402
+from test_onnx_export import example_module  # noqa: E402
 
 OPSETS = (13, 17)
 IMAGE = (3, 9, 8)
@@ -328,3 +330,31 @@ def test_none_sizes_become_symbolic_dims():
     dims = value_info("tokens", (None, 4)).type.tensor_type.shape.dim
     assert [(d.dim_param, d.dim_value) for d in dims] == [("batch", 0), ("tokens_axis1", 0),
                                                           ("", 4)]
+
+
+def new_example_networks():
+    """Untrained networks with the architectures of the examples that use the layers of #15
+    (built by their own code)."""
+    addition = example_module("addition_rnn")
+    channels_last = example_module("fashion_mnist_channels_last")
+    resnet = example_module("fashion_mnist_resnet")
+    transformer = example_module("transformer_encoder")
+    previous = cnn.image_data_format()
+    cnn.set_image_data_format("channels_last")  # as the example's main() does
+    try:
+        convnet_last = channels_last.build_model(100)
+    finally:
+        cnn.set_image_data_format(previous)
+    return {
+        "addition_rnn": (addition.build(16, 1e-3, 100), None),
+        "fashion_mnist_channels_last": (convnet_last, None),
+        "fashion_mnist_resnet": (resnet.build_model(100, blocks=1), None),
+        "transformer_encoder": (transformer.build(8, 5, 8, 2, 16, 2, 1e-3),
+                                lambda size: padded_ids(size, 8, 6)),
+    }
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+def test_new_example_networks_match_predict(opset, tmp_path):
+    for name, (model, inputs) in new_example_networks().items():
+        check_export(randomize_all(model), tmp_path, opset, inputs=inputs)
