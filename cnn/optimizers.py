@@ -19,7 +19,7 @@ results differ only by terms of the order of ``epsilon``. ``g`` is the gradient 
 * ``Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0)``:
   ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
   ``p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
-* ``AdamW(..., weight_decay=0.01)``: Adam without the L2 term, plus the decoupled decay
+* ``AdamW(..., weight_decay=0.004)``: Adam without the L2 term, plus the decoupled decay
   ``p -= lr * wd * p`` before the Adam step (Loshchilov & Hutter).
 * ``RMSprop(learning_rate=0.001, rho=0.9, momentum=0, epsilon=1e-7, centered=False)``:
   ``s = rho s + (1 - rho) g^2``; centered: ``c = rho c + (1 - rho) g``,
@@ -300,7 +300,7 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=0.01, **kwargs):
+                 weight_decay=0.004, **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, **kwargs)
 
 

@@ -296,7 +296,7 @@ def test_masks_flow_from_the_layer_that_makes_them_to_the_layer_that_reads_them(
     data[1, 3] = 0
     model.predict(data)
     np.testing.assert_array_equal(seen.seen, [[1, 0, 1, 1], [1, 1, 1, 0]])
-    assert Dense(3).compute_mask(data, seen.seen) is None  # not supports_masking: dropped
+    assert Flatten().compute_mask(data, seen.seen) is None  # not supports_masking: dropped
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def test_adam_weight_decay_is_an_l2_term_in_the_gradient():
 def test_adamw_decays_the_weights_directly():
     assert_trajectory(run(AdamW(0.01, weight_decay=0.1)),
                       adam_reference(0.01, 0.9, 0.999, 1e-7, wd=0.1, decoupled=True))
-    assert AdamW().weight_decay == 0.01
+    assert AdamW().weight_decay == 0.004  # Keras's default (PyTorch's is 0.01)
 
 
 def test_adamw_decay_differs_from_l2_decay():

@@ -27,6 +27,7 @@ class ActivationLayer(ActivatedLayer, register=False):
 
     samplewise = True
     supports_masking = True  # element-wise: a sequence mask passes through unchanged
+    variable_length = True
 
     def __init__(self, function, input_shape=None, name=None, trainable=True):
         super().__init__(activation=function, input_shape=input_shape, name=name,

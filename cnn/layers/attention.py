@@ -41,7 +41,7 @@ from cnn import backend, initializers
 from cnn.backend import xp
 from cnn.layers.base import Layer, normalize_shape
 from cnn.layers.core import initializer_name
-from cnn.layers.node import is_symbolic
+from cnn.layers.node import is_symbolic, shape_matches, shapes_compatible
 from cnn.ops import attention as attention_ops
 from cnn.utils import checks
 
@@ -65,6 +65,7 @@ class MultiHeadAttention(Layer):
     """
 
     accepts_mask = True
+    variable_length = True  # query and value lengths may be None (and differ)
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
                  output_shape=None, kernel_initializer="glorot_uniform",
@@ -162,12 +163,15 @@ class MultiHeadAttention(Layer):
                                  f"features), got (None, {', '.join(map(str, shapes[name]))})")
         query, value = shapes["query"], shapes["value"]
         key = shapes["key"] or value
-        if key[0] != value[0]:
+        for name in ("query", "value", "key"):
+            if shapes[name] is not None and shapes[name][1] is None:
+                self.refuse_variable(input_shapes, f"the features of {name} (axis -1)")
+        if None not in (key[0], value[0]) and key[0] != value[0]:
             raise ValueError(f"layer {self.describe()}: key and value need the same number of "
                              f"steps, got key (None, {key[0]}, {key[1]}) and value "
                              f"(None, {value[0]}, {value[1]})")
         mask_shape = shapes["attention_mask"]
-        if mask_shape is not None and tuple(mask_shape) != (query[0], value[0]):
+        if mask_shape is not None and not shapes_compatible(mask_shape, (query[0], value[0])):
             raise ValueError(f"layer {self.describe()}: attention_mask must be (batch, "
                              f"{query[0]}, {value[0]}) for query (None, {query[0]}, {query[1]}) "
                              f"and value (None, {value[0]}, {value[1]}), got "
@@ -190,7 +194,7 @@ class MultiHeadAttention(Layer):
     def check_inputs(self, named) -> None:
         shapes = self.unpack(self.input_shape)
         for name, array in named.items():
-            if array is not None and tuple(array.shape[1:]) != tuple(shapes[name]):
+            if array is not None and not shape_matches(array.shape[1:], shapes[name]):
                 raise ValueError(f"layer {self.describe()} expects {name} of shape "
                                  f"(None, {', '.join(map(str, shapes[name]))}), got an array of "
                                  f"shape {tuple(array.shape)}")
@@ -198,6 +202,14 @@ class MultiHeadAttention(Layer):
         if len(sizes) != 1:
             raise ValueError(f"layer {self.describe()}: the inputs have different batch sizes "
                              f"{sorted(sizes)}")
+        query, value, key, mask = (named[n] for n in LAYOUTS[-1])
+        if key is not None and key.shape[1] != value.shape[1]:
+            raise ValueError(f"layer {self.describe()}: key and value need the same number of "
+                             f"steps, got key {tuple(key.shape)} and value {tuple(value.shape)}")
+        if mask is not None and tuple(mask.shape[1:]) != (query.shape[1], value.shape[1]):
+            raise ValueError(f"layer {self.describe()}: attention_mask must be (batch, "
+                             f"{query.shape[1]}, {value.shape[1]}) for query {tuple(query.shape)}"
+                             f" and value {tuple(value.shape)}, got {tuple(mask.shape)}")
 
     # -- computation ------------------------------------------------------------------------
     def allowed_pairs(self, named, mask, query_steps, value_steps):

@@ -25,6 +25,11 @@ multi-input layer: ``build`` gets a list of shapes, ``forward`` a list of arrays
 ``backward`` returns a list of gradients in the same order (``None`` for an input that needs
 none).
 
+Variable axes: a shape entry None (``Input((None, 8))``) is a length fixed only by each batch.
+A class that sets ``variable_length = True`` builds on such shapes (returning None where its
+output length follows the input's) and works out per batch what depends on the length; the
+others refuse them when built (``refuse_variable``), naming the layer.
+
 Masks (an optional boolean array (N, T) per tensor): after a layer's forward the graph sets
 its output's mask to ``layer.compute_mask(x, mask)``; by default that is ``None``, or the
 incoming mask unchanged when the class sets ``supports_masking = True``. A class that sets
@@ -36,23 +41,25 @@ from __future__ import annotations
 import numpy as np
 
 from cnn import activations, backend, initializers
-from cnn.layers.node import Node, SymbolicTensor, is_symbolic
+from cnn.layers.node import Node, SymbolicTensor, has_variable_axis, is_symbolic, shape_matches
 from cnn.utils.naming import snake_case
 
 _LAYER_CLASSES: dict[str, type] = {}
 
 
-def normalize_shape(shape, what="input_shape") -> tuple[int, ...] | None:
-    """``None`` -> None; ``2000`` -> ``(2000,)``; sequences -> tuple of positive ints."""
+def normalize_shape(shape, what="input_shape") -> tuple[int | None, ...] | None:
+    """``None`` -> None; ``2000`` -> ``(2000,)``; sequences -> tuple of positive ints, where
+    an entry None is a variable axis (``(None, 8)``: any number of steps of 8 features)."""
     if shape is None:
         return None
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
     try:
-        result = tuple(int(s) for s in shape)
+        result = tuple(None if s is None else int(s) for s in shape)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} must be an int or a tuple of ints, got {shape!r}") from None
-    if any(s < 1 for s in result):
+        raise ValueError(f"{what} must be an int or a tuple of ints (None for a variable "
+                         f"axis), got {shape!r}") from None
+    if any(s is not None and s < 1 for s in result):
         raise ValueError(f"{what} must contain positive sizes, got {shape!r}")
     return result
 
@@ -73,6 +80,10 @@ class Layer:
     samplewise = False
     supports_masking = False  # passes the incoming mask on unchanged (see compute_mask)
     accepts_mask = False  # forward takes mask=...
+    # Works on inputs with a variable (None) axis, e.g. sequences of any length; the others
+    # refuse such inputs when built (``variable_length_hint`` says what to do instead).
+    variable_length = False
+    variable_length_hint = ""
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         """Concrete layers register under their class name (for loading saved configs);
@@ -120,6 +131,8 @@ class Layer:
                 f"layer {self.describe()} was declared with input_shape {format_shape(declared)} "
                 f"but receives input of shape {format_shape(input_shape)} from the layer before"
             )
+        if has_variable_axis(input_shape) and not self.variable_length:
+            self.refuse_variable(input_shape)
         self.dtype = backend.floatx()
         output_shape = normalize_shape(self._build(input_shape), "output shape")
         self.input_shape = input_shape
@@ -129,6 +142,15 @@ class Layer:
 
     def _build(self, input_shape: tuple) -> tuple:
         return input_shape
+
+    def refuse_variable(self, input_shape, what: str = "every axis") -> None:
+        """Raise the ValueError of a layer that needs a known size on ``what`` but got a
+        variable (None) one in ``input_shape``."""
+        hint = f" {self.variable_length_hint}" if self.variable_length_hint else ""
+        raise ValueError(
+            f"layer {self.describe()} needs a known size on {what}, but its input "
+            f"{_shapes_text(input_shape)} has a variable axis (None): the time axis is "
+            f"variable, fixed only by each batch.{hint}")
 
     def require_rank(self, input_shape, rank: int, layout: str) -> None:
         """Raise a ValueError naming the layer unless ``input_shape`` has ``rank`` axes."""
@@ -194,7 +216,7 @@ class Layer:
                 self.build(shape)
             except ValueError as exc:
                 raise ValueError(f"{_incompatible(self, tensors)}: {exc}") from None
-        elif self.input_shape != shape:
+        elif not _fits_built(shape, self.input_shape):
             raise ValueError(f"{_incompatible(self, tensors)}: the layer was built for input "
                              f"shape {_shapes_text(self.input_shape)}")
         return Node(self, tensors, multi, self._output_shape).output
@@ -216,7 +238,7 @@ class Layer:
 
     def check_input(self, x) -> None:
         """Raise a clear ValueError when ``x`` (with batch axis) does not fit ``input_shape``."""
-        if tuple(x.shape[1:]) != self.input_shape:
+        if not shape_matches(x.shape[1:], self.input_shape):
             raise ValueError(
                 f"layer {self.describe()} expects input of shape {format_shape(self.input_shape)}, "
                 f"got an array of shape {tuple(x.shape)}"
@@ -359,6 +381,15 @@ def _as_tensors(inputs):
     if isinstance(inputs, (list, tuple)):
         return type(inputs)(v.symbolic_output() if isinstance(v, Layer) else v for v in inputs)
     return inputs
+
+
+def _fits_built(shape, built) -> bool:
+    """Whether a layer built for ``built`` takes input of ``shape`` (a list of shapes for a
+    multi-input layer): the same sizes, any size where ``built`` has a variable axis."""
+    if isinstance(built, list) or isinstance(shape, list):
+        return (isinstance(built, list) and isinstance(shape, list) and len(built) == len(shape)
+                and all(shape_matches(s, b) for s, b in zip(shape, built)))
+    return shape_matches(shape, built)
 
 
 def _shapes_text(shape) -> str:

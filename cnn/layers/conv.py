@@ -11,6 +11,7 @@ from cnn import initializers, regularizers
 from cnn.layers import data_format as formats
 from cnn.layers.base import ActivatedLayer
 from cnn.layers.core import choose, initializer_name
+from cnn.layers.node import has_variable_axis
 from cnn.ops import conv as conv_ops
 from cnn.ops.shapes import check_padding, effective_kernel, pair, window_output_shape
 from cnn.utils import checks
@@ -96,7 +97,11 @@ class WindowLayer(ActivatedLayer, register=False):
         return tuple(values) if self.rank == 2 else (1, *values)
 
     def window_output(self, spatial):
-        """Output spatial sizes for input ``spatial`` sizes; sets ``self.pads``."""
+        """Output spatial sizes for input ``spatial`` sizes; sets ``self.pads``. A variable
+        (None) size gives None, and the pads are set by ``fit_batch`` at every forward."""
+        if any(size is None for size in spatial):
+            self.pads = None
+            return tuple(None for _ in spatial)
         span = effective_kernel(self.op_kernel, self.op_dilation)
         padding = self.padding
         if padding == "causal":
@@ -107,11 +112,24 @@ class WindowLayer(ActivatedLayer, register=False):
     def _build(self, input_shape):
         formats.require_input(self, input_shape, self.rank)
         channels, spatial = formats.split_shape(input_shape, self.data_format)
+        if channels is None:
+            self.refuse_variable(input_shape, "its channels")
         out = self.window_output(spatial)
-        if min(out) < 1:
+        if any(size is not None and size < 1 for size in out):
             raise formats.does_not_fit(self, self.describe_window(), input_shape)
         self._make_weights(channels)
         return formats.join_shape(self.output_channels(channels), out, self.data_format)
+
+    def fit_batch(self, x) -> None:
+        """For a layer built on a variable length: the pads for the length of the batch
+        ``x`` (they depend on it with "same" padding), or a ValueError when the window does
+        not fit it."""
+        if not has_variable_axis(self.input_shape):
+            return
+        sample = tuple(x.shape[1:])
+        _, spatial = formats.split_shape(sample, self.data_format)
+        if min(self.window_output(spatial)) < 1:
+            raise formats.does_not_fit(self, self.describe_window(), sample)
 
     def describe_window(self):
         size = "x".join(map(str, self.kernel_size))
@@ -175,6 +193,7 @@ class _Convolution(WindowLayer, register=False):
     def forward_linear(self, x, training=False):
         if not hasattr(self, "_workspace"):
             self._workspace = {}  # column buffers lent to conv2d_forward, reused every step
+        self.fit_batch(x)
         kernel = self.params["kernel"]
         z, self._cache = conv_ops.conv2d_forward(
             self.to_nchw(x), kernel if self.rank == 2 else kernel[:, :, None, :],
@@ -246,10 +265,11 @@ class Conv1D(_Convolution):
             (N, C, steps).
         activation, use_bias, initializers, regularizers: as for Conv2D.
     Weights: ``kernel`` (F, C, k) (PyTorch's layout), ``bias`` (F,).
-    Shapes: (N, L, C) -> (N, out_L, F).
+    Shapes: (N, L, C) -> (N, out_L, F); L may be variable (None), out_L is then None.
     """
 
     rank = 1
+    variable_length = True  # sequences of any length: Input((None, channels))
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation=None, use_bias=True,

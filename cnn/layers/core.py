@@ -29,7 +29,12 @@ class Input(Layer):
     ``Input(shape=(784,))`` (Keras) is accepted too. It holds no parameters and is not one of
     ``model.layers``; the model checks every batch against it. In the functional API it
     stands for its symbolic tensor: ``Dense(10)(Input((784,)))``, ``Model(inputs=x, ...)``.
+    A None entry is a variable axis, as in Keras: ``Input((None, 8))`` takes sequences of
+    8 features of any length (each batch has one length), ``Input((None,))`` ids of any
+    length for an ``Embedding``.
     """
+
+    variable_length = True
 
     def __init__(self, input_shape=None, *, shape=None, name: str | None = None):
         shape = choose(input_shape, shape, "input_shape", "shape")
@@ -74,6 +79,8 @@ class Dense(ActivatedLayer):
     """
 
     samplewise = True
+    variable_length = True  # on any axis but the last
+    supports_masking = True  # a sequence mask passes on unchanged, as in Keras
 
     default_activation = None
 
@@ -97,6 +104,8 @@ class Dense(ActivatedLayer):
 
     def _build(self, input_shape):
         fan_in = input_shape[-1]
+        if fan_in is None:
+            self.refuse_variable(input_shape, "its last axis (the features)")
         shape = (self.units, fan_in)
         self.add_param("kernel", self.given_or_initialized(
             self._initial_kernel, shape, self.kernel_initializer, fan_in, self.units, "theta",
@@ -164,6 +173,9 @@ class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order (channels first for conv maps)."""
 
     samplewise = True
+    variable_length_hint = ("Reduce the time axis first (GlobalAveragePooling1D, "
+                            "GlobalMaxPooling1D, a recurrent layer without return_sequences) "
+                            "or give the Input a fixed length.")
 
     def __init__(self, input_shape=None, *, name=None):
         super().__init__(input_shape=input_shape, name=name)
@@ -186,6 +198,8 @@ class Dropout(OwnGenerator, Layer):
     rest by ``1 / (1 - rate)``; identity at inference. Masks come from the seeded generator."""
 
     samplewise = True
+    variable_length = True
+    supports_masking = True
 
     def __init__(self, rate, input_shape=None, *, name=None, seed=None):
         try:
@@ -224,6 +238,8 @@ class Activation(Layer):
     """Applies an activation by name: ``Activation("relu")``."""
 
     samplewise = True
+    variable_length = True
+    supports_masking = True
 
     def __init__(self, activation, input_shape=None, *, name=None):
         super().__init__(input_shape=input_shape, name=name)

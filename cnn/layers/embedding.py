@@ -43,6 +43,7 @@ class Embedding(Layer):
 
     samplewise = True
     supports_masking = True
+    variable_length = True  # ids of any length: Input((None,))
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", *,
                  mask_zero=False, input_shape=None, input_length=None, name=None,
@@ -116,6 +117,7 @@ class PositionEmbedding(Layer):
 
     samplewise = True
     supports_masking = True
+    variable_length = True  # any number of steps up to sequence_length, checked per batch
 
     def __init__(self, sequence_length, initializer="glorot_uniform", *, input_shape=None,
                  name=None, trainable=True):
@@ -127,7 +129,9 @@ class PositionEmbedding(Layer):
         self.initializer = initializer
 
     def _build(self, input_shape):
-        if len(input_shape) != 2 or input_shape[0] > self.sequence_length:
+        if len(input_shape) == 2 and input_shape[1] is None:
+            self.refuse_variable(input_shape, "its features (axis -1)")
+        if len(input_shape) != 2 or (input_shape[0] or 0) > self.sequence_length:
             raise ValueError(f"layer {self.describe()} needs input (batch, steps <= "
                              f"{self.sequence_length}, features), got (None, "
                              f"{', '.join(map(str, input_shape))})")
@@ -139,6 +143,11 @@ class PositionEmbedding(Layer):
     def forward(self, x, training=False):
         self.check_input(x)
         steps = x.shape[1]
+        if steps > self.sequence_length:
+            raise ValueError(f"layer {self.describe()} has positions for sequences of up to "
+                             f"{self.sequence_length} steps, got a batch of {steps} steps "
+                             f"(input of shape {tuple(x.shape)}); the time axis is variable "
+                             "but cannot go beyond sequence_length")
         return xp.broadcast_to(self.params["embeddings"][:steps], x.shape).copy()
 
     def backward(self, grad):

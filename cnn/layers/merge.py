@@ -4,20 +4,27 @@ Each is called on a list of tensors of the same shape (``Concatenate``: the same
 along ``axis``): ``y = Add()([a, b])``. ``build`` gets the list of shapes (batch axis
 excluded), ``forward`` a list of arrays (N, ...), ``backward`` returns one gradient per
 input, in order. ``Subtract`` takes exactly two inputs.
+
+Variable axes (None), as Keras: None matches any size, and an axis that is None in any input
+is None in the output (``(None, None, 8)`` and ``(None, 5, 8)`` give ``(None, None, 8)``);
+each batch's arrays must then agree on it, which is checked (the error names the layer).
 """
 
 from __future__ import annotations
 
 from cnn.backend import xp
 from cnn.layers.base import Layer, format_shape
+from cnn.layers.node import has_variable_axis
 
 
 class _Merge(Layer, register=False):
     """Shared checks: a list of at least ``min_inputs`` inputs of one shape."""
 
     samplewise = True
+    variable_length = True
     min_inputs = 2
     max_inputs = None
+    joined_axis = None  # the sample axis along which the inputs may differ (Concatenate)
 
     def __init__(self, *, name=None):
         super().__init__(name=name)
@@ -25,10 +32,23 @@ class _Merge(Layer, register=False):
     def _build(self, input_shape):
         self._check_count(input_shape)
         shapes = [tuple(s) for s in input_shape]
-        if any(shape != shapes[0] for shape in shapes):
+        merged = merged_shape(shapes)
+        if merged is None:
             listed = ", ".join(format_shape(s) for s in shapes)
             raise ValueError(f"layer {self.describe()} needs inputs of one shape, got {listed}")
-        return shapes[0]
+        return merged
+
+    def call_forward(self, x, training, mask=None):
+        """``forward``, after checking that the arrays agree on the variable axes."""
+        if has_variable_axis(self.input_shape):
+            shapes = [tuple(a.shape[1:]) for a in x]
+            others = [_without(s, self.joined_axis) for s in shapes]
+            if any(o != others[0] for o in others):
+                listed = ", ".join(str(tuple(a.shape)) for a in x)
+                raise ValueError(f"layer {self.describe()}: the inputs of this batch differ on "
+                                 f"a variable axis (None in {self.input_shape}): got arrays "
+                                 f"of shapes {listed}")
+        return super().call_forward(x, training, mask)
 
     def _check_count(self, input_shape):
         if not isinstance(input_shape, list):
@@ -42,6 +62,25 @@ class _Merge(Layer, register=False):
 
     def get_config(self):
         return {"name": self.name}
+
+
+def merged_shape(shapes):
+    """The shape of the merge of sample shapes that agree, None standing for any size (and
+    making the merged axis None); None when they do not agree (other rank or a fixed size
+    that differs)."""
+    if any(len(s) != len(shapes[0]) for s in shapes):
+        return None
+    merged = []
+    for sizes in zip(*shapes):
+        known = {size for size in sizes if size is not None}
+        if len(known) > 1:
+            return None
+        merged.append(None if None in sizes else sizes[0])
+    return tuple(merged)
+
+
+def _without(shape, axis):
+    return shape if axis is None else shape[:axis] + shape[axis + 1:]
 
 
 class Add(_Merge):
@@ -131,6 +170,7 @@ class Concatenate(_Merge):
             raise ValueError(f"Concatenate axis must be a non-zero int (0 is the batch axis), "
                              f"got {axis!r}")
         self.axis = axis
+        self._batch_sizes = None  # the sizes along axis of the last forward's inputs
 
     def _build(self, input_shape):
         self._check_count(input_shape)
@@ -139,21 +179,24 @@ class Concatenate(_Merge):
         if any(len(s) + 1 != rank for s in shapes) or not -rank <= self.axis < rank:
             raise ValueError(f"layer {self.describe()} cannot join shapes "
                              f"{', '.join(format_shape(s) for s in shapes)} on axis {self.axis}")
-        self.sample_axis = (self.axis % rank) - 1
-        others = [s[:self.sample_axis] + s[self.sample_axis + 1:] for s in shapes]
-        if any(o != others[0] for o in others):
+        self.sample_axis = self.joined_axis = (self.axis % rank) - 1
+        others = merged_shape([_without(s, self.sample_axis) for s in shapes])
+        if others is None:
             raise ValueError(f"layer {self.describe()} needs inputs that agree on every axis but "
                              f"{self.axis}, got {', '.join(format_shape(s) for s in shapes)}")
         self.sizes = [s[self.sample_axis] for s in shapes]
-        out = list(shapes[0])
-        out[self.sample_axis] = sum(self.sizes)
+        out = list(others)
+        joined = None if None in self.sizes else sum(self.sizes)
+        out.insert(self.sample_axis, joined)
         return tuple(out)
 
     def forward(self, x, training=False):
+        self._batch_sizes = [a.shape[self.sample_axis + 1] for a in x]
         return xp.concatenate(x, axis=self.sample_axis + 1)
 
     def backward(self, grad):
-        bounds = [sum(self.sizes[:i + 1]) for i in range(len(self.sizes) - 1)]
+        sizes = self._batch_sizes or self.sizes
+        bounds = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
         return xp.split(grad, bounds, axis=self.sample_axis + 1)
 
     def get_config(self):

@@ -6,7 +6,8 @@
 the DAG of nodes between its input and output tensors (``cnn.models.graph``). It lives with the layers because calling a layer records it..
 
 Shapes: ``tensor.shape`` includes the batch axis as ``None`` (Keras's ``KerasTensor``),
-``tensor.sample_shape`` excludes it.
+``tensor.sample_shape`` excludes it. A sample axis may be ``None`` too: a variable length
+(``Input((None, 8))``: sequences of any number of steps), fixed only by each batch.
 """
 
 from __future__ import annotations
@@ -68,6 +69,44 @@ class Node:
     def __repr__(self):
         sources = ", ".join(t.name for t in self.inputs) or "none"
         return f"<Node {self.layer.describe()} <- {sources}>"
+
+
+def has_variable_axis(shape) -> bool:
+    """Whether a sample shape (or any of a list of them) has a variable (None) axis."""
+    if isinstance(shape, list):
+        return any(has_variable_axis(s) for s in shape)
+    return shape is not None and any(size is None for size in shape)
+
+
+def shape_matches(actual, expected) -> bool:
+    """Whether the concrete sample shape ``actual`` fits ``expected``, where a None axis of
+    ``expected`` takes any size."""
+    actual, expected = tuple(actual), tuple(expected)
+    return len(actual) == len(expected) and all(
+        want is None or size == want for size, want in zip(actual, expected))
+
+
+def shapes_compatible(a, b) -> bool:
+    """Whether two sample shapes can describe the same array (None matches any size)."""
+    a, b = tuple(a), tuple(b)
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def variable_size(shapes, arrays) -> int:
+    """The largest size that ``arrays`` (batches, one per sample shape of ``shapes``) have on
+    the variable (None) axes of ``shapes``; 1 when there are none."""
+    sizes = [array.shape[1 + axis] for shape, array in zip(shapes, arrays)
+             for axis, size in enumerate(shape) if size is None]
+    return max(sizes, default=1)
+
+
+def sample_elements(shape, variable: int = 1) -> int:
+    """The number of elements of one sample of ``shape``, a None axis counted as
+    ``variable``."""
+    count = 1
+    for size in shape:
+        count *= variable if size is None else size
+    return count
 
 
 def is_symbolic(value) -> bool:

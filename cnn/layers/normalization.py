@@ -54,6 +54,8 @@ class BatchNormalization(Layer):
     Shapes: any (N, ...) -> the same shape.
     """
 
+    variable_length = True  # on the axes other than the channels
+
     def __init__(self, axis=None, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", *,
@@ -92,6 +94,8 @@ class BatchNormalization(Layer):
                 f"(None, {', '.join(map(str, input_shape))})"
             )
         channels = self.channels = input_shape[axis - 1]
+        if channels is None:
+            self.refuse_variable(input_shape, f"its normalized axis {self.axis}")
         letters = "abcdefghijklmnopqrstuvwxyz"[:ndim]
         self._sum_spec = f"{letters}->{letters[axis]}"
         self._stat_shape = tuple(channels if i == axis else 1 for i in range(ndim))
@@ -216,6 +220,7 @@ class LayerNormalization(Layer):
     """
 
     samplewise = True
+    variable_length = True  # on the axes it does not normalize
     supports_masking = True
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True,
@@ -247,6 +252,8 @@ class LayerNormalization(Layer):
                                  f"of shape (None, {', '.join(map(str, input_shape))})")
             axes.append(positive)
         self._axes = tuple(sorted(axes))
+        if any(input_shape[i - 1] is None for i in self._axes):
+            self.refuse_variable(input_shape, f"its normalized axis {self.axis}")
         self._param_shape = tuple(input_shape[i - 1] if i in self._axes else 1
                                   for i in range(1, ndim))
         sizes = tuple(input_shape[i - 1] for i in self._axes)

@@ -11,6 +11,7 @@ from cnn.layers import data_format as formats
 from cnn.layers.base import Layer
 from cnn.layers.conv import spatial_tuple
 from cnn.layers.core import choose
+from cnn.layers.node import has_variable_axis
 from cnn.ops import pooling as pool_ops
 from cnn.ops.im2col import channels_last
 from cnn.ops.shapes import check_padding, window_output_shape
@@ -56,17 +57,29 @@ class _Pooling(Layer, register=False):
     def _build(self, input_shape):
         formats.require_input(self, input_shape, self.rank)
         channels, spatial = formats.split_shape(input_shape, self.data_format)
+        if channels is None:
+            self.refuse_variable(input_shape, "its channels")
+        if any(size is None for size in spatial):  # the pads are set for each batch
+            self._pads = None
+            return formats.join_shape(channels, (None,) * self.rank, self.data_format)
+        out = self._window(input_shape)
+        return formats.join_shape(channels, out, self.data_format)
+
+    def _window(self, sample_shape):
+        """The output's spatial sizes for ``sample_shape``; sets ``self._pads``."""
+        _, spatial = formats.split_shape(sample_shape, self.data_format)
         out, self._pads = window_output_shape(
             self._lift(spatial), self._lift(self.pool_size), self._lift(self.strides),
             self.padding
         )
         if min(out) < 1:
             window = f"pool {self.pool_size} with strides {self.strides}"
-            raise formats.does_not_fit(self, window, input_shape)
-        out = out if self.rank == 2 else out[1:]
-        return formats.join_shape(channels, out, self.data_format)
+            raise formats.does_not_fit(self, window, sample_shape)
+        return out if self.rank == 2 else out[1:]
 
     def forward(self, x, training=False):
+        if has_variable_axis(self.input_shape):
+            self._window(tuple(x.shape[1:]))
         y, self._cache = pool_ops.pool2d_forward(
             formats.to_nchw(x, self.data_format, self.rank), self._lift(self.pool_size),
             self._lift(self.strides), self._pads, self.mode)
@@ -108,6 +121,7 @@ class _Pooling1D(_Pooling, register=False):
     """Keras's argument order: ``(pool_size=2, strides=None, padding="valid", data_format)``."""
 
     rank = 1
+    variable_length = True  # sequences of any length
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, *,
                  input_shape=None, name=None):
@@ -141,6 +155,7 @@ class _GlobalPooling(Layer, register=False):
     """
 
     samplewise = True
+    variable_length = True  # any number of positions; the channels must be known
     rank = 2
 
     def __init__(self, data_format=None, keepdims=False, *, input_shape=None, name=None):
@@ -148,22 +163,28 @@ class _GlobalPooling(Layer, register=False):
         self.keepdims = bool(keepdims)
         self.data_format = formats.resolve(data_format, self.rank)
         self._cache = None
+        self._spatial = None
 
     def _build(self, input_shape):
         formats.require_input(self, input_shape, self.rank)
         channels, _ = formats.split_shape(input_shape, self.data_format)
+        if channels is None:
+            self.refuse_variable(input_shape, "its channels")
         if not self.keepdims:
             return (channels,)
         return formats.join_shape(channels, (1,) * self.rank, self.data_format)
 
     def _positions(self, x):
-        """(N, positions, C), channels-last memory."""
+        """(N, positions, C), channels-last memory; remembers the batch's spatial sizes."""
+        self._spatial = formats.split_shape(tuple(x.shape[1:]), self.data_format)[1]
         nhwc = channels_last(formats.to_nchw(x, self.data_format, self.rank))
         return nhwc.reshape(nhwc.shape[0], -1, nhwc.shape[-1])
 
     def _from_positions(self, values, n):
-        """(N, positions, C) -> a batch in the layer's input layout."""
-        channels, spatial = formats.split_shape(self.input_shape, self.data_format)
+        """(N, positions, C) -> a batch in the layout (and spatial sizes) of the input of
+        the last forward."""
+        channels, _ = formats.split_shape(self.input_shape, self.data_format)
+        spatial = self._spatial
         nhwc = values.reshape(n, *((1,) if self.rank == 1 else ()), *spatial, channels)
         return formats.from_nchw(nhwc.transpose(0, 3, 1, 2), self.data_format, self.rank)
 

@@ -116,6 +116,7 @@ class _RNN(Layer):
     state_names: tuple = ("h",)
     accepts_mask = True
     supports_masking = True
+    variable_length = True  # any number of steps (None); the features must be known
 
     def __init__(self, units, activation="tanh", *, use_bias=True, return_sequences=False,
                  return_state=False, stateful=False, go_backwards=False,
@@ -147,6 +148,8 @@ class _RNN(Layer):
                 f"{format_shape(input_shape)}. For the seed's one-sequence layout use Recurrent."
             )
         steps, features = input_shape
+        if features is None:
+            self.refuse_variable(input_shape, "its features (axis -1)")
         rows = self.gate_blocks * self.units
         self.add_param("kernel", initializers.initialize(
             self.kernel_initializer, (rows, features), features, rows))
@@ -309,7 +312,7 @@ class _RNN(Layer):
                 f"layer {self.describe()} expects {features} features per time step (axis -1), "
                 f"got input of shape {tuple(x.shape)}"
             )
-        if x.shape[1] != steps:
+        if steps is not None and x.shape[1] != steps:
             relation = "shorter" if x.shape[1] < steps else "longer"
             raise ValueError(
                 f"layer {self.describe()} was built for sequences of {steps} time steps, got "

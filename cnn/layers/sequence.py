@@ -20,6 +20,7 @@ class Masking(Layer):
 
     samplewise = True
     supports_masking = True
+    variable_length = True
 
     def __init__(self, mask_value=0.0, input_shape=None, *, name=None, trainable=True):
         super().__init__(input_shape=input_shape, name=name, trainable=trainable)

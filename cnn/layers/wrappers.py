@@ -19,7 +19,10 @@ from cnn.layers.rnn import RNN_LAYERS
 
 
 class TimeDistributed(Layer):
-    """Wraps ``layer``; its parameters, gradients and buffers are the wrapper's."""
+    """Wraps ``layer``; its parameters, gradients and buffers are the wrapper's. The time
+    axis may be variable (None); the wrapped layer sees the axes after it."""
+
+    variable_length = True
 
     @property
     def samplewise(self) -> bool:
@@ -130,6 +133,7 @@ class Bidirectional(Layer):
 
     accepts_mask = True
     supports_masking = True
+    variable_length = True  # as the recurrent layers: any number of steps
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, input_shape=None, *,
                  name=None, trainable=True):

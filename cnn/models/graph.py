@@ -11,9 +11,16 @@ every input used, no cycle), orders the nodes topologically, and runs them:
 A layer called several times (shared weights) keeps what its ``forward`` stored for one call
 only, so the runner snapshots the layer's attributes after each of its calls and restores
 them before that call's backward; its parameter gradients are summed over the calls.
+
+A mask reaching a layer that neither passes masks on (``supports_masking``) nor reads them
+(``accepts_mask``), e.g. ``Conv1D`` or ``MaxPooling1D`` after ``Embedding(mask_zero=True)``,
+is dropped there: the layers after it see none. As Keras 3 does, a UserWarning says so, once
+per layer and graph.
 """
 
 from __future__ import annotations
+
+import warnings
 
 from cnn.layers.base import Layer
 from cnn.layers.core import Input
@@ -62,6 +69,7 @@ class Graph:
             for tensor in node.inputs:
                 self.consumers[tensor.id] = self.consumers.get(tensor.id, 0) + 1
         self._snapshots: dict[int, dict] = {}
+        self._dropped_masks: set[int] = set()  # layers already warned about
 
     def model_nodes(self, layer) -> list:
         """The nodes of ``layer`` that belong to this graph, in their order of creation."""
@@ -86,6 +94,8 @@ class Graph:
             x = args if node.multi_input else args[0]
             mask = arg_masks if node.multi_input else arg_masks[0]
             layer = node.layer
+            if any(m is not None for m in arg_masks):
+                self._warn_if_dropped(layer)
             out = layer.call_forward(x, training, mask)
             out_mask = layer.compute_mask(x, mask)
             if out_mask is not None:
@@ -98,6 +108,15 @@ class Graph:
                 if remaining[t.id] == 0 and t.id not in keep:
                     values.pop(t.id, None)
         return [values[t.id] for t in self.outputs]
+
+    def _warn_if_dropped(self, layer) -> None:
+        """Warn (once) that ``layer``, given a masked input, drops the mask."""
+        if layer.supports_masking or layer.accepts_mask or id(layer) in self._dropped_masks:
+            return
+        self._dropped_masks.add(id(layer))
+        warnings.warn(f"layer {layer.describe()} was passed an input with a mask, but it does "
+                      "not support masking and drops the mask: the layers after it see none "
+                      "(as in Keras 3)", UserWarning, stacklevel=3)
 
     def backward(self, output_grads: list, linear_outputs=()) -> None:
         """Fill every trainable layer's ``grads`` from the gradients w.r.t. the outputs

@@ -25,7 +25,8 @@ from cnn import backend, losses, metrics as metrics_module, optimizers, regulari
 from cnn.layers import batch_draws
 from cnn.layers.base import ActivatedLayer, Layer
 from cnn.layers.core import Input, choose
-from cnn.layers.node import SymbolicTensor, is_symbolic
+from cnn.layers.node import (SymbolicTensor, has_variable_axis, is_symbolic, sample_elements,
+                             variable_size)
 from cnn.models import config as model_config
 from cnn.models import seam
 from cnn.models.graph import Graph
@@ -397,7 +398,7 @@ class Model:
         output_losses = [None if loss is None else 0.0 for loss in self.output_losses]
         outputs: list[list] = [[] for _ in self.outputs]
         grads = None
-        parts = self.parts(rows)
+        parts = self.parts(rows, xs)
         split = len(parts) > 1
         global_size, offset = replica.current().rows(rows)
         with batch_draws.shared_over_parts(split):  # random layers draw once per batch
@@ -430,6 +431,7 @@ class Model:
     def output_loss(self, index: int, output, target, sample_weight=None):
         """The mean loss of output ``index`` over a batch (0-d array), computed from the
         fused logits when that output is fused (read right after ``forward``)."""
+        self.check_target_length(index, output, target)
         loss = self.output_losses[index]
         if index in self.fused_outputs:
             per_sample = loss.per_sample_from_logits(self.outputs[index].layer.z, target)
@@ -437,9 +439,21 @@ class Model:
             per_sample = loss.per_sample(output, target)
         return losses.reduce_mean(per_sample, sample_weight)
 
+    def check_target_length(self, index: int, output, target) -> None:
+        """For an output with a variable (None) axis, whose targets were checked without
+        knowing the batch's length: a ValueError unless ``target`` has ``output``'s shape."""
+        if has_variable_axis(self.outputs[index].sample_shape) and \
+                tuple(output.shape) != tuple(target.shape):
+            raise ValueError(
+                f"output {self.output_names[index]!r} is {tuple(output.shape)} for this batch "
+                f"but its targets are {tuple(target.shape)}: on a variable-length axis "
+                f"(output shape {(None, *self.outputs[index].sample_shape)}) the targets must "
+                "have the length the model gives the batch")
+
     def _loss_and_output_grad(self, index, output, target, weights):
         """Mean loss (0-d array) of output ``index`` and its gradient w.r.t. the output
         (or the fused logits)."""
+        self.check_target_length(index, output, target)
         loss = self.output_losses[index]
         n = output.shape[0]
         if index in self.fused_outputs:
@@ -453,13 +467,16 @@ class Model:
             grad *= scale
         return self.output_loss(index, output, target, weights), grad
 
-    def parts(self, n: int) -> list[slice]:
+    def parts(self, n: int, xs=None) -> list[slice]:
         """Slices splitting a batch of ``n`` samples into about equal parts whose largest
         activation takes at most ``PART_BYTES``; the whole batch when a layer is not
-        ``samplewise`` (a result for one sample would depend on the others)."""
+        ``samplewise`` (a result for one sample would depend on the others). ``xs``, the
+        batch's inputs, give the size of variable (None) axes (their longest length stands
+        for every variable axis; without ``xs``, 1)."""
         if not all(layer.samplewise for layer in self.layers):
             return [slice(0, n)]
-        sizes = [int(np.prod(t.sample_shape)) for t in self.graph.tensors()]
+        steps = 1 if xs is None else variable_size(self.input_shapes, xs)
+        sizes = [sample_elements(t.sample_shape, steps) for t in self.graph.tensors()]
         per_sample = max(sizes) * np.dtype(self.dtype).itemsize
         count = min(n, max(1, -(-n * per_sample // PART_BYTES)))
         bounds = [n * i // count for i in range(count + 1)]

@@ -155,7 +155,9 @@ def check_layer_spec(spec, what: str, depth: int = 0) -> None:
         where = f"{what}: {key}"
         if value is None:
             continue
-        if key in limits.SIZE_KEYS:
+        if key == "input_shape":
+            limits.sizes(value, where, variable=True)
+        elif key in limits.SIZE_KEYS:
             limits.sizes(value, where)
         elif key == "target_shape":
             _target_shape(value, where)
@@ -236,7 +238,7 @@ def _normalization(config, shape):
 
 
 def _batch_normalization(config, shape):
-    return 4 * max(shape)
+    return 4 * max(size for size in shape if size is not None)
 
 
 def _time_distributed(config, shape):

@@ -45,22 +45,25 @@ def integer(value, what: str, minimum: int = 1, maximum: int = MAX_SIZE) -> int:
     return int(value)
 
 
-def sizes(values, what: str, minimum: int = 1, maximum: int = MAX_SIZE) -> tuple[int, ...]:
-    """An int or a list of at most MAX_RANK ints, each in [minimum, maximum]."""
+def sizes(values, what: str, minimum: int = 1, maximum: int = MAX_SIZE,
+          variable: bool = False) -> tuple[int | None, ...]:
+    """An int or a list of at most MAX_RANK ints, each in [minimum, maximum]; with
+    ``variable``, list entries may be None (a variable axis of a shape)."""
     if not isinstance(values, (list, tuple, np.ndarray)):
         return (integer(values, what, minimum, maximum),)
     if len(values) > MAX_RANK:
         raise ValueError(f"{what} has {len(values)} entries; at most {MAX_RANK} are allowed")
-    return tuple(integer(v, f"{what}[{i}]", minimum, maximum) for i, v in enumerate(values))
+    return tuple(None if v is None and variable else integer(v, f"{what}[{i}]", minimum, maximum)
+                 for i, v in enumerate(values))
 
 
-def sample_shape(shape, what: str) -> tuple[int, ...]:
-    """A shape of one sample (no batch axis): 1 to MAX_RANK sizes, at most
-    MAX_SAMPLE_ELEMENTS elements."""
+def sample_shape(shape, what: str) -> tuple[int | None, ...]:
+    """A shape of one sample (no batch axis): 1 to MAX_RANK sizes (None: a variable axis,
+    counted as 1), at most MAX_SAMPLE_ELEMENTS elements."""
     if not isinstance(shape, (list, tuple, np.ndarray)) or len(shape) == 0:
         raise ValueError(f"{what} must be a non-empty list of integers, got {shape!r}")
-    result = sizes(shape, what, maximum=MAX_SAMPLE_ELEMENTS)
-    elements = math.prod(result)
+    result = sizes(shape, what, maximum=MAX_SAMPLE_ELEMENTS, variable=True)
+    elements = math.prod(1 if size is None else size for size in result)
     if elements > MAX_SAMPLE_ELEMENTS:
         raise ValueError(f"{what} {list(result)} has {elements} elements per sample; at most "
                          f"{MAX_SAMPLE_ELEMENTS} are allowed")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn.layers.node import has_variable_axis, shape_matches
 from cnn.losses import (BinaryCrossentropy, CategoricalCrossentropy,
                         SparseCategoricalCrossentropy)
 
@@ -45,9 +46,10 @@ def check_finite(x, what: str, read_rows=None) -> None:
 
 
 def check_inputs(x, input_shape: tuple, what: str = "x", read_rows=None) -> np.ndarray:
-    """Validate inputs against the model's input shape (without batch axis)."""
+    """Validate inputs against the model's input shape (without batch axis; a None axis
+    takes any size)."""
     x = as_array(x, what)
-    if tuple(x.shape[1:]) != tuple(input_shape):
+    if not shape_matches(x.shape[1:], input_shape):
         hint = ""
         if tuple(x.shape) == tuple(input_shape):
             hint = " (a single sample? add the batch axis: x[None])"
@@ -55,7 +57,8 @@ def check_inputs(x, input_shape: tuple, what: str = "x", read_rows=None) -> np.n
             hint = (" (the channels axis is at the other end: transpose the images, or build "
                     "the model for their layout with data_format= or "
                     "cnn.set_image_data_format(...))")
-        elif int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
+        elif not has_variable_axis(input_shape) and (
+                int(np.prod(x.shape[1:])) == int(np.prod(input_shape))):
             hint = f" (same size: reshape it with x.reshape(-1, *{tuple(input_shape)}))"
         raise ValueError(
             f"{what} has shape {tuple(x.shape)}, but the model expects (N, "
@@ -63,6 +66,23 @@ def check_inputs(x, input_shape: tuple, what: str = "x", read_rows=None) -> np.n
         )
     check_finite(x, what, read_rows)
     return x
+
+
+def join_predictions(chunks: list, output: str) -> np.ndarray:
+    """``predict``'s outputs of one model output, batch by batch, joined along the batch
+    axis. Batches of a variable length (None) give outputs of different lengths, which make
+    no one array (Keras fails there too): a ValueError names the first batch that differs."""
+    first = tuple(chunks[0].shape[1:])
+    for number, chunk in enumerate(chunks, start=1):
+        if tuple(chunk.shape[1:]) != first:
+            raise ValueError(
+                f"predict cannot join its batches' outputs into one array: output {output!r} "
+                f"of batch 1 has shape {tuple(chunks[0].shape)} but batch {number} "
+                f"{tuple(chunk.shape)} (the model has a variable-length axis and the batches "
+                "differ in length). Predict one batch at a time (model.predict_on_batch(x) "
+                "for each batch), or pad the inputs to one length first "
+                "(cnn.utils.pad_sequences)")
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
 def _channels_moved(shape, expected) -> bool:
@@ -88,11 +108,13 @@ def prepare_targets(y, n_samples: int, output_shape: tuple, loss, dtype, what: s
     if isinstance(loss, CategoricalCrossentropy) and is_ids and len(output_shape) == 1:
         return one_hot(y.reshape(-1), classes, dtype, what)
     if isinstance(loss, SparseCategoricalCrossentropy) and len(output_shape) > 1 and (
-            y.shape[1:] in (output_shape[:-1], (*output_shape[:-1], 1))):
-        return one_hot(y.reshape(-1), classes, dtype, what).reshape(expected)
+            shape_matches(y.shape[1:], output_shape[:-1])
+            or shape_matches(y.shape[1:], (*output_shape[:-1], 1))):
+        ids_shape = (n_samples, *y.shape[1:len(output_shape)], classes)
+        return one_hot(y.reshape(-1), classes, dtype, what).reshape(ids_shape)
     if y.ndim == 1 and output_shape == (1,):
         y = y.reshape(-1, 1)
-    if tuple(y.shape) != expected:
+    if not shape_matches(y.shape, expected):
         if y.ndim == 2 and len(output_shape) == 1:
             raise ValueError(
                 f"{what} has {y.shape[1]} columns but the model outputs {classes} values per "

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cnn import backend, replica
+from cnn.layers.node import has_variable_axis
 from cnn.models.model import Gradients
 from cnn.training import workers as data_parallel
 
@@ -64,7 +65,7 @@ def run_inference(model, batch) -> Outputs:
     with_loss = batch.y is not None
     total = 0.0
     output_losses = [None if loss is None else 0.0 for loss in model.output_losses]
-    for part in model.parts(n):
+    for part in model.parts(n, batch.x):
         result = model.graph.forward([x[part] for x in batch.x], training=False)
         share = (part.stop - part.start) / n
         for k, output in enumerate(result):
@@ -148,6 +149,10 @@ def for_fit(model, workers, batch_size: int, timeout=None):
             "not treat samples independently (batch statistics or state carried across "
             "samples); train it with workers=1"
         )
+    if has_variable_axis([*model.input_shapes, *model.output_shapes]):
+        raise ValueError(f"workers={workers} hands batches over in shared arrays of fixed "
+                         "shapes, but the model has a variable-length (None) axis; train it "
+                         "with workers=1")
     capacity = -(-batch_size // workers)
     threads = max(1, backend.get_num_threads() // workers)
     losses = [None if loss is None else loss.get_config() for loss in model.output_losses]

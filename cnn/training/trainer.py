@@ -356,7 +356,8 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
             chunks[k].append(backend.to_numpy(output))
     if not chunks[0]:
         raise ValueError("there was no data to predict (the generator yielded no batch)")
-    outputs = [c[0] if len(c) == 1 else np.concatenate(c) for c in chunks]
+    outputs = [data_checks.join_predictions(c, name)
+               for c, name in zip(chunks, model.output_names)]
     return _structured(model, outputs)
 
 
