@@ -23,8 +23,8 @@ from cnn.layers import (ELU, GRU, LSTM, Add, AveragePooling1D, AveragePooling2D,
                         MultiHeadAttention, Normalization, PositionEmbedding, PReLU,
                         RandomFlip, RandomRotation, RandomTranslation, ReLU, RepeatVector,
                         Rescaling, SeparableConv2D, SimpleRNN, Softmax, UpSampling2D,
-                        ZeroPadding2D)
-from cnn.models import Model  # noqa: E402
+                        TimeDistributed, ZeroPadding2D)
+from cnn.models import Model, Sequential  # noqa: E402
 from cnn.onnx import OnnxExportError  # noqa: E402
 from cnn.onnx.export import value_info  # noqa: E402
 from onnx_helpers import check_export, one_layer_model, run_onnx, sample_inputs  # noqa: E402
@@ -358,3 +358,52 @@ def new_example_networks():
 def test_new_example_networks_match_predict(opset, tmp_path):
     for name, (model, inputs) in new_example_networks().items():
         check_export(randomize_all(model), tmp_path, opset, inputs=inputs)
+
+
+def variable_length_models():
+    """Models on Input((None, F)) / Input((None,)) (a variable number of steps)."""
+    cnn.set_seed(0)
+    x = Input((None, 4))
+    attended = MultiHeadAttention(2, 2)(x, x)
+    mha = Model(x, Add()([x, PositionEmbedding(10)(attended)]))
+    y = Input((None, 4))
+    causal = Model(y, MultiHeadAttention(2, 2, use_causal_mask=True)(y, y))
+    return {
+        "lstm": Sequential([Input((None, 4)), LSTM(3, return_sequences=True), Dense(2)]),
+        "bidirectional_gru": Sequential([Input((None, 4)), Bidirectional(GRU(3)), Dense(2)]),
+        "conv1d_pooling": Sequential([Input((None, 4)), Conv1D(3, 3, padding="causal",
+                                                               dilation_rate=2),
+                                      Conv1D(2, 2, strides=2, padding="same"),
+                                      MaxPooling1D(2, padding="same"),
+                                      AveragePooling1D(3, strides=2, padding="same"),
+                                      GlobalMaxPooling1D()]),
+        "embedding": Sequential([Input((None,)), Embedding(9, 4), LayerNormalization(),
+                                 GlobalAveragePooling1D()]),
+        "embedding_masked": Sequential([Input((None,)), Embedding(9, 4, mask_zero=True),
+                                        GlobalAveragePooling1D()]),
+        "attention": mha,
+        "causal_attention": causal,
+        "masking": Sequential([Input((None, 4)), Masking(), Dense(3)]),
+        "time_distributed": Sequential([Input((None, 4)), TimeDistributed(Dense(3))]),
+    }
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("case", sorted(variable_length_models()))
+def test_variable_length_inputs_run_at_every_length(case, opset):
+    model = randomize_all(variable_length_models()[case])
+    if case == "causal_attention" and opset < 14:
+        with pytest.raises(OnnxExportError, match="Trilu"):
+            cnn.onnx.to_onnx(model, opset)
+        return
+    proto = cnn.onnx.to_onnx(model, opset)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[1].dim_param
+    for steps in (3, 8):
+        rng = np.random.default_rng(steps)
+        if case.startswith("embedding"):
+            x = padded_ids(2, steps, 9)
+        else:
+            x = rng.standard_normal((2, steps, 4)).astype(np.float32)
+        actual = run_onnx(proto, x)
+        np.testing.assert_allclose(actual, model.predict(x), rtol=1e-4, atol=1e-5,
+                                   err_msg=f"{steps} steps")

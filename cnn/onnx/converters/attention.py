@@ -16,13 +16,16 @@ triangle's.
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from cnn.layers import MultiHeadAttention
 from cnn.layers.attention import LAYOUTS
 from cnn.ops.attention import MASKED_LOGIT
 from cnn.onnx.converters.core import layer_weights
+from cnn.onnx.errors import OnnxExportError
 from cnn.onnx.registry import converter
+
+TRILU_OPSET = 14  # the first opset with Trilu
 
 
 def project(builder, weights, name, x, perm) -> str:
@@ -61,10 +64,28 @@ def allowed_pairs(builder, layer, named, masks=None) -> str | None:
     if layer.use_causal_mask:
         shapes = layer.unpack(layer.input_shape)
         steps = (shapes["query"][0], shapes["value"][0])
-        triangle = np.tril(np.ones(steps, dtype=bool))[None, None]
-        causal = builder.initializer(triangle, "causal_mask", dtype=np.bool_)
+        if None in steps:
+            causal = variable_causal_mask(builder, layer, named)
+        else:
+            triangle = np.tril(np.ones(steps, dtype=bool))[None, None]
+            causal = builder.initializer(triangle, "causal_mask", dtype=np.bool_)
         allowed = causal if allowed is None else builder.node("And", [allowed, causal])
     return allowed
+
+
+def variable_causal_mask(builder, layer, named) -> str:
+    """The (Tq, Tv) lower triangle for steps known only at run time: ``Trilu`` (opset 14) of
+    ones of the shape [Shape(query)[1], Shape(value)[1]]."""
+    if builder.opset < TRILU_OPSET:
+        raise OnnxExportError(
+            f"layer {layer.describe()} cannot be exported at opset {builder.opset}: its causal "
+            f"mask over a variable number of steps needs Trilu (opset {TRILU_OPSET})")
+    steps = [builder.node("Gather", [builder.node("Shape", [named[name]]),
+                                     builder.ints([1], "time_axis")], axis=0)
+             for name in ("query", "value")]
+    ones = builder.node("ConstantOfShape", [builder.node("Concat", steps, axis=0)],
+                        value=numpy_helper.from_array(np.ones(1, np.float32)))
+    return builder.node("Cast", [builder.node("Trilu", [ones], upper=0)], to=TensorProto.BOOL)
 
 
 @converter(MultiHeadAttention)

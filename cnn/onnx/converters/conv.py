@@ -12,15 +12,39 @@ from cnn.layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, Conv
 from cnn.onnx.converters.activations import emit_after_linear
 from cnn.onnx.converters.core import layer_weights
 from cnn.onnx.converters.layout import in_channels_first, onnx_pads, spatial_sizes, window_pads
+from cnn.onnx.errors import OnnxExportError
 from cnn.onnx.registry import converter
+
+
+def variable_length_pads(layer, window, dilations) -> dict:
+    """The padding attribute of a window over an axis of variable length (a None size):
+    zeros ("valid"), ``auto_pad="SAME_UPPER"`` (Keras's "same": the odd cell at the end),
+    or all ``(k - 1) * dilation`` at the start ("causal")."""
+    if layer.padding == "valid":
+        return {"pads": [0, 0] * len(window)}
+    if layer.padding == "same":
+        return {"auto_pad": "SAME_UPPER"}
+    if layer.padding == "causal":
+        return {"pads": [(window[0] - 1) * dilations[0], 0]}
+    raise OnnxExportError(f"layer {layer.describe()} cannot be exported: padding "
+                          f"{layer.padding!r} on an axis of variable length")
 
 
 def conv_attributes(layer, group: int = 1) -> dict:
     """``Conv``'s geometry attributes for a built window layer (``layer.pads`` as cnn's
-    kernels use them)."""
+    kernels use them; see ``variable_length_pads`` for a None size)."""
+    if None in spatial_sizes(layer):
+        padding = variable_length_pads(layer, layer.kernel_size, layer.dilation_rate)
+    else:
+        padding = {"pads": onnx_pads(layer.pads, layer.rank)}
     return {"kernel_shape": list(layer.kernel_size), "strides": list(layer.strides),
-            "pads": onnx_pads(layer.pads, layer.rank),
-            "dilations": list(layer.dilation_rate), "group": group}
+            **padding, "dilations": list(layer.dilation_rate), "group": group}
+
+
+def pool_padding(layer) -> dict:
+    if None in spatial_sizes(layer):
+        return variable_length_pads(layer, layer.pool_size, [1] * len(layer.pool_size))
+    return {"pads": window_pads(layer, layer.pool_size, layer.strides, layer.padding)}
 
 
 def emit_window_layer(builder, layer, inputs, output, linear_cf) -> None:
@@ -113,16 +137,16 @@ def convert_conv_transpose(builder, layer, inputs, output):
 @converter(MaxPooling2D, MaxPooling1D)
 def convert_max_pooling(builder, layer, inputs, output):
     """``MaxPool``: padded cells never win, as in cnn."""
-    pads = window_pads(layer, layer.pool_size, layer.strides, layer.padding)
+    padding = pool_padding(layer)
     in_channels_first(builder, layer, inputs[0], output, lambda x, y: builder.node(
         "MaxPool", [x], y, kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-        pads=pads), len(layer.pool_size))
+        **padding), len(layer.pool_size))
 
 
 @converter(AveragePooling2D, AveragePooling1D)
 def convert_average_pooling(builder, layer, inputs, output):
     """``AveragePool`` with ``count_include_pad=0``: padded cells are not counted, as in cnn."""
-    pads = window_pads(layer, layer.pool_size, layer.strides, layer.padding)
+    padding = pool_padding(layer)
     in_channels_first(builder, layer, inputs[0], output, lambda x, y: builder.node(
         "AveragePool", [x], y, kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-        pads=pads, count_include_pad=0), len(layer.pool_size))
+        count_include_pad=0, **padding), len(layer.pool_size))

@@ -16,7 +16,13 @@ def convert_time_distributed(builder, layer, inputs, output):
     merged = builder.node("Reshape", [inputs[0], builder.ints([-1, *inner.input_shape], "merged")])
     inner_output = builder.unique(inner.name or inner.default_name())
     convert_layer(builder, inner, [merged], inner_output)
-    split = builder.ints([-1, steps, *inner.output_shape[1:]], "split")
+    if steps is None:  # a variable time axis: (N, T) read from the input
+        prefix = builder.node("Slice", [builder.node("Shape", inputs), builder.ints([0], "start"),
+                                        builder.ints([2], "end")])
+        split = builder.node("Concat", [prefix, builder.ints(inner.output_shape[1:], "inner")],
+                             axis=0)
+    else:
+        split = builder.ints([-1, steps, *inner.output_shape[1:]], "split")
     builder.node("Reshape", [inner_output, split], output)
 
 
