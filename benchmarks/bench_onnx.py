@@ -8,6 +8,7 @@ per second. Both get ``--threads`` threads (BLAS for cnn, intra-op for onnxrunti
 
     pip install -e ".[onnx]"
     PYTHONPATH=. python benchmarks/bench_onnx.py [--threads 1] [--repeats 5] [--append]
+    PYTHONPATH=. python benchmarks/bench_onnx.py --quick    # a smoke run: does it work?
 
 ``--append`` adds the rows to benchmarks/RESULTS.md (section "ONNX inference"); run it on a
 quiet machine only (the 1-minute load average is printed with every round).
@@ -63,7 +64,14 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--append", action="store_true", help="add the rows to RESULTS.md")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run (128 images, batches of 32, one round); prints "
+                             "numbers that mean nothing and never appends them")
     args = parser.parse_args()
+    if args.quick:
+        if args.append:
+            parser.error("--quick runs are not benchmarks: they cannot --append")
+        args.images, args.batch_size, args.repeats = 128, 32, 1
     cnn.set_num_threads(args.threads)
     x = np.random.default_rng(0).random((args.images, 1, 28, 28), dtype=np.float32)
     print(machine_line())

@@ -118,6 +118,59 @@ class Recurrent(nn.Module):
         return self.fc(y if self.sequences else y[:, -1])
 
 
+class Conv1dNet(nn.Module):
+    """Conv1d (dilated, "same" pads) with LeakyReLU, a strided Conv1d with ELU, Flatten,
+    Linear: (N, 4, 12) sequences, channels first as torch has them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(4, 6, 3, dilation=2, padding=2)
+        self.conv2 = nn.Conv1d(6, 5, 2, stride=2)
+        self.fc = nn.Linear(30, 2)
+
+    def forward(self, x):
+        x = nn.functional.leaky_relu(self.conv1(x), 0.1)
+        return self.fc(torch.flatten(nn.functional.elu(self.conv2(x)), 1))
+
+
+class ImageOps(nn.Module):
+    """Conv2d + PReLU (one slope per channel), a depthwise Conv2d (groups = channels), max
+    pooling, ConvTranspose2d (DCGAN's kernel 4, stride 2, padding 1: Keras's "same"),
+    Upsample (bilinear and nearest), Softmax over the channels, global mean, Linear. (A
+    padding that Keras's "valid"/"same" cannot express, such as kernel 3, stride 2, padding 1,
+    output_padding 1, is refused by the importer.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.prelu = nn.PReLU(4, init=0.2)
+        self.depthwise = nn.Conv2d(4, 8, 3, padding=1, groups=4)
+        self.pool = nn.MaxPool2d(4)
+        self.deconv = nn.ConvTranspose2d(8, 3, 4, stride=2, padding=1)
+        self.bilinear = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.nearest = nn.Upsample(scale_factor=(1, 2), mode="nearest")
+        self.fc = nn.Linear(3, 10)
+
+    def forward(self, x):
+        x = self.pool(self.depthwise(self.prelu(self.conv(x))))
+        x = self.nearest(self.bilinear(torch.tanh(self.deconv(x))))
+        return self.fc(torch.softmax(x, dim=1).mean((2, 3)))
+
+
+class EmbeddingNet(nn.Module):
+    """Embedding of int64 ids, LayerNorm (the LayerNormalization op from opset 17), Flatten,
+    Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(48, 2)
+
+    def forward(self, ids):
+        return self.fc(torch.flatten(self.norm(self.embedding(ids)), 1))
+
+
 def train(module, x, y, loss_fn, steps=STEPS, lr=3e-3):
     """A brief Adam training, so that the weights are no longer their initial values."""
     torch.manual_seed(0)
@@ -151,6 +204,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "tests"
                                              / "fixtures" / "onnx"))
+    parser.add_argument("--only", nargs="*", help="write only these fixtures (names without "
+                                                  "_opsetN)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,6 +217,12 @@ def main():
     seq_x, seq_y = sequences(512, generator)
     test_seq = torch.randn(16, 7, 3, generator=generator)
     cross_entropy = nn.CrossEntropyLoss()
+    conv_x = torch.randn(512, 4, 12, generator=generator)
+    conv_y = (conv_x[:, 0].sum(dim=1) > 0).long()
+    test_conv = torch.randn(16, 4, 12, generator=generator)
+    ids = torch.randint(0, 20, (512, 6), generator=generator)
+    id_labels = (ids[:, 0] > ids[:, 5]).long()
+    test_ids = torch.randint(0, 20, (16, 6), generator=generator)
 
     def from_probabilities(p, t):
         return nn.functional.nll_loss(torch.log(p + 1e-9), t)
@@ -178,8 +239,13 @@ def main():
         ("torch_gru_sequences", Recurrent(nn.GRU, True), seq_x, seq_y, per_step, test_seq,
          (13,)),
         ("torch_residual", Residual(), images, labels, cross_entropy, test_images, (13, 17)),
+        ("torch_conv1d", Conv1dNet(), conv_x, conv_y, cross_entropy, test_conv, (13, 17)),
+        ("torch_image_ops", ImageOps(), images, labels, cross_entropy, test_images, (13, 17)),
+        ("torch_embedding", EmbeddingNet(), ids, id_labels, cross_entropy, test_ids, (17,)),
     ]
     for name, module, x, y, loss_fn, test_x, opsets in fixtures:
+        if args.only and name not in args.only:
+            continue
         loss = train(module, x, y, loss_fn)
         with torch.no_grad():
             expected = module(test_x).numpy()

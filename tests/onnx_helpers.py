@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import cnn
+import cnn.onnx
 from cnn.layers import Input
 from cnn.models import Sequential
 
@@ -66,3 +67,21 @@ def assert_close(actual, expected, what=""):
             np.testing.assert_allclose(a, e, rtol=RTOL, atol=ATOL, err_msg=what)
         return
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
+
+
+def check_export(model, tmp_path, opset, batch=3, inputs=None):
+    """Export, run the full checker, compare onnxruntime with predict at batch sizes ``batch``
+    and 1; ``inputs(size)`` makes the inputs (default: ``sample_inputs``). Returns the proto."""
+    onnx = pytest.importorskip("onnx", reason="needs the [onnx] extra")
+    path = tmp_path / f"model_{opset}.onnx"
+    cnn.onnx.export(model, path, opset=opset)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version == opset
+    for size in (batch, 1):
+        x = sample_inputs(model, size) if inputs is None else inputs(size)
+        actual, expected = run_onnx(str(path), x), model.predict(x)
+        if isinstance(x, list) and not isinstance(expected, list):  # several inputs, one output
+            actual = actual[0]
+        assert_close(actual, expected, f"opset {opset}, batch {size}")
+    return proto

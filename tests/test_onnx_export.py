@@ -22,8 +22,8 @@ from cnn.layers import (GRU, LSTM, Activation, AveragePooling2D, BatchNormalizat
 from cnn.models import Model, load_model  # noqa: E402
 from cnn.onnx import OnnxExportError  # noqa: E402
 from helpers import seed_dir  # noqa: E402
-from onnx_helpers import (assert_close, one_layer_model, randomize_buffers, run_onnx,  # noqa: E402
-                          sample_inputs)
+from onnx_helpers import (assert_close, check_export, one_layer_model,  # noqa: E402
+                          randomize_buffers, run_onnx, sample_inputs)
 
 OPSETS = (13, 17)
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,19 +77,6 @@ RECURRENT = {
     "gru_linear_leaky": lambda **kw: GRU(4, activation="linear",
                                          recurrent_activation="leaky_relu(0.2)", **kw),
 }
-
-
-def check_export(model, tmp_path, opset, batch=3):
-    """Export, run the full checker, compare onnxruntime with predict at two batch sizes."""
-    path = tmp_path / f"model_{opset}.onnx"
-    cnn.onnx.export(model, path, opset=opset)
-    proto = onnx.load(str(path))
-    onnx.checker.check_model(proto, full_check=True)
-    assert proto.opset_import[0].version == opset
-    for size in (batch, 1):
-        x = sample_inputs(model, size)
-        assert_close(run_onnx(str(path), x), model.predict(x), f"opset {opset}, batch {size}")
-    return proto
 
 
 @pytest.mark.parametrize("opset", OPSETS)

@@ -16,13 +16,15 @@ pytest.importorskip("onnxruntime", reason="the round trips run graphs in onnxrun
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import cnn.onnx  # noqa: E402
-from cnn.layers import GRU, LSTM, Conv2D, Dense, Flatten, Input  # noqa: E402
+from cnn.layers import GRU, LSTM, Conv2D, Dense, Embedding, Flatten, Input  # noqa: E402
 from cnn.models import Sequential, load_model  # noqa: E402
 from cnn.onnx import OnnxImportError  # noqa: E402
 from onnx_helpers import assert_close, one_layer_model, randomize_buffers, run_onnx  # noqa: E402
 from onnx_helpers import sample_inputs  # noqa: E402
 from test_onnx_export import (ACTIVATIONS, LAYERS, RECURRENT, SEQUENCE,  # noqa: E402
                               example_networks)
+from test_onnx_export_layers import LAYERS as NEW_LAYERS  # noqa: E402
+from test_onnx_export_layers import randomize_all  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "onnx"
 TORCH_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.onnx"))
@@ -36,6 +38,11 @@ EXPECTED_LAYERS = {
     "torch_gru_sequences": ["GRU", "Dense"],
     "torch_residual": ["Conv2D", "Conv2D", "Conv2D", "Add", "Conv2D", "Concatenate",
                        "GlobalAveragePooling2D", "Dense"],
+    "torch_conv1d": ["Conv1D", "Conv1D", "Flatten", "Dense"],
+    "torch_image_ops": ["Conv2D", "PReLU", "DepthwiseConv2D", "MaxPooling2D", "Conv2DTranspose",
+                        "UpSampling2D", "UpSampling2D", "Softmax", "GlobalAveragePooling2D",
+                        "Dense"],
+    "torch_embedding": ["Embedding", "LayerNormalization", "Flatten", "Dense"],
 }
 
 
@@ -57,6 +64,19 @@ def test_torch_exports_predict_what_pytorch_predicted(stem):
     assert_close(model.predict(x), expected, stem)
     family = stem.rsplit("_opset", 1)[0]
     assert [type(layer).__name__ for layer in model.layers] == EXPECTED_LAYERS[family]
+
+
+def test_torch_layer_options_import():
+    conv1d = cnn.onnx.load(fixture("torch_conv1d_opset13")[0]).layers
+    assert [(layer.padding, layer.dilation_rate, layer.strides) for layer in conv1d[:2]] == [
+        ("same", (2,), (1,)), ("valid", (1,), (2,))]
+    assert [layer.activation.get_config() for layer in conv1d[:2]] == ["leaky_relu(0.1)", "elu"]
+    image = cnn.onnx.load(fixture("torch_image_ops_opset13")[0]).layers
+    assert image[1].shared_axes == [2, 3] and image[2].depth_multiplier == 2
+    assert (image[4].padding, image[4].activation.get_config()) == ("same", "tanh")
+    assert [(layer.interpolation, layer.size) for layer in image[5:7]] == [
+        ("bilinear", (2, 2)), ("nearest", (1, 2))]
+    assert image[7].axis == 1
 
 
 def test_torch_recurrent_outputs_decide_return_sequences():
@@ -96,9 +116,10 @@ def test_imported_model_summarises_evaluates_fine_tunes_and_saves(tmp_path, caps
 def test_torch_exports_round_trip_through_cnn(stem, tmp_path):
     path, x, expected = fixture(stem)
     model = cnn.onnx.load(path)
-    first = cnn.onnx.export(model, tmp_path / "cnn.onnx", opset=13)
+    opset = min(int(stem.rsplit("_opset", 1)[1]), 17)  # torch's LayerNorm op needs 17
+    first = cnn.onnx.export(model, tmp_path / "cnn.onnx", opset=opset)
     assert_close(run_onnx(str(tmp_path / "cnn.onnx"), x), expected, stem)
-    assert_same_graph(first, cnn.onnx.to_onnx(cnn.onnx.load(tmp_path / "cnn.onnx"), 13))
+    assert_same_graph(first, cnn.onnx.to_onnx(cnn.onnx.load(tmp_path / "cnn.onnx"), opset))
 
 
 # -- export -> import -> export ---------------------------------------------------------------
@@ -200,17 +221,16 @@ def test_an_unsupported_op_names_the_op_and_the_node(tmp_path):
 def refused_graphs():
     """(name, nodes, inputs, output shape, initializers, expected message)."""
     x = float_input("x", ["N", 2, 6, 6])
-    w = tensor("w", np.ones((4, 1, 3, 3)))
     w2 = tensor("w2", np.ones((4, 2, 3, 3)))
     seq = float_input("x", ["N", 5, 3])
     lstm_w = tensor("W", np.ones((2, 16, 3)))
     lstm_r = tensor("R", np.ones((2, 16, 4)))
     return [
-        ("grouped conv", [helper.make_node("Conv", ["x", "w"], ["y"], name="c", group=2)],
-         [x], ["N", 4, 4, 4], [w], "grouped convolutions"),
-        ("dilated conv", [helper.make_node("Conv", ["x", "w2"], ["y"], name="c",
-                                           dilations=[2, 2])],
-         [x], ["N", 4, 2, 2], [w2], "dilated"),
+        ("grouped conv", [helper.make_node("Conv", ["x4", "w2"], ["y"], name="c", group=2)],
+         [float_input("x4", ["N", 4, 6, 6])], ["N", 4, 4, 4], [w2], "grouped convolutions"),
+        ("dilated pooling", [helper.make_node("MaxPool", ["x"], ["y"], name="p",
+                                              kernel_shape=[2, 2], dilations=[2, 2])],
+         [x], ["N", 2, 4, 4], [], "dilated"),
         ("ceil mode", [helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[2, 2],
                                         strides=[2, 2], ceil_mode=1)],
          [x], ["N", 2, 3, 3], [], "ceil_mode"),
@@ -303,6 +323,19 @@ def test_skip_connections_and_two_inputs_import_as_functional_models(tmp_path):
                                np.concatenate([np.maximum(a, 0) + a, b], axis=1))
 
 
+def test_global_max_pool_imports_and_folds_the_flatten_after_it(tmp_path):
+    x = float_input("x", ["N", 2, 5, 4])
+    path = write_graph(tmp_path / "m.onnx", [
+        helper.make_node("GlobalMaxPool", ["x"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["y"], name="flat")], [x],
+        [float_input("y", ["N", 2])])
+    model = cnn.onnx.load(path)
+    assert [(type(a).__name__, a.keepdims) for a in model.layers] == [("GlobalMaxPooling2D",
+                                                                       False)]
+    data = np.random.default_rng(0).random((3, 2, 5, 4)).astype(np.float32)
+    assert_close(model.predict(data), data.max(axis=(2, 3)))
+
+
 def test_flatten_after_global_pooling_folds_into_it(tmp_path):
     nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"], name="gap/GlobalAveragePool"),
              helper.make_node("Flatten", ["g"], ["y"], name="gap/Flatten")]
@@ -381,3 +414,42 @@ def test_graphs_above_the_node_limit_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(reader, "MAX_NODES", 1)
     with pytest.raises(OnnxImportError, match="2 nodes .* exceed the limits"):
         cnn.onnx.load(path)
+
+
+# -- the layers of issue #15 that import --------------------------------------------------------
+
+NEW_ROUND_TRIPS = ["conv1d_channels_first", "conv2d_dilated", "depthwise", "depthwise_dilated",
+                   "conv_transpose_valid", "conv_transpose_same_stride",
+                   "conv_transpose_stride_gt_kernel", "conv_transpose_output_padding",
+                   "upsampling_nearest", "upsampling_bilinear", "softmax_channels",
+                   "prelu_shared", "prelu_full", "leaky_relu", "elu", "relu", "global_max1d",
+                   "global_avg1d_keepdims", "global_avg1d", "global_max2d",
+                   "global_max2d_last_keepdims", "global_avg2d_last", "avg_pool1d_first",
+                   "max_pool1d_first_same", "cropping", "cropping_last"]
+
+
+@pytest.mark.parametrize("opset", (13, 17))
+@pytest.mark.parametrize("case", NEW_ROUND_TRIPS)
+def test_new_layers_export_import_export_round_trip(case, opset, tmp_path):
+    shape, make = NEW_LAYERS[case]
+    model = randomize_all(one_layer_model(shape, make()))
+    check_round_trip(model, opset, tmp_path)
+
+
+@pytest.mark.parametrize("case", ["layer_norm", "layer_norm_no_scale"])
+def test_layer_normalization_round_trips_at_opset_17(case, tmp_path):
+    shape, make = NEW_LAYERS[case]
+    imported = check_round_trip(randomize_all(one_layer_model(shape, make())), 17, tmp_path)
+    assert type(imported.layers[0]).__name__ == "LayerNormalization"
+
+
+@pytest.mark.parametrize("opset", (13, 17))
+def test_embedding_round_trips(opset, tmp_path):
+    model = randomize_all(one_layer_model((6,), Embedding(11, 4), Flatten(), Dense(3)))
+    first = cnn.onnx.export(model, tmp_path / "first.onnx", opset=opset)
+    imported = cnn.onnx.load(tmp_path / "first.onnx")
+    ids = np.random.default_rng(0).integers(0, 11, (5, 6)).astype(np.float32)
+    assert_close(imported.predict(ids), model.predict(ids))
+    assert [type(layer).__name__ for layer in imported.layers] == ["Embedding", "Flatten",
+                                                                    "Dense"]
+    assert_same_graph(first, cnn.onnx.to_onnx(imported, opset))

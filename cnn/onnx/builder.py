@@ -16,6 +16,9 @@ from onnx import helper, numpy_helper
 from cnn.onnx.graph import unique_name
 
 BATCH_DIM = "batch"  # the symbolic name of the dynamic batch axis
+REDUCE_AXES_INPUT_OPSET = 18  # ReduceMean / ReduceMax take their axes as an input from 18
+INT64_MIN = np.iinfo(np.int64).min
+INT64_MAX = np.iinfo(np.int64).max
 
 
 class GraphBuilder:
@@ -90,3 +93,19 @@ class GraphBuilder:
         shape = self.node("Shape", [tensor])
         size = self.node("Gather", [shape, self.ints([0], "zero")], axis=0)
         return size
+
+    def reduce(self, op_type: str, x: str, axes, output: str | None = None,
+               keepdims: bool = True) -> str:
+        """``ReduceMean`` / ``ReduceMax`` of ``x`` over ``axes``: an attribute up to opset 17,
+        an input from 18."""
+        axes = [int(a) for a in axes]
+        if self.opset >= REDUCE_AXES_INPUT_OPSET:
+            return self.node(op_type, [x, self.ints(axes, "axes")], output,
+                             keepdims=int(keepdims))
+        return self.node(op_type, [x], output, axes=axes, keepdims=int(keepdims))
+
+    def reverse(self, x: str, axis: int, output: str | None = None) -> str:
+        """``x`` read backwards along ``axis``: a ``Slice`` with step -1."""
+        return self.node("Slice", [x, self.ints([-1], "start"), self.ints([INT64_MIN], "end"),
+                                   self.ints([axis], "reversed_axis"), self.ints([-1], "step")],
+                         output)

@@ -1,7 +1,8 @@
 """``export(model, path, opset=17)``: write a cnn model as an ONNX graph for inference.
 
 The graph takes the model's input (named after its ``Input``, shape ``(batch, *input_shape)``
-with a dynamic batch axis) and returns the last layer's output (named after that layer).
+with a dynamic batch axis and a symbolic dim for every None size) and returns the last
+layer's output (named after that layer).
 Weights are float32 initializers named ``<layer>/<weight>``; every node is named
 ``<layer>/<op>``. Layers run as at inference (dropout is the identity, batch normalization
 uses its moving statistics). The graph is checked with ``onnx.checker.check_model(...,
@@ -22,7 +23,7 @@ from cnn.onnx import converters  # noqa: F401  (registers the converters)
 from cnn.onnx.builder import BATCH_DIM, GraphBuilder
 from cnn.onnx.errors import OnnxExportError
 from cnn.onnx.graph import model_graph
-from cnn.onnx.registry import convert_layer
+from cnn.onnx.masks import ExportMasks
 from cnn.utils.fileio import atomic_write
 
 MIN_OPSET = 13
@@ -61,12 +62,13 @@ def to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         builder.reserve(name)
     for node in graph.nodes:
         builder.reserve(node.output)
+    masks = ExportMasks(builder)
     for node in graph.nodes:
-        convert_layer(builder, node.layer, node.inputs, node.output)
+        masks.convert(node)
     onnx_graph = helper.make_graph(
         builder.nodes, model.name,
-        [_value_info(name, shape) for name, shape in graph.inputs],
-        [_value_info(name, shape) for name, shape in graph.outputs],
+        [value_info(name, shape) for name, shape in graph.inputs],
+        [value_info(name, shape) for name, shape in graph.outputs],
         initializer=builder.initializers,
     )
     opsets = [helper.make_opsetid("", opset)]
@@ -96,5 +98,8 @@ def export(model, path, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     return proto
 
 
-def _value_info(name, shape):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, *shape])
+def value_info(name, shape):
+    """A float tensor (batch, *shape); a None size (a variable time axis) is the symbolic
+    dim ``<name>_axis<k>``."""
+    dims = [f"{name}_axis{k}" if size is None else size for k, size in enumerate(shape, 1)]
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_DIM, *dims])

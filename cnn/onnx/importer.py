@@ -9,8 +9,10 @@ from the ops that compute on activations; the shape plumbing around them only ch
 is known. An op without a handler, or a handler's pattern that does not fit, raises
 ``OnnxImportError`` naming the node and the op: never a model that computes something else.
 
-Supported (see docs/ONNX.md): Conv, MaxPool, AveragePool, GlobalAveragePool, ReduceMean over
-H and W, Gemm, MatMul (+ Add), BatchNormalization, Relu, Sigmoid, Tanh, Softmax, LeakyRelu,
+Supported (see docs/ONNX.md): Conv (1-D, 2-D, dilated, depthwise), ConvTranspose, MaxPool,
+AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean / ReduceMax over the spatial axes,
+Resize, Gemm, MatMul (+ Add), BatchNormalization, LayerNormalization, Gather (embeddings),
+PRelu, Relu, Sigmoid, Tanh, Softmax, LeakyRelu,
 Elu, Softplus, Gelu (and its Erf form), SiLU (x * Sigmoid(x)), Flatten, Reshape, Pad,
 Dropout, Identity, RNN, LSTM, GRU, the merges Add/Sub/Mul/Sum/Mean/Max/Concat of
 activations, and the plumbing Constant, Shape, Gather, Unsqueeze,
@@ -85,10 +87,12 @@ def graph_inputs_of(graph, constants, source) -> list:
 
 
 def input_shape(feed, source):
-    """``(name, shape without the batch axis)`` of a float graph input with fixed sizes."""
+    """``(name, shape without the batch axis)`` of a float graph input with fixed sizes (or
+    an integer one: ids, which cnn takes as whole numbers in its float type)."""
     tensor = feed.type.tensor_type
-    if tensor.elem_type not in (1, 10, 11):  # float, float16, double
-        raise OnnxImportError(f"{source}: input {feed.name!r} is not a float tensor")
+    if tensor.elem_type not in (1, 10, 11, 6, 7):  # float, float16, double, int32, int64
+        raise OnnxImportError(f"{source}: input {feed.name!r} is neither a float nor an "
+                              "integer tensor")
     dims = list(tensor.shape.dim)
     sizes = [d.dim_param or d.dim_value for d in dims]
     shape = []

@@ -1,12 +1,14 @@
-"""BatchNormalization at inference (moving statistics)."""
+"""BatchNormalization at inference (moving statistics) and LayerNormalization."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnn.layers import BatchNormalization
+from cnn.layers import BatchNormalization, LayerNormalization
 from cnn.onnx.converters.core import layer_weights
 from cnn.onnx.registry import converter
+
+LAYER_NORMALIZATION_OPSET = 17  # the first opset with the LayerNormalization op
 
 
 def normalized_axis(layer) -> int:
@@ -38,3 +40,46 @@ def convert_batch_normalization(builder, layer, inputs, output):
     ], normalized, epsilon=float(layer.epsilon), momentum=float(layer.momentum))
     if axis != 1:
         builder.node("Transpose", [normalized], output, perm=perm)
+
+
+def layer_norm_axes(layer) -> list[int]:
+    """The normalised axes of a built LayerNormalization, positive (batch = 0), sorted."""
+    ndim = len(layer.input_shape) + 1
+    axes = layer.axis if isinstance(layer.axis, list) else [layer.axis]
+    return sorted(a + ndim if a < 0 else a for a in axes)
+
+
+@converter(LayerNormalization)
+def convert_layer_normalization(builder, layer, inputs, output):
+    """Trailing axes at opset 17 and newer: the ``LayerNormalization`` op (opset 17's).
+    Below 17, or over axes that are not the trailing ones: ``ReduceMean`` for the mean,
+    ``ReduceMean`` of the squared deviation for the (biased) variance, ``Div`` by
+    ``Sqrt(variance + epsilon)``, ``Mul`` gamma, ``Add`` beta, as cnn computes it."""
+    weights = layer_weights(layer)
+    ndim = len(layer.input_shape) + 1
+    axes = layer_norm_axes(layer)
+    sizes = [layer.input_shape[a - 1] for a in axes]
+    gamma = weights.get("gamma")
+    beta = weights.get("beta")
+    x = inputs[0]
+    if builder.opset >= LAYER_NORMALIZATION_OPSET and axes == list(range(axes[0], ndim)):
+        scale = np.ones(sizes, np.float32) if gamma is None else gamma
+        operands = [x, builder.initializer(scale, "gamma")]
+        if beta is not None:
+            operands.append(builder.initializer(beta, "beta"))
+        builder.node("LayerNormalization", operands, output, axis=axes[0],
+                     epsilon=float(layer.epsilon))
+        return
+    param_shape = [layer.input_shape[i - 1] if i in axes else 1 for i in range(1, ndim)]
+    centered = builder.node("Sub", [x, builder.reduce("ReduceMean", x, axes)])
+    variance = builder.reduce("ReduceMean", builder.node("Mul", [centered, centered]), axes)
+    std = builder.node("Sqrt", [builder.node("Add", [
+        variance, builder.scalar(layer.epsilon, "epsilon")])])
+    steps = [("Div", std)]
+    if gamma is not None:
+        steps.append(("Mul", builder.initializer(gamma.reshape(param_shape), "gamma")))
+    if beta is not None:
+        steps.append(("Add", builder.initializer(beta.reshape(param_shape), "beta")))
+    y = centered
+    for k, (op_type, operand) in enumerate(steps):
+        y = builder.node(op_type, [y, operand], output if k == len(steps) - 1 else None)

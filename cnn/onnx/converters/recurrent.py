@@ -33,7 +33,6 @@ from cnn.onnx.errors import OnnxExportError
 from cnn.onnx.registry import converter
 
 LSTM_CNN_TO_ONNX = (0, 3, 1, 2)  # ONNX block k is cnn block LSTM_CNN_TO_ONNX[k]
-INT64_MIN = np.iinfo(np.int64).min
 
 # ONNX recurrent-op activation names (and whether they take an alpha)
 _RNN_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "softplus": "Softplus",
@@ -118,9 +117,7 @@ def emit_recurrence(builder, layer, inputs, output, op_type, w, r, b, **attribut
     x = inputs[0]
     steps = builder.node("Transpose", [x], perm=[1, 0, 2])
     if layer.go_backwards:
-        steps = builder.node("Slice", [steps, builder.ints([-1], "start"),
-                                       builder.ints([INT64_MIN], "end"),
-                                       builder.ints([0], "time_axis"), builder.ints([-1], "step")])
+        steps = builder.reverse(steps, 0)
     operands = [steps, builder.initializer(w[None], "W"), builder.initializer(r[None], "R"),
                 builder.initializer(b[None], "B"), "", *initial_states(builder, layer, x)]
     while operands[-1] == "":

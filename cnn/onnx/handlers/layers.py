@@ -18,9 +18,9 @@ from cnn.onnx.context import handles
 from cnn.onnx.handlers.merge import MERGE_LAYERS, merge_layer
 from cnn.onnx.handlers.plumbing import entries_of, fold_into_pooling
 from cnn.onnx.values import BATCH, Const, Data
-from cnn.ops.shapes import window_output_shape
+from cnn.ops.shapes import effective_kernel, window_output_shape
 
-_ACTIVATED = ("Conv2D", "Dense")
+_ACTIVATED = ("Conv2D", "Conv1D", "DepthwiseConv2D", "Conv2DTranspose", "Dense")
 
 
 def spec(cls, node, weights=None, **kwargs) -> LayerSpec:
@@ -58,7 +58,9 @@ def window_padding(ctx, node, info, window, strides, attributes):
     return explicit
 
 
-def window_attributes(ctx, node, info, window=None):
+def window_attributes(ctx, node, info, window=None, dilated=False):
+    """The attributes, 2-D window and strides of a window op on (N, C, H, W) maps (and the
+    dilations, with ``dilated``; otherwise dilated windows are refused)."""
     attributes = ctx.attributes(node)
     if len(info.shape) != 3:
         raise ctx.error(node, f"needs (N, C, H, W) input, got (N, {info.shape})")
@@ -66,37 +68,113 @@ def window_attributes(ctx, node, info, window=None):
     if len(window) != 2:
         raise ctx.error(node, f"only 2-D windows are supported, got kernel_shape {window}")
     strides = tuple(attributes.get("strides", (1, 1)))
-    if any(d != 1 for d in attributes.get("dilations", (1, 1))):
+    dilations = tuple(attributes.get("dilations", (1, 1)))
+    if any(d != 1 for d in dilations) and not dilated:
         raise ctx.error(node, "dilated windows are not supported")
     if attributes.get("ceil_mode", 0):
         raise ctx.error(node, "ceil_mode=1 is not supported (cnn's windows round down)")
+    if dilated:
+        return attributes, window, strides, dilations
     return attributes, window, strides
 
 
 @handles("Conv")
 def conv(ctx, node, inputs):
+    """2-D: ``Conv2D`` (dilations included), or ``DepthwiseConv2D`` for one group per input
+    channel; 1-D: ``Conv1D`` (channels first)."""
     info = ctx.take(node, inputs[0])
     kernel = float_weight(ctx, node, inputs[1], "the weight")
-    if kernel.ndim != 4:
-        raise ctx.error(node, f"only 2-D convolutions are supported (weight {kernel.shape})")
-    attributes, window, strides = window_attributes(ctx, node, info, kernel.shape[2:])
-    if attributes.get("group", 1) != 1:
-        raise ctx.error(node, "grouped convolutions are not supported")
-    if kernel.shape[1] != info.shape[0]:
-        raise ctx.error(node, f"weight {kernel.shape} does not fit {info.shape[0]} channels")
     weights = {"kernel": kernel}
     if len(inputs) > 2 and inputs[2] is not None:
         weights["bias"] = float_weight(ctx, node, inputs[2], "the bias")
-    padding = window_padding(ctx, node, info, window, strides, attributes)
-    (out_h, out_w), _ = window_output_shape(info.shape[1:], window, strides, padding)
-    layer = spec(layers.Conv2D, node, weights, filters=kernel.shape[0], kernel_size=window,
-                 strides=strides, padding=padding, use_bias="bias" in weights)
+    if kernel.ndim == 3:
+        return [conv1d(ctx, node, info, weights)]
+    if kernel.ndim != 4:
+        raise ctx.error(node, f"only 1-D and 2-D convolutions are supported (weight "
+                              f"{kernel.shape})")
+    attributes, window, strides, dilations = window_attributes(ctx, node, info,
+                                                               kernel.shape[2:], dilated=True)
+    channels, group = info.shape[0], attributes.get("group", 1)
+    depthwise = group != 1
+    if depthwise and not (group == channels and kernel.shape[1] == 1
+                          and kernel.shape[0] % channels == 0):
+        raise ctx.error(node, f"grouped convolutions are supported only with one group per "
+                              f"input channel (depthwise), got group {group} for {channels} "
+                              f"channels and weight {kernel.shape}")
+    if not depthwise and kernel.shape[1] != channels:
+        raise ctx.error(node, f"weight {kernel.shape} does not fit {channels} channels")
+    span = effective_kernel(window, dilations)
+    padding = window_padding(ctx, node, info, span, strides, attributes)
+    (out_h, out_w), _ = window_output_shape(info.shape[1:], span, strides, padding)
+    options = dict(kernel_size=window, strides=strides, padding=padding, dilation_rate=dilations,
+                   data_format="channels_first", use_bias="bias" in weights)
+    if depthwise:
+        weights["depthwise_kernel"] = weights.pop("kernel")
+        layer = spec(layers.DepthwiseConv2D, node, weights,
+                     depth_multiplier=kernel.shape[0] // channels, **options)
+    else:
+        layer = spec(layers.Conv2D, node, weights, filters=kernel.shape[0], **options)
     return [ctx.assembly.add(layer, (kernel.shape[0], out_h, out_w))]
+
+
+def conv1d(ctx, node, info, weights):
+    """A 1-D ``Conv`` on (N, C, L): ``Conv1D(data_format="channels_first")``, its pads
+    "valid", Keras's "same" or "causal" (all at the start)."""
+    attributes = ctx.attributes(node)
+    kernel = weights["kernel"]
+    if len(info.shape) != 2 or kernel.shape[1] != info.shape[0]:
+        raise ctx.error(node, f"weight {kernel.shape} does not fit the input (N, {info.shape})")
+    if attributes.get("group", 1) != 1 or attributes.get("auto_pad", "NOTSET") != "NOTSET":
+        raise ctx.error(node, "grouped 1-D convolutions and auto_pad are not supported")
+    (size,), (stride,) = kernel.shape[2:], attributes.get("strides", (1,))
+    (dilation,) = attributes.get("dilations", (1,))
+    span = (size - 1) * dilation + 1
+    pads = tuple(attributes.get("pads", (0, 0)))
+    causal = ((0, 0), (span - 1, 0))
+    candidates = [("valid", "valid"), ("same", "same"), ("causal", causal)]
+    for mode, lifted in candidates:
+        out, amounts = window_output_shape((1, info.shape[1]), (1, span), (1, stride), lifted)
+        if tuple(amounts[1]) == pads:
+            layer = spec(layers.Conv1D, node, weights, filters=kernel.shape[0],
+                         kernel_size=size, strides=stride, padding=mode,
+                         dilation_rate=dilation, data_format="channels_first",
+                         use_bias="bias" in weights)
+            return ctx.assembly.add(layer, (kernel.shape[0], out[1]))
+    raise ctx.error(node, f"pads {list(pads)} are neither 'valid', Keras's 'same' nor "
+                          "'causal' for this input; cnn's Conv1D takes only those")
+
+
+def pool1d(ctx, node, info):
+    """``MaxPool`` / ``AveragePool`` over the steps of (N, C, L): the 1-D pooling layers
+    (channels first), "valid" or Keras's "same" pads (padded cells never counted)."""
+    attributes = ctx.attributes(node)
+    (size,) = attributes["kernel_shape"]
+    (stride,) = attributes.get("strides", (1,))
+    if any(d != 1 for d in attributes.get("dilations", (1,))) or attributes.get(
+            "ceil_mode", 0) or attributes.get("auto_pad", "NOTSET") != "NOTSET":
+        raise ctx.error(node, "dilated windows, ceil_mode and auto_pad are not supported")
+    if (node.op_type == "AveragePool" and attributes.get("count_include_pad", 0)
+            and any(attributes.get("pads", (0, 0)))):
+        raise ctx.error(node, "1-D average pooling that counts its padding is not supported")
+    pads = tuple(attributes.get("pads", (0, 0)))
+    for mode in ("valid", "same"):
+        out, amounts = window_output_shape((1, info.shape[1]), (1, size), (1, stride), mode)
+        if tuple(amounts[1]) == pads:
+            cls = layers.MaxPooling1D if node.op_type == "MaxPool" else layers.AveragePooling1D
+            layer = spec(cls, node, pool_size=size, strides=stride, padding=mode,
+                         data_format="channels_first")
+            return ctx.assembly.add(layer, (info.shape[0], out[1]))
+    raise ctx.error(node, f"pads {list(pads)} are neither 'valid' nor Keras's 'same' for "
+                          "this input; cnn's pooling takes only those")
 
 
 @handles("MaxPool", "AveragePool")
 def pool(ctx, node, inputs):
     info = ctx.take(node, inputs[0])
+    if len(info.shape) == 2 and len(ctx.attributes(node).get("kernel_shape", ())) == 1:
+        if len(node.output) > 1 and node.output[1]:
+            raise ctx.error(node, "the indices output of MaxPool is not supported")
+        return [pool1d(ctx, node, info)]
     attributes, window, strides = window_attributes(ctx, node, info)
     if len(node.output) > 1 and node.output[1]:
         raise ctx.error(node, "the indices output of MaxPool is not supported")
@@ -125,29 +203,52 @@ def pool(ctx, node, inputs):
     return [ctx.assembly.add(layer, (shape[0], out_h, out_w))]
 
 
-@handles("GlobalAveragePool")
-def global_average_pool(ctx, node, inputs):
+@handles("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(ctx, node, inputs):
     info = ctx.take(node, inputs[0])
     if len(info.shape) != 3:
         raise ctx.error(node, f"needs (N, C, H, W) input, got (N, {info.shape})")
-    layer = spec(layers.GlobalAveragePooling2D, node, keepdims=True)
+    if node.op_type == "GlobalAveragePool":
+        layer = spec(layers.GlobalAveragePooling2D, node, keepdims=True)
+    else:
+        layer = spec(layers.GlobalMaxPooling2D, node, keepdims=True,
+                     data_format="channels_first")
     return [ctx.assembly.add(layer, (info.shape[0], 1, 1))]
 
 
-@handles("ReduceMean")
-def reduce_mean(ctx, node, inputs):
-    """The mean over H and W of (N, C, H, W) maps: global average pooling."""
+# (sample rank, reduced axes) -> (1-D or 2-D, data format)
+GLOBAL_POOLING_AXES = {(2, (2,)): (1, "channels_first"), (2, (1,)): (1, "channels_last"),
+                       (3, (2, 3)): (2, "channels_first"), (3, (1, 2)): (2, "channels_last")}
+GLOBAL_POOLING = {("ReduceMean", 1): layers.GlobalAveragePooling1D,
+                  ("ReduceMean", 2): layers.GlobalAveragePooling2D,
+                  ("ReduceMax", 1): layers.GlobalMaxPooling1D,
+                  ("ReduceMax", 2): layers.GlobalMaxPooling2D}
+
+
+@handles("ReduceMean", "ReduceMax")
+def reduce_spatial(ctx, node, inputs):
+    """The mean or maximum over the spatial axes of (N, C, H, W) / (N, H, W, C) maps or
+    (N, C, L) / (N, L, C) sequences: global pooling in that data format."""
     attributes = ctx.attributes(node)
     axes = attributes.get("axes")
     if axes is None and len(inputs) > 1 and inputs[1] is not None:
         axes = ctx.ints(node, inputs[1], "the axes")
     info = ctx.take(node, inputs[0])
-    if len(info.shape) != 3 or axes is None or sorted(a % 4 for a in axes) != [2, 3]:
-        raise ctx.error(node, f"only the mean over axes (2, 3) of (N, C, H, W) maps (global "
-                              f"average pooling) is supported, got axes {axes}")
+    rank = len(info.shape) + 1
+    key = (len(info.shape), tuple(sorted(a % rank for a in axes or ())))
+    if key not in GLOBAL_POOLING_AXES:
+        raise ctx.error(node, f"only the {node.op_type} over the spatial axes of images or "
+                              f"sequences (global pooling) is supported, got axes {axes} of "
+                              f"(N, {info.shape})")
+    spatial_rank, data_format = GLOBAL_POOLING_AXES[key]
     keepdims = bool(attributes.get("keepdims", 1))
-    layer = spec(layers.GlobalAveragePooling2D, node, keepdims=keepdims)
-    return [ctx.assembly.add(layer, (info.shape[0], 1, 1) if keepdims else (info.shape[0],))]
+    options = {"keepdims": keepdims}
+    if (node.op_type, spatial_rank, data_format) != ("ReduceMean", 2, "channels_first"):
+        options["data_format"] = data_format
+    layer = spec(GLOBAL_POOLING[(node.op_type, spatial_rank)], node, **options)
+    channels = info.shape[0] if data_format == "channels_first" else info.shape[-1]
+    kept = [1 if k + 1 in key[1] else size for k, size in enumerate(info.shape)]
+    return [ctx.assembly.add(layer, tuple(kept) if keepdims else (channels,))]
 
 
 # -- dense --------------------------------------------------------------------------------
@@ -285,8 +386,10 @@ def activation(ctx, node, inputs):
     data = inputs[0]
     if node.op_type == "Softmax" and isinstance(data, Data):
         rank = len(ctx.onnx_shape(data))
-        if ctx.attributes(node).get("axis", -1) % rank != rank - 1:
-            raise ctx.error(node, "Softmax over an axis other than the last is not supported")
+        axis = ctx.attributes(node).get("axis", -1) % rank
+        if axis != rank - 1:  # a Softmax layer over that axis
+            info = ctx.take(node, data)
+            return [ctx.assembly.add(spec(layers.Softmax, node, axis=axis), info.shape)]
     target = ctx.assembly.last_spec(data, ctx.consumers.get(node.input[0], 0))
     if target is not None and target.cls.__name__ in _ACTIVATED and is_linear(target):
         target.kwargs["activation"] = name

@@ -13,10 +13,11 @@ import numpy as np
 from onnx import helper
 
 from cnn import layers
+from cnn.onnx.assembly import LayerSpec
 from cnn.onnx.context import handles
 from cnn.onnx.handlers.merge import merge_layer
 from cnn.onnx.reader import to_array
-from cnn.onnx.values import BATCH, Broadcast, Const, Data, ShapeValue
+from cnn.onnx.values import BATCH, Broadcast, Const, Data, ShapeValue, plain_axes
 
 
 def entries_of(ctx, node, value, what) -> tuple:
@@ -62,14 +63,19 @@ def cast(ctx, node, inputs):
     (value,) = inputs
     if isinstance(value, ShapeValue):
         return [value]
+    dtype = helper.tensor_dtype_to_np_dtype(ctx.attributes(node)["to"])
     if isinstance(value, Const):
-        dtype = helper.tensor_dtype_to_np_dtype(ctx.attributes(node)["to"])
         return [Const(value.array.astype(dtype))]
-    raise ctx.error(node, "casts an activation; cnn computes in its own float type")
+    if isinstance(value, Data) and np.issubdtype(dtype, np.integer) and \
+            ctx.assembly.tensors[value.tensor].spec < 0:
+        return [value]  # ids from a graph input, for an embedding (they hold whole numbers)
+    raise ctx.error(node, "casts an activation; cnn computes in its own float type (only a "
+                          "graph input's ids may be cast to integers)")
 
 
-@handles("Gather")
 def gather(ctx, node, inputs):
+    """``Gather`` in shape plumbing and of a recurrent op's last step (the ``Gather`` handler
+    in ``cnn.onnx.handlers.features`` hands every other case here)."""
     value, indices = inputs
     axis = ctx.attributes(node).get("axis", 0)
     index = ctx.const(node, indices, "the indices", np.int64)
@@ -149,11 +155,13 @@ def squeeze_data(ctx, node, value, axes):
 
 
 def fold_into_pooling(ctx, node, value):
-    """When ``value`` is the (N, C, 1, 1) output of a GlobalAveragePooling2D(keepdims=True)
-    that only ``node`` reads, drop its keepdims; return the (N, C) view, else None."""
+    """When ``value`` is the (N, C, 1, 1) output of a channels-first global pooling layer
+    with ``keepdims`` that only ``node`` reads, drop its keepdims; return the (N, C) view,
+    else None."""
     spec = ctx.assembly.last_spec(value, ctx.consumers.get(node.input[0], 0))
-    if spec is None or spec.cls.__name__ != "GlobalAveragePooling2D" or not spec.kwargs.get(
-            "keepdims"):
+    pooling = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
+    if spec is None or spec.cls.__name__ not in pooling or not spec.kwargs.get("keepdims") \
+            or spec.kwargs.get("data_format", "channels_first") != "channels_first":
         return None
     spec.kwargs["keepdims"] = False
     channels = ctx.assembly.tensors[value.tensor].shape[0]
@@ -234,11 +242,44 @@ def slice_(ctx, node, inputs):
     return [Const(array[tuple(index)])]
 
 
+def crop_images(ctx, node, value, starts, ends, axes, steps, rank):
+    """A step-1 ``Slice`` of the two spatial axes of a plain 4-D activation, (2, 3) or
+    (1, 2): ``Cropping2D`` (channels first or last); None for any other slice."""
+    if rank != 4 or any(step != 1 for step in steps) or value.reversed_axis is not None or \
+            value.axes != plain_axes(4):
+        return None
+    axes = [a % rank for a in axes]
+    spatial = next((pair for pair in ((2, 3), (1, 2)) if set(axes) <= set(pair)), None)
+    if spatial is None or len(set(axes)) != len(axes):
+        return None
+    shape = ctx.onnx_shape(value)
+    cropping = {axis: (0, 0) for axis in spatial}
+    for axis, start, end in zip(axes, starts, ends):
+        size = shape[axis]
+        start = min(max(start + size if start < 0 else start, 0), size)
+        end = min(max(end + size if end < 0 else end, 0), size)
+        if end <= start:
+            raise ctx.error(node, f"slices nothing of axis {axis} (size {size})")
+        cropping[axis] = (start, size - end)
+    data_format = "channels_first" if spatial == (2, 3) else "channels_last"
+    info = ctx.take(node, value)
+    out = list(info.shape)
+    for axis, (before, after) in cropping.items():
+        out[axis - 1] -= before + after
+    layer = LayerSpec(layers.Cropping2D, {"cropping": tuple(cropping[a] for a in spatial),
+                                          "data_format": data_format}, {},
+                      node.name or node.op_type)
+    return ctx.assembly.add(layer, tuple(out))
+
+
 def slice_data(ctx, node, value, starts, ends, axes, steps, rank):
     """Two slices of an activation: the whole time axis reversed (step -1), read by a
     recurrent op as ``go_backwards``; and the last step of a sequence, kept as a size-1 axis
     (``[:, -1:]``)."""
     shape = ctx.onnx_shape(value)
+    cropped = crop_images(ctx, node, value, starts, ends, axes, steps, rank)
+    if cropped is not None:
+        return cropped
     if len(axes) != 1:
         raise ctx.error(node, "slices an activation along several axes")
     axis, start, end, step = axes[0] % rank, starts[0], ends[0], steps[0]
