@@ -107,6 +107,21 @@ def test_custom_backward_layer_and_checks():
         Bidirectional(cnn.layers.Dense(3))
 
 
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_backward_layer_of_other_units_concatenates_both_widths(return_sequences):
+    cnn.set_seed(0)
+    layer = Bidirectional(LSTM(3, return_sequences=return_sequences),
+                          backward_layer=GRU(2, go_backwards=True,
+                                             return_sequences=return_sequences))
+    build_layer(layer, (T, F))
+    y = layer.forward(np.random.default_rng(0).random((2, T, F)), training=False)
+    assert (None, *y.shape[1:]) == tuple(layer.output_shape)
+    assert y.shape[1:] == ((T, 5) if return_sequences else (5,))
+    with pytest.raises(ValueError, match="merge_mode='sum'.*\\(3,\\).*\\(2,\\)"):
+        build_layer(Bidirectional(LSTM(3), merge_mode="sum",
+                                  backward_layer=GRU(2, go_backwards=True)), (T, F))
+
+
 def test_weights_are_the_inner_layers_and_set_weights_reaches_them():
     layer = built("concat")
     weights = layer.get_weights()

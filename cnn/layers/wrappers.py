@@ -201,13 +201,18 @@ class Bidirectional(Layer):
             if inner.name is None:  # Keras's names, so that errors say which direction
                 inner.name = prefix + inner.default_name()
         forward_shape = self.forward_layer.build(input_shape)
-        self.backward_layer.build(input_shape)
+        backward_shape = self.backward_layer.build(input_shape)
+        if self.merge_mode != "concat" and forward_shape != backward_shape:
+            raise ValueError(
+                f"Bidirectional merge_mode={self.merge_mode!r} adds up outputs of equal shapes, "
+                f"but the forward layer gives {forward_shape} and the backward layer "
+                f"{backward_shape}; give both the same units or use merge_mode='concat'")
         self.batch_sized_buffers = tuple(
             f"{prefix}{key}" for prefix, inner in (("forward_", self.forward_layer),
                                                    ("backward_", self.backward_layer))
             for key in inner.batch_sized_buffers)
         if self.merge_mode == "concat":
-            return (*forward_shape[:-1], 2 * forward_shape[-1])
+            return (*forward_shape[:-1], forward_shape[-1] + backward_shape[-1])
         return forward_shape
 
     def compute_mask(self, x, mask):
