@@ -332,6 +332,9 @@ def test_gradient_error_is_relative_unless_both_are_below_zero_norm():
     assert gradient_error(half, quarter, zero_norm=0.5) == relative_error(half, quarter)
     assert gradient_error(quarter, half, zero_norm=0.5) == relative_error(quarter, half)
     assert gradient_error(quarter, half, zero_norm=0.51) == 0.25  # both below: absolute
+    tiny = np.full(3, 1e-9)
+    assert gradient_error(tiny, tiny) == 0.0  # the absolute error is of the difference
+    assert gradient_error(tiny, -tiny) == pytest.approx(2 * np.sqrt(3) * 1e-9)
 
 
 def test_full_check_uses_its_eps():
