@@ -19,3 +19,11 @@ def test_negative_amounts_are_refused():
     for padding in ((-1, 2), ((0, 1), (2, -1)), -1):
         with pytest.raises(ValueError, match="padding"):
             check_padding(padding)
+
+
+def test_padding_errors_say_what_is_accepted():
+    with pytest.raises(ValueError, match=r"unknown padding 'sane'; valid paddings: valid, same, "
+                                         r"full, an int, or \(\(top, bottom\), \(left, right\)\)"):
+        check_padding("sane")
+    with pytest.raises(ValueError, match=r"padding must be >= 0, got -1"):
+        check_padding(-1)
