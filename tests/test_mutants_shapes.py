@@ -27,3 +27,7 @@ def test_padding_errors_say_what_is_accepted():
         check_padding("sane")
     with pytest.raises(ValueError, match=r"padding must be >= 0, got -1"):
         check_padding(-1)
+    with pytest.raises(ValueError, match=r"padding must be one of valid, same, full, an int, a "
+                                         r"pair of ints or \(\(top, bottom\), \(left, right\)\); "
+                                         r"got \(1, 2, 3\)"):
+        check_padding((1, 2, 3))
