@@ -362,3 +362,12 @@ def test_directional_derivative_names_a_misshapen_direction():
     with pytest.raises(ValueError,
                        match=r"direction of shape \(3,\) for an array of shape \(2,\)"):
         directional_derivative(lambda: 0.0, [np.zeros(2)], [np.zeros(3)])
+
+
+def test_relative_error_is_computed_in_float64():
+    """float32 arguments are compared in float64: the squares of 3e19 overflow float32, which
+    would give nan (a false failure) or, for ``b`` alone, a zero error (a false pass)."""
+    big32, half32 = np.full(2, 3e19, np.float32), np.full(2, 1.5e19, np.float32)
+    assert relative_error(big32, half32) == pytest.approx(1 / 3)
+    assert relative_error(np.full(2, 3e19), half32) == pytest.approx(1 / 3)
+    assert relative_error(half32, np.full(2, 3e19)) == pytest.approx(1 / 3)
