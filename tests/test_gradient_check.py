@@ -253,3 +253,121 @@ def test_layer_check_catches_wrong_backward(cls, shape, kwargs):
     wrong = build_layer(perturbed_backward(cls, flip_param=param)(**kwargs), shape)
     with pytest.raises(AssertionError, match=param):
         check_layer_gradients(wrong, x, training=True)
+
+
+# -- what the mutation run of 2026-12-01 found unchecked (docs/TESTING.md) -----------------
+
+def test_directional_check_defaults_are_one_direction_of_seed_0():
+    f, arrays, right = problem()
+    calls = []
+
+    def counted():
+        calls.append(1)
+        return f()
+
+    pairs = check_directional(counted, arrays, right)
+    assert len(pairs) == 1 and len(calls) == 2
+    assert pairs == check_directional(f, arrays, right, seed=0, directions=1)
+
+
+def test_directional_check_is_seeded():
+    f, arrays, right = problem()
+    first = check_directional(f, arrays, right, seed=3, directions=2)
+    assert check_directional(f, arrays, right, seed=3, directions=2) == first
+    assert check_directional(f, arrays, right, seed=4, directions=2) != first
+
+
+def test_directional_check_uses_its_eps():
+    """f = sum(x ** 3): the central difference along a unit v is exactly
+    ``<3 x ** 2, v> + eps ** 2 * sum(v ** 3)``, so a large eps shows in what is measured."""
+    x = np.random.default_rng(2).standard_normal(6)
+    f = lambda: float((x ** 3).sum())  # noqa: E731
+    eps = 0.1
+    [(predicted, measured)] = check_directional(f, {"x": x}, {"x": 3 * x ** 2}, seed=1,
+                                                eps=eps, tolerance=1e-2, atol=1e-2)
+    [v] = random_directions([x], np.random.default_rng(1))
+    assert predicted == pytest.approx(float(3 * x ** 2 @ v), rel=1e-12)
+    assert measured == pytest.approx(predicted + eps ** 2 * float((v ** 3).sum()), rel=1e-9)
+    assert abs(measured - predicted) > 1e-5  # eps = 1e-6 would measure within 1e-9
+
+
+def test_directional_check_passes_at_exact_equality():
+    """``|a - n| <= atol + tolerance (|a| + |n|)``: a constant function with a zero gradient
+    passes even with no tolerance at all (0 <= 0)."""
+    x = np.ones(3)
+    assert check_directional(lambda: 1.0, {"x": x}, {"x": np.zeros(3)}, tolerance=0.0,
+                             atol=0.0) == [(0.0, 0.0)]
+
+
+def test_directional_check_tolerance_is_relative():
+    """A right gradient of magnitude 1e4 passes (its rounding error is absolute ~1e-6), and
+    a wrong one of magnitude 1e-3, off by 1%, fails: the bound scales with the magnitudes."""
+    x = np.random.default_rng(4).standard_normal(8)
+    big = lambda: float(1e4 * (x ** 2).sum())  # noqa: E731
+    pairs = check_directional(big, {"x": x}, {"x": 2e4 * x}, directions=3)
+    assert min(abs(p) for p, _ in pairs) > 1e2
+    small = lambda: float(1e-3 * (x ** 2).sum())  # noqa: E731
+    with pytest.raises(GradientCheckError):
+        check_directional(small, {"x": x}, {"x": 2e-3 * x * 1.01}, atol=0.0)
+
+
+def test_checker_errors_name_what_is_wrong():
+    x, y = np.zeros(2), np.zeros(3)
+    with pytest.raises(ValueError, match=r"arrays \['a', 'b'\] and gradients \['a', 'c'\]"):
+        check_directional(lambda: 0.0, {"a": x, "b": y}, {"a": x, "c": y})
+    with pytest.raises(GradientCheckError,
+                       match=r"gradient of 'b' has shape \(2,\), the array \(3,\)"):
+        check_directional(lambda: 0.0, {"a": x, "b": y}, {"a": x, "b": x})
+    with pytest.raises(GradientCheckError, match=r"\(arrays a, b\)"):
+        check_directional(lambda: float(x.sum()), {"a": x, "b": y}, {"a": x + 2, "b": y})
+    with pytest.raises(TypeError, match="^directional_derivative needs a float64 array"):
+        directional_derivative(lambda: 0.0, [np.zeros(2, np.float32)], [np.zeros(2)])
+
+
+def test_gradient_error_is_relative_unless_both_are_below_zero_norm():
+    """Absolute only when *both* norms are strictly below ``zero_norm`` (default 1e-7)."""
+    small, half = np.array([1e-3]), np.array([5e-4])
+    assert gradient_error(small, half) == relative_error(small, half)  # 1e-3 is not zero
+    quarter, half = np.array([0.25]), np.array([0.5])
+    assert gradient_error(half, quarter, zero_norm=0.5) == relative_error(half, quarter)
+    assert gradient_error(quarter, half, zero_norm=0.5) == relative_error(quarter, half)
+    assert gradient_error(quarter, half, zero_norm=0.51) == 0.25  # both below: absolute
+    tiny = np.full(3, 1e-9)
+    assert gradient_error(tiny, tiny) == 0.0  # the absolute error is of the difference
+    assert gradient_error(tiny, -tiny) == pytest.approx(2 * np.sqrt(3) * 1e-9)
+
+
+def test_full_check_uses_its_eps():
+    """For sum(x ** 3) the central difference is ``3 x ** 2 + eps ** 2``: with eps = 0.1 the
+    error against the exact gradient is that of the 0.01 shift."""
+    x = np.random.default_rng(2).standard_normal(5)
+    f = lambda: float((x ** 3).sum())  # noqa: E731
+    errors = check_gradients(f, {"x": x}, {"x": 3 * x ** 2}, tolerance=1.0, eps=0.1)
+    shifted = 3 * x ** 2 + 0.01
+    assert errors["x"] == pytest.approx(relative_error(3 * x ** 2, shifted), rel=1e-6)
+    assert errors["x"] > 1e-4
+
+
+def test_full_check_fails_at_exactly_its_tolerance():
+    """The check passes when the error is below the tolerance, not equal to it."""
+    f, arrays, right = problem()
+    wrong = {"X": 1.001 * right["X"], "Y": right["Y"]}
+    errors = check_gradients(f, arrays, wrong, tolerance=1.0)
+    with pytest.raises(GradientCheckError,
+                       match=r"gradient of 'X'.*\(all: X [\d.e+-]+, Y [\d.e+-]+\)"):
+        check_gradients(f, arrays, wrong, tolerance=errors["X"])
+
+
+def test_directional_derivative_names_a_misshapen_direction():
+    with pytest.raises(ValueError,
+                       match=r"direction of shape \(3,\) for an array of shape \(2,\)"):
+        directional_derivative(lambda: 0.0, [np.zeros(2)], [np.zeros(3)])
+
+
+def test_relative_error_is_computed_in_float64():
+    """float32 arguments are compared in float64: the squares of 3e19 overflow float32, which
+    would give nan (a false failure) or, for ``b`` alone, a zero error (a false pass)."""
+    big32, half32 = np.full(2, 3e19, np.float32), np.full(2, 1.5e19, np.float32)
+    assert relative_error(big32, half32) == pytest.approx(1 / 3)
+    assert relative_error(np.full(2, 3e19), half32) == pytest.approx(1 / 3)
+    assert relative_error(half32, np.full(2, 3e19)) == pytest.approx(1 / 3)
