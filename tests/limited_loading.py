@@ -6,10 +6,11 @@ calls ``load_model`` on every path in turn. A loader that tried to allocate far 
 the file's real contents would get a MemoryError at once instead of swapping the machine.
 The HDF5 reading process (``cnn.saving.reader_process``) is started before the limit and
 before the first load's clock (and again, off the clock, after a load that ended it), and
-each load gives it ``read_timeout`` seconds (``$CNN_HDF5_TIMEOUT``). Each load also has ``seconds`` (an alarm whose default action ends
-the process), a watchdog for a hang in the loader itself; a process that dies is started
-again for the paths left. Returns, per path, ``(outcome, message, seconds)``: outcome is ``"loaded"``, the name
-of the exception's class, or ``"died"`` when the process did not survive that path.
+each load gives it ``read_timeout`` seconds (``$CNN_HDF5_TIMEOUT``). Each load also has
+``seconds`` (an alarm whose default action ends the process), a watchdog for a hang in the
+loader itself; a process that dies is started again for the paths left. Returns, per path,
+``(outcome, message, seconds)``: outcome is ``"loaded"``, the name of the exception's class,
+or ``"died"`` when the process did not survive that path.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ def small_model():
 
 
 @pytest.mark.parametrize("value", [
-    "text", b"bytes \xff\xfe not UTF-8", np.float32(1.5), np.int64(-3), np.arange(6.0).reshape(2, 3),
+    "text", b"bytes \xff\xfe not UTF-8", np.float32(1.5), np.int64(-3),
+    np.arange(6.0).reshape(2, 3),
     np.array([b"a", b"b\xff"], dtype=object), np.array(["x", "y"], dtype=object),
     np.array([b"fixed", b"len"], dtype="S5"), np.zeros((0, 3), np.float16), np.bool_(True)])
 def test_values_cross_the_pipe_as_h5py_gave_them(value):
