@@ -4,10 +4,13 @@
 space (``resource.setrlimit(RLIMIT_AS)``) at what it uses then plus ``headroom`` bytes, and
 calls ``load_model`` on every path in turn. A loader that tried to allocate far more than
 the file's real contents would get a MemoryError at once instead of swapping the machine.
-Each load has ``seconds`` (an alarm whose default action ends the process: a loop inside
-HDF5's C code never returns to Python); a process that dies is started again for the paths
-left. Returns, per path, ``(outcome, message, seconds)``: outcome is ``"loaded"``, the name
-of the exception's class, or ``"died"`` when the process did not survive that path.
+The HDF5 reading process (``cnn.saving.reader_process``) is started before the limit and
+before the first load's clock (and again, off the clock, after a load that ended it), and
+each load gives it ``read_timeout`` seconds (``$CNN_HDF5_TIMEOUT``). Each load also has
+``seconds`` (an alarm whose default action ends the process), a watchdog for a hang in the
+loader itself; a process that dies is started again for the paths left. Returns, per path,
+``(outcome, message, seconds)``: outcome is ``"loaded"``, the name of the exception's class,
+or ``"died"`` when the process did not survive that path.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ import json, resource, signal, sys, time, traceback, warnings
 import numpy as np
 import cnn
 from cnn.models import ModelFileError, load_model
+from cnn.saving import reader_process
 
 warnings.simplefilter("ignore")
 headroom, seconds, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 signal.signal(signal.SIGALRM, signal.SIG_DFL)
+reader_process.start_reader()
 with open("/proc/self/status") as status:
     used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
 resource.setrlimit(resource.RLIMIT_AS, (used + headroom, used + headroom))
@@ -44,16 +49,19 @@ for path in paths:
     except BaseException as exc:
         outcome, message = type(exc).__name__, f"{exc} | {traceback.format_exc()[-1500:]}"
     signal.alarm(0)
-    print(json.dumps([path, outcome, message[:2000], time.perf_counter() - start]), flush=True)
+    spent = time.perf_counter() - start
+    reader_process.start_reader()  # a new one, if this load ended the last: off the clock
+    print(json.dumps([path, outcome, message[:2000], spent]), flush=True)
 """
 
 
 def load_limited(paths, headroom: int = HEADROOM, timeout: float = 600.0,
-                 seconds: int = 10) -> dict:
+                 seconds: int = 10, read_timeout: float = 5.0) -> dict:
     """``{path: (outcome, message, seconds)}`` for every path (see the module docstring)."""
     left = [str(p) for p in paths]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "CNN_HDF5_TIMEOUT": str(read_timeout)}
     results = {}
     while left:
         process = subprocess.run([sys.executable, "-c", _CHILD, str(headroom), str(seconds),

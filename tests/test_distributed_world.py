@@ -1,5 +1,9 @@
 """cnn.distributed's world: ranks, collective operations, and failing ranks ending the job."""
 
+import contextlib
+import os
+import re
+import signal
 import time
 
 import numpy as np
@@ -85,3 +89,62 @@ def test_a_killed_rank_ends_every_rank(tmp_path):
     """, tmp_path, timeout=60)
     assert time.monotonic() - start < 30
     assert result.returncode != 0
+
+
+# Rank 1 stops itself (SIGSTOP, as a debugger or a swapped-out node would) at its fourth
+# training step; rank 0 reaches the step's allreduce and waits for it. Every rank writes its
+# pid first, so that the test can kill a stopped process MPI could not end.
+FROZEN_RANK = """
+    import os, signal, sys
+    import numpy as np
+    import cnn
+    import cnn.distributed as dist
+    from cnn.callbacks import Callback
+    from cnn.layers import Dense, Input
+    from cnn.models import Sequential
+
+    world = dist.init(timeout=float(sys.argv[1]))
+    with open(f"pid{dist.rank()}", "w") as f:
+        f.write(str(os.getpid()))
+
+    class StopOnce(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if dist.rank() == 1 and batch == 3:
+                os.kill(os.getpid(), signal.SIGSTOP)
+
+    cnn.set_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    model = Sequential([Input((4,)), Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, np.arange(64) % 3, batch_size=8, epochs=2, verbose=0, callbacks=[StopOnce()])
+    print("rank", dist.rank(), "finished, which it should not have", flush=True)
+"""
+
+
+def kill_leftover_ranks(directory) -> None:
+    """SIGKILL the ranks whose pid files are in ``directory`` that still run (a stopped
+    process ignores everything else)."""
+    for pid_file in directory.glob("pid*"):
+        with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_a_stopped_rank_ends_every_rank_after_the_timeout_naming_it(tmp_path):
+    timeout = 3.0
+    start = time.monotonic()
+    try:
+        result = run_ranks(2, FROZEN_RANK, tmp_path, timeout=120, args=[timeout])
+        elapsed = time.monotonic() - start
+    finally:
+        kill_leftover_ranks(tmp_path)
+    assert result.returncode != 0
+    assert "finished" not in result.stdout
+    assert re.search(r"rank 0 of 2 waited 3 s in collective operation #\d+ \(allreduce_sum\) "
+                     r"for rank\(s\) 1, which did not arrive", result.stderr), result.stderr
+    assert elapsed < 60  # start-up of two ranks on a loaded machine, plus 3 s and the answers
+
+
+def test_the_collective_timeout_is_checked():
+    assert dist.collective_timeout(None) > 0
+    with pytest.raises(ValueError, match="timeout must be a finite number > 0, got -1"):
+        dist.collective_timeout(-1)

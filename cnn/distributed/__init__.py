@@ -7,8 +7,9 @@ script runs as one process. Started as ``mpiexec -n 4 python train.py`` (or
 """
 
 from cnn.distributed.flat import FlatBuffer
-from cnn.distributed.world import (MPIWorld, SingleProcess, init, install_abort_hook,
-                                   is_chief, is_initialized, launched_by_mpi, rank, size, world)
+from cnn.distributed.world import (MPIWorld, SingleProcess, collective_timeout, init,
+                                   install_abort_hook, is_chief, is_initialized,
+                                   launched_by_mpi, rank, size, world)
 
 __all__ = ["init", "rank", "size", "is_chief", "is_initialized", "world", "launched_by_mpi",
-           "install_abort_hook", "MPIWorld", "SingleProcess", "FlatBuffer"]
+           "install_abort_hook", "collective_timeout", "MPIWorld", "SingleProcess", "FlatBuffer"]

@@ -27,6 +27,7 @@ from cnn.layers.base import deserialize
 from cnn.models.model import Model
 from cnn.saving import limits, seed_format
 from cnn.saving.architecture import check_model_config
+from cnn.saving.file_view import Dataset, Group
 from cnn.saving.model_file import (member, open_model_file, read_finite_array, read_int,
                                    read_json, ModelFileError)
 from cnn.utils.fileio import atomic_path
@@ -85,10 +86,10 @@ def _metadata_json(metadata: dict, path) -> str:
     return text
 
 
-def read_metadata(path) -> dict:
+def read_metadata(path, read_timeout: float | None = None) -> dict:
     """The ``metadata`` given to ``save_model`` (``{}`` when none was), read with the same
     checks as ``load_model``: a ModelFileError names the file when it is bad."""
-    with open_model_file(path) as f:
+    with open_model_file(path, read_timeout) as f:
         if "metadata" not in f.attrs:
             return {}
         text = f.attrs["metadata"]
@@ -216,7 +217,7 @@ def _write_error(path, exc: Exception) -> OSError:
 
 
 # -- loading --------------------------------------------------------------------------------
-def load_model(path, compile: bool = True, dtype=None):
+def load_model(path, compile: bool = True, dtype=None, read_timeout: float | None = None):
     """Read a model written by ``Model.save`` or by the original implementation.
 
     Args:
@@ -226,6 +227,9 @@ def load_model(path, compile: bool = True, dtype=None):
         dtype: float type of the model's weights; default: the saved model's own dtype
             (the original implementation's files, which record none, load in
             ``cnn.floatx()``).
+        read_timeout: seconds the HDF5 library may take to read the file (it reads it in a
+            separate process, which is ended after that time); default
+            ``$CNN_HDF5_TIMEOUT``, else 60 s plus 1 s per 100 MB of the file.
     Returns:
         The model, ready for ``predict``/``evaluate`` and, compiled, for ``fit`` to continue
         where training stopped (``model.epoch`` epochs done).
@@ -233,10 +237,11 @@ def load_model(path, compile: bool = True, dtype=None):
         ModelFileError (a ValueError): the file is not HDF5, is truncated or damaged, comes
             from another program or a newer format version, or its contents are inconsistent
             (unknown layer, broken JSON, a weight of the wrong shape, ...); the message names
-            the file and the problem.
+            the file and the problem; also a file the HDF5 library did not finish reading
+            within ``read_timeout``, or crashed on.
         OSError: the file does not exist or cannot be read (FileNotFoundError, ...).
     """
-    with open_model_file(path) as f:
+    with open_model_file(path, read_timeout) as f:
         if seed_format.is_seed_file(f):
             return seed_format.read_model(f, compile=compile, dtype=dtype)
         _check_format(f)
@@ -288,14 +293,14 @@ def _read_model(f, compile: bool, dtype):
             model = Model.from_config(config, compile_config)
         except (TypeError, KeyError) as exc:
             raise ValueError(f"model_config or compile_config is invalid ({exc!r})") from None
-    _read_weights(member(f, "model_weights", h5py.Group), model)
-    state = member(f, "training_state", h5py.Group).attrs
+    _read_weights(member(f, "model_weights", Group), model)
+    state = member(f, "training_state", Group).attrs
     model.epoch = read_int(state, "epoch")
     model.train_seed = (read_int(state, "train_seed", maximum=2 ** 63 - 1)
                         if "train_seed" in state else None)
-    _read_resume_states(member(f, "training_state", h5py.Group), model)
+    _read_resume_states(member(f, "training_state", Group), model)
     if model.optimizer is not None:
-        _read_optimizer(member(f, "optimizer_weights", h5py.Group), model)
+        _read_optimizer(member(f, "optimizer_weights", Group), model)
     return model
 
 
@@ -348,7 +353,7 @@ def _read_weights(group, model) -> None:
         names = layer.weight_names()
         if not names and layer.name not in group:
             continue
-        layer_group = member(group, layer.name, h5py.Group, f"the weights of layer {layer.name!r}")
+        layer_group = member(group, layer.name, Group, f"the weights of layer {layer.name!r}")
         unexpected = sorted(set(layer_group) - set(names))
         if unexpected:
             raise ValueError(
@@ -364,7 +369,7 @@ def _read_weight(layer, layer_group, name: str, current) -> np.ndarray:
     """The weight ``name`` of ``layer``, its shape checked against ``current`` before it is
     read (a buffer whose first axis is the batch size may have any first size)."""
     what = f"weight model_weights/{layer.name}/{name}"
-    dataset = member(layer_group, name, h5py.Dataset, what)
+    dataset = member(layer_group, name, Dataset, what)
     expected = tuple(current.shape)
     if name in layer.batch_sized_buffers and dataset.ndim == len(expected) \
             and tuple(dataset.shape[1:]) == expected[1:] and dataset.shape[0] <= limits.MAX_SIZE:
@@ -400,7 +405,7 @@ def _read_optimizer(group, model) -> None:
     state = {"iterations": read_int(group.attrs, "iterations")}
     params = model.trainable_weights
     names = []
-    group.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset)
+    group.visititems(lambda name, item: names.append(name) if isinstance(item, Dataset)
                      else None)
     for name in names:
         state[name] = _read_slot(group[name], name, params)

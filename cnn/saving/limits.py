@@ -22,6 +22,8 @@ MAX_LAYERS = 10_000             # layers of a model (nested ones included)
 MAX_CONFIG_CHARS = 2 ** 26      # characters of a JSON config
 MAX_JSON_DEPTH = 64             # nesting of a JSON config
 MAX_ITERATIONS = 2 ** 62        # optimizer steps and epochs
+MAX_FILE_BYTES = 2 ** 34        # bytes of a model file (16 GiB: 2**31 float32 weights and
+#                                 the two Adam slots of each, with room to spare)
 
 # Config keys that hold sizes: positive integers (or lists of them) of at most MAX_SIZE.
 SIZE_KEYS = ("units", "filters", "kernel_size", "strides", "pool_size", "input_shape",

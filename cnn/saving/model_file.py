@@ -1,11 +1,15 @@
 """Reading model files safely: one clear error naming the file for every way a file can be bad.
 
-``open_model_file(path)`` opens an HDF5 file read-only and turns what can go wrong into
+``open_model_file(path)`` reads an HDF5 file's bytes once and has them parsed by the HDF5
+reading process (``reader_process``: a separate process under time and memory limits, since
+a crafted file can make the C library loop or crash); the readers see its groups, datasets
+and attributes through ``file_view``. It turns what can go wrong into
 
 * ``FileNotFoundError`` / ``IsADirectoryError`` / ``PermissionError`` (``OSError``s, raised
-  before h5py is involved, with the path as their ``filename``) for I/O problems;
+  before anything parses the file, with the path as their ``filename``) for I/O problems;
 * :class:`ModelFileError` (a ``ValueError``) for a file that is not HDF5, is truncated or
-  damaged, or whose contents a reader rejects: its message starts with the path.
+  damaged, or whose contents a reader rejects, or that the HDF5 library did not finish
+  reading in time: its message starts with the path.
 
 Before a reader sees the file, ``hdf5_checks.check_structure`` has refused every link,
 storage and type that could make reading touch another file or run a plugin. The helpers
@@ -20,13 +24,14 @@ import contextlib
 import errno
 import json
 import os
+import stat
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from cnn.saving import limits
-from cnn.saving.hdf5_checks import check_structure
+from cnn.saving import file_view, limits, reader_process
+from cnn.saving.file_view import Dataset
+from cnn.saving.reader_process import ReadingFailed, resolve_timeout
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -41,31 +46,33 @@ class ModelFileError(ValueError):
 
 
 @contextlib.contextmanager
-def open_model_file(path):
-    """Yield the open ``h5py.File`` at ``path``; errors inside the block name the file.
+def open_model_file(path, read_timeout=None):
+    """Yield the root group (a ``file_view.Group``) of the HDF5 file at ``path``; errors
+    inside the block name the file.
 
-    The file's structure is checked first (``check_structure``). A ``ValueError`` raised
+    The file's bytes are read once (at most ``limits.MAX_FILE_BYTES``) and parsed by the
+    HDF5 reading process (``reader_process``), which checks the structure first
+    (``check_structure``) and must answer within ``read_timeout`` seconds (default:
+    ``$CNN_HDF5_TIMEOUT``, else a minute plus a second per 100 MB). A ``ValueError`` raised
     by the reader inside the block becomes a ``ModelFileError`` prefixed with the path; so
-    does any error h5py raises on damaged data (``OSError``, ``RuntimeError``, ``KeyError``,
-    ...), and a config that nests too deeply for the JSON parser (``RecursionError``).
+    does any error HDF5 raises on damaged data (``OSError``, ``RuntimeError``, ``KeyError``,
+    ...), a config that nests too deeply for the JSON parser (``RecursionError``), and a
+    reading process that did not finish in time, crashed or ran out of memory.
     """
     path = Path(os.fspath(path))
-    if not path.exists():
-        raise FileNotFoundError(errno.ENOENT, "no such model file", str(path))
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "a directory, not a model file", str(path))
-    with open(path, "rb") as stream:  # PermissionError etc. name the file themselves
-        header = stream.read(len(HDF5_SIGNATURE))
+    data = read_bytes(path)
+    timeout = resolve_timeout(read_timeout, len(data))
+    header = data[:len(HDF5_SIGNATURE)]
     try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise ModelFileError(path, _unreadable(header, exc)) from None
-    try:
-        with handle:
-            check_structure(handle)
-            yield handle
+        with reader_process.reading(data, timeout) as (session, reply):
+            del data
+            if "objects" not in reply:
+                raise ModelFileError(path, _refusal(reply, header))
+            yield file_view.root(session, reply["objects"])
     except ModelFileError:
         raise
+    except ReadingFailed as exc:
+        raise ModelFileError(path, exc.problem) from None
     except ValueError as exc:
         raise ModelFileError(path, str(exc)) from None
     except DAMAGED_FILE_ERRORS as exc:
@@ -73,21 +80,50 @@ def open_model_file(path):
                                    f"({type(exc).__name__}: {exc})") from None
 
 
+def read_bytes(path: Path) -> bytes:
+    """The bytes of the file at ``path``, read once (no later read can see other contents);
+    refused beyond ``limits.MAX_FILE_BYTES``. I/O problems are ``OSError``s naming the
+    file, raised before anything parses it."""
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, "no such model file", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a directory, not a model file", str(path))
+    with open(path, "rb") as stream:  # PermissionError etc. name the file themselves
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ModelFileError(path, "not a regular file")
+        data = stream.read(min(status.st_size, limits.MAX_FILE_BYTES) + 1)
+    if len(data) > limits.MAX_FILE_BYTES:
+        raise ModelFileError(path, f"the file holds more than {limits.MAX_FILE_BYTES} bytes, "
+                                   "the most a model file may hold")
+    return data
+
+
+def _refusal(reply: dict, header: bytes) -> str:
+    """The problem the reading process found opening the file (``error`` of ``kind``)."""
+    error, kind = str(reply.get("error", "")), reply.get("kind")
+    if kind == "unopenable":
+        return _unreadable(header, error)
+    if kind == "damaged":
+        return f"the file is damaged: reading it failed ({reply.get('type')}: {error})"
+    return error
+
+
 # What h5py and HDF5 raise on a damaged file (a broken B-tree, heap or object header).
 DAMAGED_FILE_ERRORS = (OSError, RuntimeError, KeyError, IndexError, TypeError, OverflowError,
                        RecursionError, SystemError)
 
 
-def _unreadable(header: bytes, exc: OSError) -> str:
+def _unreadable(header: bytes, error: str) -> str:
     if header != HDF5_SIGNATURE:
         return "not an HDF5 file (it does not start with the HDF5 signature)"
-    if "truncated" in str(exc):
-        return f"the HDF5 file is truncated ({exc})"
-    return f"the HDF5 file is damaged ({exc})"
+    if "truncated" in error:
+        return f"the HDF5 file is truncated ({error})"
+    return f"the HDF5 file is damaged ({error})"
 
 
 def member(group, name: str, kind: type, what: str | None = None):
-    """``group[name]``, checked to exist and to be a ``kind`` (h5py.Dataset or h5py.Group)."""
+    """``group[name]``, checked to exist and to be a ``kind`` (``Dataset`` or ``Group``)."""
     what = what or f"{kind.__name__.lower()} {_full_name(group, name)!r}"
     if name not in group:
         raise ValueError(f"{what} is missing")
@@ -99,7 +135,7 @@ def member(group, name: str, kind: type, what: str | None = None):
 
 def read_string(dataset) -> str:
     """A scalar string dataset as ``str`` (UTF-8)."""
-    if dataset.shape != () or h5py.check_string_dtype(dataset.dtype) is None:
+    if dataset.shape != () or not dataset.holds_strings:
         raise ValueError(f"dataset {dataset.name!r} should hold a string, got {dataset.dtype} "
                          f"of shape {dataset.shape}")
     value = dataset[()]
@@ -117,7 +153,7 @@ def read_string(dataset) -> str:
 def read_strings(dataset, max_count: int = limits.MAX_RANK) -> list[str]:
     """A 1-D string dataset of at most ``max_count`` entries (the seed's ``name`` and
     ``_str``) as a list of ``str``."""
-    if dataset.ndim != 1 or h5py.check_string_dtype(dataset.dtype) is None \
+    if dataset.ndim != 1 or not dataset.holds_strings \
             or len(dataset) > max_count:
         raise ValueError(f"dataset {dataset.name!r} should be a list of at most {max_count} "
                          f"strings, got {dataset.dtype} of shape {dataset.shape}")
@@ -130,7 +166,7 @@ def read_strings(dataset, max_count: int = limits.MAX_RANK) -> list[str]:
 def read_json(group, name: str, allow_infinity: bool = False):
     """Parse the scalar string dataset ``group[name]`` as JSON; NaN is refused, and so are
     infinities unless ``allow_infinity`` (a callback's "best so far" starts at inf)."""
-    text = read_string(member(group, name, h5py.Dataset))
+    text = read_string(member(group, name, Dataset))
     if len(text) > limits.MAX_CONFIG_CHARS:
         raise ValueError(f"dataset {name!r} holds {len(text)} characters; at most "
                          f"{limits.MAX_CONFIG_CHARS}")
@@ -173,12 +209,12 @@ def read_finite_array(dataset, shape=None, what: str | None = None) -> np.ndarra
 
 def read_int(item, name: str, minimum: int = 0, maximum: int = limits.MAX_ITERATIONS) -> int:
     """An integer attribute (of ``item.attrs``) or a scalar integer dataset ``item[name]``."""
-    if isinstance(item, h5py.AttributeManager):
+    if isinstance(item, file_view.Attributes):
         if name not in item:
             raise ValueError(f"attribute {name!r} is missing")
         value, where = item[name], f"attribute {name!r}"
     else:
-        value, where = read_array(member(item, name, h5py.Dataset), ()), f"dataset {name!r}"
+        value, where = read_array(member(item, name, Dataset), ()), f"dataset {name!r}"
     value = np.asarray(value)
     if value.shape != () or value.dtype.kind not in "iu" or not minimum <= int(value) <= maximum:
         raise ValueError(f"{where} should be an integer in [{minimum}, {maximum}], got "

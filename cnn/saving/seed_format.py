@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import re
 
-import h5py
 import numpy as np
 
 from cnn import backend
@@ -38,27 +37,28 @@ from cnn.layers import (AveragePooling2D, Conv2D, Dense, Flatten, Input, MaxPool
                         Recurrent)
 from cnn.models.model import Model
 from cnn.saving import limits
+from cnn.saving.file_view import Dataset, Group
 from cnn.saving.model_file import member, read_array, read_finite_array, read_int, read_strings
 
 ROOT_DATASETS = ("input_shape", "lr", "layer_cnt", "name")
 _LAYER_GROUP = re.compile(r"layer_(\d+)")
 
 
-def is_seed_file(f: h5py.File) -> bool:
+def is_seed_file(f: Group) -> bool:
     """Whether ``f`` has the original implementation's layout (and not our ``format``)."""
     return "format" not in f.attrs and all(name in f for name in ROOT_DATASETS)
 
 
-def read_model(f: h5py.File, compile: bool = True, dtype=None):
+def read_model(f: Group, compile: bool = True, dtype=None):
     """Rebuild the model stored in ``f``, compiled with the file's learning rate, loss and
     metric unless ``compile`` is False, in ``dtype`` (default ``cnn.floatx()``)."""
     input_shape = limits.sample_shape(_int_list(f, "input_shape"), "input_shape")
     layer_count = read_int(f, "layer_cnt", minimum=1, maximum=limits.MAX_LAYERS)
-    names = read_strings(member(f, "name", h5py.Dataset))
+    names = read_strings(member(f, "name", Dataset))
     if len(names) not in (2, 3):
         raise ValueError(f"dataset 'name' should be [model name, loss] or [model name, loss, "
                          f"metric], got {names}")
-    lr = member(f, "lr", h5py.Dataset)
+    lr = member(f, "lr", Dataset)
     learning_rate = read_array(lr) if lr.shape == () else None
     if learning_rate is None or not (np.isfinite(learning_rate) and learning_rate > 0):
         shown = "an array of shape " + str(lr.shape) if learning_rate is None else \
@@ -72,7 +72,7 @@ def read_model(f: h5py.File, compile: bool = True, dtype=None):
             backend.using_rng(np.random.default_rng(0)):
         model = Model(Input(tuple(input_shape)), names[0])
         for index in range(layer_count):
-            group = member(f, f"layer_{index}", h5py.Group)
+            group = member(f, f"layer_{index}", Group)
             kind, *strings = _layer_strings(group)
             try:
                 model.add_layer(_read_layer(group, kind, strings, model.cur_output_shape,
@@ -96,9 +96,9 @@ def _check_params_total(f, layer_count: int) -> None:
     read), so their declared sizes together bound what reading the file allocates."""
     total = 0
     for index in range(layer_count):
-        group = member(f, f"layer_{index}", h5py.Group)
+        group = member(f, f"layer_{index}", Group)
         params = group.get("params")
-        if isinstance(params, h5py.Dataset):
+        if isinstance(params, Dataset):
             total += params.size
     if total > limits.MAX_PARAMETERS:
         raise ValueError(f"the layers declare params of {total} elements in all; at most "
@@ -107,7 +107,7 @@ def _check_params_total(f, layer_count: int) -> None:
 
 def _layer_strings(group) -> list[str]:
     """``_str``: the layer type, then its string arguments."""
-    strings = read_strings(member(group, "_str", h5py.Dataset))
+    strings = read_strings(member(group, "_str", Dataset))
     if not strings:
         raise ValueError(f"{group.name}/_str is empty: it should start with the layer type")
     return strings
@@ -135,7 +135,7 @@ def _read_layer(group, kind: str, strings: list[str], input_shape: tuple, budget
 def _flagged_dataset(group, name: str):
     """The dataset ``group[name]`` (not read) if ``group[name + "_flag"]`` is 1, None if 0."""
     flag = read_int(group, f"{name}_flag", maximum=1)
-    return member(group, name, h5py.Dataset) if flag else None
+    return member(group, name, Dataset) if flag else None
 
 
 class _Budget:
@@ -189,7 +189,7 @@ def _unpack(values, what: str, names):
 def _int_list(group, name: str) -> list[int]:
     """The 1-D integer dataset ``group[name]`` of at most MAX_RANK entries (checked before
     it is read)."""
-    dataset = member(group, name, h5py.Dataset)
+    dataset = member(group, name, Dataset)
     if dataset.ndim != 1 or dataset.dtype.kind not in "iu" or len(dataset) > limits.MAX_RANK:
         raise ValueError(f"{name} should be a list of at most {limits.MAX_RANK} integers, got "
                          f"{dataset.dtype} of shape {dataset.shape}")

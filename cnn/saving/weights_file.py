@@ -29,6 +29,7 @@ import numpy as np
 
 import cnn
 from cnn.saving import limits
+from cnn.saving.file_view import Dataset, Group
 from cnn.saving.model_file import (ModelFileError, member, open_model_file,
                                    read_finite_array)
 from cnn.utils.fileio import atomic_path
@@ -71,8 +72,11 @@ def write_layer_weights(group, layers) -> None:
             layer_group.create_dataset(name, data=value)
 
 
-def load_weights(model, path, by_name: bool = False, skip_mismatch: bool = False) -> None:
+def load_weights(model, path, by_name: bool = False, skip_mismatch: bool = False,
+                 read_timeout: float | None = None) -> None:
     """Set the model's weights from a file of ``save_weights`` (or ``model.save``).
+
+    ``read_timeout``: as for ``load_model`` (seconds the HDF5 library may take to read it).
 
     Raises:
         ModelFileError (a ValueError): the file is not such a file, or its weights do not fit
@@ -82,7 +86,7 @@ def load_weights(model, path, by_name: bool = False, skip_mismatch: bool = False
     """
     if skip_mismatch and not by_name:
         raise ValueError("skip_mismatch=True needs by_name=True (as in Keras)")
-    with open_model_file(path) as f:
+    with open_model_file(path, read_timeout) as f:
         root = _weights_group(f)
         stored = _stored_layers(root)
         if by_name:
@@ -108,7 +112,7 @@ def _weights_group(f):
                              f"{cnn.__version__} reads (up to {WEIGHTS_FORMAT_VERSION})")
         return f
     if found == "cnn":  # a whole model written by model.save
-        return member(f, "model_weights", h5py.Group)
+        return member(f, "model_weights", Group)
     raise ValueError(f"not a cnn weights file: its 'format' attribute is {found!r}, expected "
                      f"{WEIGHTS_FORMAT_NAME!r} (save_weights) or 'cnn' (model.save)")
 
@@ -119,9 +123,9 @@ def _stored_layers(root) -> list[tuple[str, list]]:
         raise ValueError("the weights lack the 'layer_names' attribute")
     layers = []
     for name in _strings(root.attrs["layer_names"], "layer_names"):
-        group = member(root, name, h5py.Group, f"the weights of layer {name!r}")
+        group = member(root, name, Group, f"the weights of layer {name!r}")
         weight_names = _strings(group.attrs.get("weight_names", []), f"{name}/weight_names")
-        layers.append((name, [member(group, w, h5py.Dataset, f"weight {name}/{w}")
+        layers.append((name, [member(group, w, Dataset, f"weight {name}/{w}")
                               for w in weight_names]))
     return layers
 
