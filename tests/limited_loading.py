@@ -21,7 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import package_env
+
+HERE = Path(__file__).resolve().parent  # holds no `cnn`: the child imports package_env's
 HEADROOM = 1 << 30  # 1 GiB above what the process uses after its imports
 
 _CHILD = r"""
@@ -59,14 +61,14 @@ def load_limited(paths, headroom: int = HEADROOM, timeout: float = 600.0,
                  seconds: int = 10, read_timeout: float = 5.0) -> dict:
     """``{path: (outcome, message, seconds)}`` for every path (see the module docstring)."""
     left = [str(p) for p in paths]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+    env = {**package_env(), "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "CNN_HDF5_TIMEOUT": str(read_timeout)}
     results = {}
     while left:
         process = subprocess.run([sys.executable, "-c", _CHILD, str(headroom), str(seconds),
                                   *left], env=env, capture_output=True, text=True,
-                                 timeout=timeout, cwd=ROOT)
+                                 timeout=timeout, cwd=HERE)
         for line in process.stdout.splitlines():
             path, outcome, message, spent = json.loads(line)
             results[path] = (outcome, message, spent)

@@ -23,9 +23,10 @@ from cnn.optimizers import SGD
 from cnn.training import workers as data_parallel
 from cnn.training.strategy import idle_pool
 from cnn.training.workers import WorkerError
+from helpers import package_env
 
 PARENT = os.getpid()
-ROOT = Path(__file__).resolve().parent.parent
+
 LIMIT = 60  # seconds any test here may take before it counts as a hang
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP") or not hasattr(signal, "alarm"),
@@ -201,9 +202,8 @@ CALLER = textwrap.dedent("""
 
 
 def test_killing_the_caller_ends_its_workers_and_frees_the_shared_memory():
-    caller = subprocess.Popen([sys.executable, "-c", CALLER], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    caller = subprocess.Popen([sys.executable, "-c", CALLER], cwd=Path(__file__).parent,
+                              text=True, stdout=subprocess.PIPE, env=package_env())
     try:
         ready, _, _ = select.select([caller.stdout], [], [], 30)
         assert ready, "the caller did not start training within 30 s"
