@@ -86,8 +86,8 @@ def _threads_callback(seen: list):
     import cnn
     from cnn.callbacks import Callback
 
-    class Threads(Callback):
-        def on_batch_end(self, batch, logs=None):
+    class Threads(Callback):  # once per epoch: asking threadpoolctl costs milliseconds
+        def on_epoch_end(self, epoch, logs=None):
             seen.append(cnn.get_num_threads())
 
     return Threads()
