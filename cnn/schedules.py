@@ -24,6 +24,13 @@ alpha=0.0, warmup_target=None, warmup_steps=0)``       * s / decay_steps)) + alp
                                                        ``warmup_target`` over ``warmup_steps``
                                                        and the cosine then starts from
                                                        ``warmup_target``
+``CosineDecayRestarts(initial_learning_rate,           cosine cycles (SGDR, Loshchilov & Hutter
+first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0)``  2017): cycle ``i`` lasts
+                                                       ``first_decay_steps * t_mul ** i`` steps
+                                                       and starts at ``lr0 * m_mul ** i``
+                                                       (Keras); its first cycle is
+                                                       ``CosineDecay(lr0, first_decay_steps,
+                                                       alpha)`` exactly
 =====================================================  ========================================
 
 Every schedule has ``get_config()`` (``{"name": ..., arguments...}``); ``get(config)``
@@ -132,10 +139,69 @@ class CosineDecay(Schedule):
         }
 
 
+class CosineDecayRestarts(Schedule):
+    """Cosine decay with warm restarts (Keras's ``CosineDecayRestarts``).
+
+    Cycle ``i`` (from 0) lasts ``first_decay_steps * t_mul ** i`` steps; within it the rate
+    falls along half a cosine from ``initial_learning_rate * m_mul ** i`` towards
+    ``alpha * initial_learning_rate``, then jumps back up for the next cycle.
+    """
+
+    name = "cosine_decay_restarts"
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
+        self.initial_learning_rate = checks.positive("initial_learning_rate", initial_learning_rate)
+        self.first_decay_steps = checks.positive("first_decay_steps", first_decay_steps)
+        self.t_mul = checks.positive("t_mul", t_mul)
+        self.m_mul = checks.positive("m_mul", m_mul, allow_zero=True)
+        self.alpha = checks.fraction("alpha", alpha, upper_inclusive=True)
+
+    def cycle_at(self, step: float) -> tuple[int, float]:
+        """``(cycle, fraction)``: which cycle ``step`` falls in and how far through it (0-1)."""
+        completed = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            cycle = math.floor(completed)
+            return cycle, completed - cycle
+        if self.t_mul < 1.0 and completed * (1.0 - self.t_mul) >= 1.0:
+            raise ValueError(
+                f"CosineDecayRestarts: with t_mul={self.t_mul} < 1 the cycles shrink and end "
+                f"after {self.first_decay_steps / (1.0 - self.t_mul):g} steps; step {step:g} "
+                "is past them")
+        # Cycles 0..k-1 span (1 - t_mul ** k) / (1 - t_mul) first cycles; solve for k.
+        cycle = math.floor(math.log(1.0 - completed * (1.0 - self.t_mul)) / math.log(self.t_mul))
+        for _ in range(2):  # the logarithm can land a rounding error off a cycle's boundary
+            done = (1.0 - self.t_mul ** cycle) / (1.0 - self.t_mul)
+            fraction = (completed - done) / self.t_mul ** cycle
+            if fraction >= 1.0:
+                cycle += 1
+            elif fraction < 0.0:
+                cycle -= 1
+            else:
+                break
+        done = (1.0 - self.t_mul ** cycle) / (1.0 - self.t_mul)
+        return cycle, (completed - done) / self.t_mul ** cycle
+
+    def learning_rate_at(self, step):
+        cycle, fraction = self.cycle_at(step)
+        cosine = 0.5 * self.m_mul ** cycle * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "initial_learning_rate": self.initial_learning_rate,
+            "first_decay_steps": self.first_decay_steps,
+            "t_mul": self.t_mul,
+            "m_mul": self.m_mul,
+            "alpha": self.alpha,
+        }
+
+
 _SCHEDULES = {
     "step_decay": StepDecay,
     "exponential_decay": ExponentialDecay,
     "cosine_decay": CosineDecay,
+    "cosine_decay_restarts": CosineDecayRestarts,
 }
 
 
@@ -183,7 +249,7 @@ def serialize(learning_rate):
     if callable(learning_rate):
         raise ValueError(
             f"the learning rate {learning_rate!r} is a plain function, which cannot be saved in "
-            "a config; use a cnn.schedules schedule (StepDecay, ExponentialDecay, CosineDecay)"
+            "a config; use a cnn.schedules schedule (StepDecay, ExponentialDecay, CosineDecay, CosineDecayRestarts)"
         )
     return float(learning_rate)
 

@@ -10,10 +10,21 @@ object, reshuffled every epoch under the seed). It aims at >= 94.0% test accurac
     apt-get install dataset-fashion-mnist     # or put the IDX files in $CNN_DATA
     python examples/fashion_mnist_resnet.py [--epochs 15] [--out runs/fashion_resnet]
     python examples/fashion_mnist_resnet.py --epochs 1 --subset 500   # a quick check
+    python examples/fashion_mnist_resnet.py --epochs 30 --cycle-epochs 15   # a warm restart
+    mpiexec -n 2 python -m mpi4py examples/fashion_mnist_resnet.py   # both cores (see below)
+
+BatchNormalization keeps ``fit``'s default to one process (its batch statistics would differ
+per worker), but under ``mpiexec`` the ranks share each batch with BatchNormalization
+synchronised across them, taking the steps one process takes (up to float rounding, which
+Adam's first steps amplify for weights whose gradient is nearly 0), so the same run uses
+every core (rank 0 prints and writes the files).
 
 Every epoch saves ``checkpoint.h5`` and appends to ``history.csv`` in ``--out``; ``--resume``
 continues an interrupted run from its last checkpoint (exactly: the weights, AdamW's state, the
-schedule's step and the data order all continue where they were). The test set is scored after
+schedule's step and the data order all continue where they were). The schedule comes from the
+command line, so ``--resume --epochs 30 --cycle-epochs 15`` continues a finished 15-epoch run
+exactly as the 30-epoch run with a warm restart would have gone on: its first cycle is the
+15-epoch run's decay, step for step. The test set is scored after
 every epoch for the curves only (nothing is chosen on it). The last line printed says the test
 accuracy and the training time (the sum of the epochs' times, across resumes).
 """
@@ -33,7 +44,7 @@ from cnn.layers import (Activation, Add, BatchNormalization, Conv2D, GlobalAvera
                         Input, Output)
 from cnn.models import Model, load_model
 from cnn.optimizers import AdamW
-from cnn.schedules import CosineDecay
+from cnn.schedules import CosineDecay, CosineDecayRestarts
 from cnn.utils.visualization import confusion_show, history_show
 
 WIDTHS = (16, 32, 64)
@@ -54,9 +65,17 @@ def residual_block(x, filters, strides=1):
     return Activation("relu")(Add()([h, skip]))
 
 
-def build_model(steps, blocks=2, learning_rate=3e-3, weight_decay=5e-4):
-    """The network for (1, 28, 28) images, compiled with AdamW whose learning rate decays
-    to 0 over ``steps`` updates."""
+def learning_rate_schedule(learning_rate, steps, cycle_steps=None, restart_decay=0.5):
+    """A cosine decay to 0 over ``steps`` updates; with ``cycle_steps``, cosine cycles of that
+    many updates, each starting at ``restart_decay`` times the last one's peak (warm restarts:
+    the first cycle is the plain decay over ``cycle_steps``, step for step)."""
+    if cycle_steps is None:
+        return CosineDecay(learning_rate, steps)
+    return CosineDecayRestarts(learning_rate, cycle_steps, t_mul=1.0, m_mul=restart_decay)
+
+
+def build_model(schedule, blocks=2, weight_decay=5e-4):
+    """The network for (1, 28, 28) images, compiled with AdamW following ``schedule``."""
     inputs = Input((1, 28, 28))
     x = Activation("relu")(conv_bn(inputs, WIDTHS[0]))
     for stage, filters in enumerate(WIDTHS):
@@ -64,7 +83,7 @@ def build_model(steps, blocks=2, learning_rate=3e-3, weight_decay=5e-4):
             x = residual_block(x, filters, strides=2 if stage > 0 and block == 0 else 1)
     outputs = Output(10)(GlobalAveragePooling2D()(x))
     model = Model(inputs, outputs, name="fashion_resnet")
-    model.compile(optimizer=AdamW(CosineDecay(learning_rate, steps), weight_decay=weight_decay),
+    model.compile(optimizer=AdamW(schedule, weight_decay=weight_decay),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -123,6 +142,11 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--blocks", type=int, default=2, help="residual blocks per stage")
     parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--cycle-epochs", type=int, default=None,
+                        help="warm restarts: a new cosine cycle every N epochs (default: one "
+                             "decay over all --epochs)")
+    parser.add_argument("--restart-decay", type=float, default=0.5,
+                        help="each cycle's peak learning rate relative to the last one's")
     parser.add_argument("--subset", type=int, default=None,
                         help="a quick check: the first N training and N // 5 test images")
     parser.add_argument("--seed", type=int, default=0)
@@ -130,6 +154,7 @@ def main():
                         help="continue from --out's checkpoint.h5 when there is one")
     args = parser.parse_args()
 
+    cnn.distributed.init()  # a no-op unless started by mpiexec
     cnn.set_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     if args.subset:
@@ -139,23 +164,35 @@ def main():
     out = Path(args.out)
     checkpoint = out / "checkpoint.h5"
     resuming = args.resume and checkpoint.exists()
+    schedule = learning_rate_schedule(
+        args.learning_rate, args.epochs * len(batches),
+        None if args.cycle_epochs is None else args.cycle_epochs * len(batches),
+        args.restart_decay)
     if resuming:
         model = load_model(checkpoint)
+        # The command line defines the run: a run resumed with more epochs or cycles follows
+        # the schedule it would have followed from the start.
+        model.optimizer.learning_rate = schedule
         batches.epoch = model.epoch
-        print(f"resuming {checkpoint} after epoch {model.epoch}")
+        if cnn.distributed.is_chief():
+            print(f"resuming {checkpoint} after epoch {model.epoch}")
     else:
-        model = build_model(args.epochs * len(batches), args.blocks, args.learning_rate)
-        model.summary()
+        model = build_model(schedule, args.blocks)
+        if cnn.distributed.is_chief():
+            model.summary()
     out.mkdir(parents=True, exist_ok=True)
     callbacks = [EpochSeconds(), ModelCheckpoint(checkpoint),
                  CSVLogger(out / "history.csv", append=resuming)]
     model.fit(batches, epochs=args.epochs - model.epoch, verbose=2, seed=args.seed,
               validation_data=(x_test, y_test), callbacks=callbacks)
+    results = model.evaluate(x_test, y_test, return_dict=True)
+    predicted = model.predict_classes(x_test)  # evaluate and predict span every rank
+    if not cnn.distributed.is_chief():
+        return
     history = read_history(out / "history.csv")
     seconds = sum(history.pop("seconds"))
-    results = model.evaluate(x_test, y_test, return_dict=True)
     history_show(history, out / "accuracy.png", out / "loss.png", show=False)
-    confusion_show(list(fashion_mnist.CLASS_NAMES), model.predict_classes(x_test), y_test,
+    confusion_show(list(fashion_mnist.CLASS_NAMES), predicted, y_test,
                    confusion_file=out / "confusion.png", show=False)
     model.save(out / "model.h5")
     print(f"wrote {out}/model.h5, accuracy.png, loss.png, confusion.png")

@@ -348,7 +348,7 @@ def new_example_networks():
     return {
         "addition_rnn": (addition.build(16, 1e-3, 100), None),
         "fashion_mnist_channels_last": (convnet_last, None),
-        "fashion_mnist_resnet": (resnet.build_model(100, blocks=1), None),
+        "fashion_mnist_resnet": (resnet.build_model(1e-3, blocks=1), None),
         "transformer_encoder": (transformer.build(8, 5, 8, 2, 16, 2, 1e-3),
                                 lambda size: padded_ids(size, 8, 6)),
     }

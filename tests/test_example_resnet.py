@@ -1,0 +1,51 @@
+"""examples/fashion_mnist_resnet.py on 64 random images: a run interrupted and resumed with
+warm restarts (``--resume --cycle-epochs``) ends with the weights of the same run made in one go."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from cnn.models import load_model
+from cnn.schedules import CosineDecayRestarts
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fashion_mnist_resnet.py"
+
+
+def load_example(monkeypatch):
+    spec = importlib.util.spec_from_file_location("fashion_mnist_resnet", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rng = np.random.default_rng(0)
+    images = rng.random((80, 1, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, 80)
+    monkeypatch.setattr(example.fashion_mnist, "load_data",
+                        lambda: ((images[:64], labels[:64]), (images[64:], labels[64:])))
+    return example
+
+
+def run(example, monkeypatch, out, *args):
+    monkeypatch.setattr(sys, "argv", ["fashion_mnist_resnet.py", "--blocks", "1", "--batch-size",
+                                      "32", "--out", str(out), *args])
+    with threadpool_limits(1):
+        example.main()
+
+
+def test_resumed_warm_restart_equals_the_run_made_in_one_go(tmp_path, monkeypatch, capsys):
+    example = load_example(monkeypatch)
+    run(example, monkeypatch, tmp_path / "a", "--epochs", "2")  # a finished one-cycle run
+    run(example, monkeypatch, tmp_path / "a", "--epochs", "3", "--cycle-epochs", "2", "--resume")
+    run(example, monkeypatch, tmp_path / "b", "--epochs", "3", "--cycle-epochs", "2")
+    out = capsys.readouterr().out
+    assert "resuming" in out and out.count("fashion_resnet: test accuracy") == 3
+    resumed, in_one_go = (load_model(tmp_path / name / "model.h5") for name in "ab")
+    for a, b in zip(resumed.get_weights(), in_one_go.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    rates = [np.float64(line.split(",")[2]) for line in
+             (tmp_path / "a" / "history.csv").read_text().splitlines()[1:]]
+    cycles = CosineDecayRestarts(3e-3, 4, t_mul=1.0, m_mul=0.5)  # 2 steps an epoch, 2 epochs
+    assert rates == [cycles(step) for step in (1, 3, 5)]  # each epoch's last step's rate
+    assert rates[2] > rates[1]  # the restart
+    assert resumed.optimizer.learning_rate.get_config()["name"] == "cosine_decay_restarts"
