@@ -18,7 +18,10 @@ frameworks alternate, and the medians are reported:
     PYTHONPATH=. python benchmarks/bench_defaults.py --quick     # tiny data: a smoke test
 
 ``--markdown`` prints rows for ``benchmarks/RESULTS.md`` (date, load, machine, versions,
-threads and processes each framework used); nothing is written to files.
+threads and processes each framework used); nothing is written to files. ``--workers W``
+measures cnn with ``CNN_WORKERS=W`` instead of its default (e.g. ``--only seed-32
+seed-32-busy --workers 1``: what one process would give at batch 32, quiet and busy), and
+says so in its output; PyTorch is unchanged.
 """
 
 from __future__ import annotations
@@ -55,10 +58,13 @@ README_RUNS = {"readme": "README main command, quiet",
 
 
 # -- one measurement, in a fresh process --------------------------------------------------------
-def measure(name: str, framework: str, quick: bool) -> dict:
-    """Run one measurement here; ``{"value": ..., "processes": ..., "threads": ...}``."""
+def measure(name: str, framework: str, quick: bool, workers: int | None = None) -> dict:
+    """Run one measurement here; ``{"value": ..., "processes": ..., "threads": ...}``.
+    ``workers``: cnn's process count (``CNN_WORKERS``), None for its default."""
+    if workers is not None and framework == "cnn":
+        os.environ["CNN_WORKERS"] = str(workers)
     if name in README_RUNS:
-        return _readme_command(quick)
+        return _readme_command(quick, workers)
     if name == "lstm":
         return _lstm_step(framework, quick)
     (x, y), (x_test, _) = common.load_fashion_mnist()
@@ -155,9 +161,12 @@ def _lstm_step(framework, quick) -> dict:
     return {"value": seconds / steps * 1e3, "processes": 1, "threads": torch.get_num_threads()}
 
 
-def _readme_command(quick) -> dict:
-    """Seconds of the README's main command, ``python -m cnn train``, as a user runs it."""
+def _readme_command(quick, workers=None) -> dict:
+    """Seconds of the README's main command, ``python -m cnn train``, as a user runs it
+    (with ``--workers`` when ``workers`` is given)."""
     command = [sys.executable, "-m", "cnn", "train", "--verbose", "0"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     if quick:
         command += ["--epochs", "1", "--limit", "200"]
     with tempfile.TemporaryDirectory() as folder:
@@ -176,10 +185,12 @@ def _clean_env() -> dict:
     return env
 
 
-def run_child(name, framework, quick) -> dict:
+def run_child(name, framework, quick, workers=None) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", name, framework]
     if quick:
         command.append("--quick")
+    if workers is not None:
+        command += ["--workers", str(workers)]
     result = subprocess.run(command, check=True, capture_output=True, text=True,
                             env=_clean_env(), cwd=ROOT)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -202,7 +213,7 @@ def busy_core():
         process.wait(timeout=10)
 
 
-def run_all(repeats, quick, names) -> dict:
+def run_all(repeats, quick, names, workers=None) -> dict:
     """``{name: {"cnn": [result...], "torch": [...]}}``, the frameworks alternating."""
     results = {}
     for name in names:
@@ -212,7 +223,7 @@ def run_all(repeats, quick, names) -> dict:
         with busy:
             for round_index in range(repeats):
                 for framework in frameworks:
-                    result = run_child(name, framework, quick)
+                    result = run_child(name, framework, quick, workers)
                     results[name][framework].append(result)
                     print(f"  {name:<14} round {round_index + 1} {framework:<5} "
                           f"{result['value']:10.3f}  (load {os.getloadavg()[0]:.2f})",
@@ -247,9 +258,11 @@ def _setup(pair) -> str:
     return "" if processes is None else f"{processes} x {threads}"
 
 
-def print_markdown(rows, repeats) -> None:
+def print_markdown(rows, repeats, workers=None) -> None:
+    chosen = ("nothing set by the user" if workers is None else
+              f"cnn with CNN_WORKERS={workers}, PyTorch at its defaults")
     print(f"{common.today()}, load {os.getloadavg()[0]:.2f}, medians of {repeats}, "
-          f"nothing set by the user; {common.machine_line()}")
+          f"{chosen}; {common.machine_line()}")
     print()
     print("| target | cnn | PyTorch | cnn / PyTorch | target | cnn processes x BLAS threads "
           "| PyTorch threads |")
@@ -278,18 +291,25 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print rows for RESULTS.md")
     parser.add_argument("--only", nargs="+", choices=[*TARGETS, *README_RUNS],
                         help="measure only these")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="cnn's processes (CNN_WORKERS) instead of its default")
     parser.add_argument("--child", nargs=2, metavar=("NAME", "FRAMEWORK"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(*args.child, args.quick)))
+        print(json.dumps(measure(*args.child, args.quick, args.workers)))
         return 0
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
-    rows = summary(run_all(args.repeats, args.quick, args.only or [*TARGETS, *README_RUNS]))
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be >= 1")
+    rows = summary(run_all(args.repeats, args.quick, args.only or [*TARGETS, *README_RUNS],
+                           args.workers))
     if args.markdown:
-        print_markdown(rows, args.repeats)
+        print_markdown(rows, args.repeats, args.workers)
     else:
+        if args.workers is not None:
+            print(f"cnn with CNN_WORKERS={args.workers} (not its default)")
         print_plain(rows)
     return 0
 

@@ -355,3 +355,60 @@ def test_under_mpi_explicit_workers_are_refused(monkeypatch):
     monkeypatch.delenv("CNN_WORKERS")
     strategy, plan = trainer.strategy_for(convnet(), None, 32, 1000, "fit")
     assert plan.processes == 1 and "2 MPI ranks share each batch" in plan.describe()
+
+
+# -- data that makes its own batches ----------------------------------------------------------
+class Batches:
+    """A Keras-style Sequence of ``count`` batches of ``rows`` samples of ``data()``."""
+
+    def __init__(self, rows, count=3):
+        x, y = data(rows * count)
+        self.x, self.y, self.rows, self.count = x, y, rows, count
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        part = slice(index * self.rows, (index + 1) * self.rows)
+        return self.x[part], self.y[part]
+
+
+def test_a_sequence_of_batches_of_64_trains_on_two_processes_and_says_so(capsys):
+    """A Sequence's batches (64 here) are larger than the batch_size that fit does not get:
+    the plan says the batches come from the data and the workers make room for them."""
+    shared = convnet()
+    shared.fit(Batches(64), epochs=2, verbose=1, shuffle=False, seed=5)
+    err = capsys.readouterr().err
+    assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batches from the data; "
+            "workers=1 or CNN_WORKERS=1 to opt out)") in err
+    assert "batch 32" not in err
+    assert processes(shared) == 2 and idle_pool(shared).capacity == 32
+    alone = convnet()
+    alone.fit(Batches(64), epochs=2, verbose=0, shuffle=False, seed=5, workers=1)
+    assert_close(shared, alone)
+    np.testing.assert_allclose(shared.predict(Batches(64), verbose=0),
+                               alone.predict(Batches(64), verbose=0), rtol=1e-5, atol=1e-6)
+    shared.close_workers()
+
+
+def test_the_plan_line_for_data_that_makes_its_batches():
+    plan = defaults.Plan(2, 1, 2, None, True)
+    assert plan.describe() == ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batches "
+                               "from the data; workers=1 or CNN_WORKERS=1 to opt out)")
+    assert defaults.automatic_processes(2, None, None) == 2
+    assert defaults.automatic_processes(2, None, 10) == 1
+
+
+def test_a_generator_of_batches_of_64_trains_on_two_processes_the_steps_of_one(capsys):
+    def batches():
+        sequence = Batches(64)
+        while True:
+            yield from (sequence[i] for i in range(len(sequence)))
+
+    shared, alone = convnet(), convnet()
+    shared.fit(batches(), steps_per_epoch=3, epochs=2, verbose=2, seed=5)
+    assert "usable, batches from the data; workers=1" in capsys.readouterr().err
+    assert processes(shared) == 2
+    alone.fit(batches(), steps_per_epoch=3, epochs=2, verbose=0, seed=5, workers=1)
+    assert_close(shared, alone)
+    shared.close_workers()

@@ -34,6 +34,10 @@ MIN_SLICE_ROWS = 16
 # processes: their start-up (forking and rebuilding the model, tens of ms) is paid back
 # only over a few thousand samples.
 MIN_PARALLEL_SAMPLES = 2048
+# The batch size the worker processes' shared memory is first sized for when the data makes
+# its own batches (a Sequence or a generator: the size is known at the first batch); a
+# larger batch then restarts the workers once with room for it.
+DATA_BATCH_ROWS = 32
 WORKERS_VARIABLE = "CNN_WORKERS"
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -81,11 +85,13 @@ def chosen_threads() -> int | None:
     return None
 
 
-def automatic_processes(cores: int, rows: int, samples: int | None) -> int:
-    """The processes the default uses for batches of ``rows`` samples and ``samples`` samples
-    of work in all (None: unknown, e.g. a generator)."""
+def automatic_processes(cores: int, rows: int | None, samples: int | None) -> int:
+    """The processes the default uses for batches of ``rows`` samples (None: made by the
+    data, a Sequence or generator) and ``samples`` samples of work in all (None: unknown)."""
     if samples is not None and samples < MIN_PARALLEL_SAMPLES:
         return 1
+    if rows is None:
+        return cores
     return max(1, min(cores, rows // MIN_SLICE_ROWS))
 
 
@@ -98,22 +104,25 @@ def threads_per_process(processes: int) -> int:
 
 class Plan(NamedTuple):
     """What a call runs on: ``processes`` x ``threads`` BLAS threads; ``cores`` usable,
-    batches of ``rows``; ``automatic``: chosen by the default; ``reason``: why the default
-    kept one process (None when it did not, or when the user chose)."""
+    batches of ``rows`` (None: the data's own, a Sequence's or generator's); ``automatic``:
+    chosen by the default; ``reason``: why the default kept one process (None when it did
+    not, or when the user chose)."""
 
     processes: int
     threads: int
     cores: int
-    rows: int
+    rows: int | None
     automatic: bool
     reason: str | None = None
 
     def describe(self) -> str:
         """The line verbose runs print, e.g. ``cnn: 2 processes x 1 BLAS thread (2 cores
-        usable, batch 32; workers=1 or CNN_WORKERS=1 to opt out)``."""
+        usable, batch 32; workers=1 or CNN_WORKERS=1 to opt out)``; ``batches from the
+        data`` in place of ``batch 32`` for a Sequence or generator."""
+        batch = "batches from the data" if self.rows is None else f"batch {self.rows}"
         head = (f"cnn: {self.processes} process{'es' if self.processes > 1 else ''} x "
                 f"{self.threads} BLAS thread{'s' if self.threads > 1 else ''} "
-                f"({self.cores} core{'s' if self.cores > 1 else ''} usable, batch {self.rows}")
+                f"({self.cores} core{'s' if self.cores > 1 else ''} usable, {batch}")
         if not self.automatic:
             return f"{head}; as chosen)"
         if self.reason is not None:

@@ -53,12 +53,25 @@ class LocalWorkers(OneProcess):
     """``count`` processes share every batch: this one takes the first slice, ``count - 1``
     worker processes the others; their gradients are added here in slice order."""
 
-    def __init__(self, pool):
+    def __init__(self, pool, sized_by_data: bool = False):
         self.pool = pool
+        # True when the data makes its batches (a Sequence or generator), whose size the
+        # pool learns from the batches: it grows at the first one larger than it holds.
+        self.sized_by_data = sized_by_data
+
+    def make_room(self, model, rows: int, purpose: str) -> None:
+        """With ``sized_by_data``, restart the workers with room for batches of ``rows``
+        when theirs is smaller."""
+        pool = self.pool
+        if self.sized_by_data and -(-rows // (pool.count + 1)) > pool.capacity:
+            close_workers(model)
+            self.pool = _pool(model, pool.count + 1, rows, pool.blas_threads, purpose,
+                              pool.timeout)
 
     def compute_gradients(self, model, batch) -> Gradients:
-        pool = self.pool
         n = batch.rows
+        self.make_room(model, n, "fit")
+        pool = self.pool
         mine, *theirs = data_parallel.slices(n, pool.count + 1)
         # The workers' random layers start where this process's do (and draw for the whole
         # batch, cnn.replica), so that every process uses the masks one process would.
@@ -88,6 +101,7 @@ class LocalWorkers(OneProcess):
     def run_inference(self, model, batch) -> Outputs:
         """The outputs and mean losses of ``batch``, its slices run by every process (in
         chunks of what the workers' shared memory holds), gathered in order."""
+        self.make_room(model, batch.rows, "predict")
         step = self.pool.capacity * (self.pool.count + 1)
         if batch.rows <= step:
             return self._run_slices(model, batch)
@@ -171,11 +185,12 @@ def default_refusal(model) -> str | None:
     return None
 
 
-def choose(model, workers, rows: int, samples, purpose: str, timeout=None):
+def choose(model, workers, rows: int | None, samples, purpose: str, timeout=None):
     """``(strategy, defaults.Plan)`` for a call (``purpose``: ``"fit"``, ``"evaluate"`` or
-    ``"predict"``) with batches of up to ``rows`` samples, ``samples`` in all (None:
-    unknown). ``workers``: the user's count (None: ``CNN_WORKERS``, else the default's
-    choice); ``timeout``: the seconds to wait for a worker (None: ``workers.step_timeout()``).
+    ``"predict"``) with batches of up to ``rows`` samples (None: the data makes them, a
+    Sequence or generator), ``samples`` in all (None: unknown). ``workers``: the user's
+    count (None: ``CNN_WORKERS``, else the default's choice); ``timeout``: the seconds to
+    wait for a worker (None: ``workers.step_timeout()``).
 
     Raises:
         ValueError: a bad count, or an explicit count > 1 for a model the worker processes
@@ -194,13 +209,14 @@ def choose(model, workers, rows: int, samples, purpose: str, timeout=None):
         if reason is not None:
             raise ValueError(f"workers={requested} cuts every batch into slices, but {reason}; "
                              f"{'train' if purpose == 'fit' else 'run'} it with workers=1")
-        return LocalWorkers(_pool(model, requested, rows, plan.threads, purpose, timeout)), plan
+        return LocalWorkers(_pool(model, requested, rows, plan.threads, purpose, timeout),
+                            rows is None), plan
 
     count = defaults.automatic_processes(cores, rows, samples)
     if count == 1:  # the same data gives the same choice, whatever ran before
         reason = (f"{cores} core is usable" if cores == 1 else
                   f"batches of {rows} leave less than {defaults.MIN_SLICE_ROWS} samples a "
-                  "process" if rows < 2 * defaults.MIN_SLICE_ROWS else
+                  "process" if rows is not None and rows < 2 * defaults.MIN_SLICE_ROWS else
                   f"{samples} samples are too few to pay for starting worker processes")
     else:
         reason = refusal(model, purpose) or default_refusal(model)
@@ -211,15 +227,17 @@ def choose(model, workers, rows: int, samples, purpose: str, timeout=None):
         except (data_parallel.WorkerError, OSError) as exc:
             reason = f"the worker processes could not start ({str(exc).splitlines()[0]})"
         else:
-            return LocalWorkers(pool), defaults.Plan(count, threads, cores, rows, True)
+            return (LocalWorkers(pool, rows is None),
+                    defaults.Plan(count, threads, cores, rows, True))
     return OneProcess(), defaults.Plan(1, defaults.threads_per_process(1), cores, rows, True,
                                        reason)
 
 
 def _pool(model, processes: int, rows: int, threads: int, purpose: str, timeout):
-    """The model's worker pool for ``processes`` processes and batches of ``rows``: the idle
-    one when it fits (training: the same batch capacity; inference: any), else a new one."""
-    capacity = -(-rows // processes)
+    """The model's worker pool for ``processes`` processes and batches of ``rows`` (None:
+    ``defaults.DATA_BATCH_ROWS`` at first): the idle one when it fits (training: the same
+    batch capacity; inference: any), else a new one."""
+    capacity = -(-(rows or defaults.DATA_BATCH_ROWS) // processes)
     compiled = [None if loss is None else loss.get_config() for loss in model.output_losses]
     key = (processes, threads, repr(model.get_config()), repr(compiled),
            repr(model.loss_weights))

@@ -119,8 +119,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     iterator = EpochIterator(adapter)
     samples = getattr(adapter, "samples", None)
     work = None if samples is None else samples * (last_epoch - first_epoch)
-    strategy, plan = strategy_for(model, workers, min(batch_size, samples or batch_size), work,
-                               "fit", worker_timeout)
+    strategy, plan = strategy_for(model, workers, batch_rows(adapter, batch_size), work, "fit",
+                                  worker_timeout)
     _say(plan, verbose)
     if model.train_seed is None:
         model.train_seed = int(seed if seed is not None else backend.rng().integers(2**31))
@@ -148,6 +148,15 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     finally:
         model.running_callbacks = None
     return history
+
+
+def batch_rows(adapter, batch_size: int) -> int | None:
+    """The largest batch of ``adapter``'s data: ``batch_size`` (or fewer samples) for arrays,
+    None for a Sequence or generator, whose batches are of its own size."""
+    samples = getattr(adapter, "samples", None)
+    if not hasattr(adapter, "batch_size"):
+        return None
+    return min(batch_size, samples or batch_size)
 
 
 def strategy_for(model, workers, rows, samples, purpose, worker_timeout=None):
@@ -341,8 +350,8 @@ def _inference(model, adapter, batch_size, workers, purpose, verbose):
     """The strategy for ``evaluate`` or ``predict`` on ``adapter``'s data in batches of up
     to ``batch_size``, inside its BLAS thread limit; worker processes that fail are ended."""
     samples = getattr(adapter, "samples", None)
-    rows = min(batch_size, samples or batch_size)
-    strategy, plan = strategy_for(model, workers, rows, samples, purpose)
+    strategy, plan = strategy_for(model, workers, batch_rows(adapter, batch_size), samples,
+                                  purpose)
     _say(plan, verbose)
     try:
         with backend.limited_threads(plan.threads):
