@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn.layers import AveragePooling2D, Conv2D, MaxPooling2D
+from cnn.layers import AveragePooling2D, Conv2D, Dense, Flatten, Input, MaxPooling2D, Output
+from cnn.models import Model
 from cnn.ops import conv as conv_ops
 from cnn.ops import pooling as pool_ops
 from cnn.ops.activations import relu_inplace
@@ -176,3 +177,38 @@ def test_pooling_layers_infer_as_they_train(layer_type):
     layer.build(x.shape[1:])
     np.testing.assert_array_equal(layer.forward(x, training=False),
                                   layer.forward(x, training=True))
+
+
+def _seed_network():
+    """The seed's network (Conv2D 20x9x9 -> AveragePooling 2 -> Dense 100 -> Dense 10),
+    whose first convolution takes the band path in inference."""
+    cnn.set_seed(12)
+    model = Model(Input((1, 28, 28)), "seed")
+    model.add(Conv2D(20, 9, activation="relu"))
+    model.add(AveragePooling2D(2))
+    model.add(Flatten())
+    model.add(Dense(100, activation="relu"))
+    model.add(Output(10))
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    return model
+
+
+def test_seed_network_predicts_what_its_training_forward_computes():
+    model = _seed_network()
+    x = np.random.default_rng(13).random((300, 1, 28, 28)).astype(np.float32)
+    trained = model.graph.forward([x], training=True)[0]
+    predicted = model.predict(x, workers=1)
+    assert predicted.dtype == np.float32 and predicted.shape == (300, 10)
+    np.testing.assert_allclose(predicted, trained, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, batch_size=7, workers=1), predicted,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_seed_network_predicts_the_same_on_two_processes():
+    model = _seed_network()
+    x = np.random.default_rng(14).random((600, 1, 28, 28)).astype(np.float32)
+    try:
+        two = model.predict(x, workers=2)
+    finally:
+        model.close_workers()
+    np.testing.assert_allclose(two, model.predict(x, workers=1), rtol=1e-5, atol=1e-6)

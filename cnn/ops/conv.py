@@ -27,6 +27,10 @@ How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULT
   two kernel orders coincide, so one kernel matrix serves both. The input gradient comes
   from one batched GEMM per chunk as one (S * oh * ow, C) block per tap, added back by
   ``col2im_channels_last``.
+* Inference (``keep_columns=False``) with one input channel and a wide kernel: band columns
+  (``band_width``), one row per band of adjacent outputs, 3.5x less to copy for the seed
+  network's 9x9 kernel. Each chunk's output gets its bias, and an optional ``epilogue``
+  (an in-place activation), while it is in the cache.
 """
 
 from __future__ import annotations
