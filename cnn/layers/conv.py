@@ -190,7 +190,19 @@ class _Convolution(WindowLayer, register=False):
         self._initial_kernel = None
         self.add_bias(self.filters, fan_in, fan_out)
 
-    def forward_linear(self, x, training=False):
+    def forward(self, x, training=False):
+        """In inference, an activation with an in-place form (ReLU) is applied chunk by
+        chunk inside the convolution, while each chunk is in the CPU cache; the results are
+        those of applying it afterwards."""
+        in_place = self.activation.forward_inplace
+        if training or in_place is None or self.activation.needs_input \
+                or self.keep_preactivation:
+            return super().forward(x, training)
+        self.a = self.forward_linear(x, training, epilogue=in_place)
+        self.z = None
+        return self.a
+
+    def forward_linear(self, x, training=False, epilogue=None):
         if not hasattr(self, "_workspace"):
             self._workspace = {}  # column buffers lent to conv2d_forward, reused every step
         self.fit_batch(x)
@@ -198,7 +210,7 @@ class _Convolution(WindowLayer, register=False):
         z, self._cache = conv_ops.conv2d_forward(
             self.to_nchw(x), kernel if self.rank == 2 else kernel[:, :, None, :],
             self.params.get("bias"), self.op_strides, self.pads, workspace=self._workspace,
-            keep_columns=training, dilation=self.op_dilation,
+            keep_columns=training, dilation=self.op_dilation, epilogue=epilogue,
         )
         return self.from_nchw(z)
 
