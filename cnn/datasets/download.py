@@ -91,8 +91,8 @@ def download(file_name: str, mirrors, target, sha256: str, *, retries: int = 3, 
 
 
 def _fetch(url, target, sha256, timeout, progress) -> None:
-    # Imported here, the one place that needs them: http.client and ssl cost a tenth of a
-    # second that every other use of cnn.datasets (the bundled sample) would pay.
+    # Imported here, the one place that needs them: http.client and ssl are slow to import,
+    # and every other use of cnn.datasets (the bundled sample) would pay for them.
     import http.client
     import urllib.error
     import urllib.request

@@ -58,8 +58,9 @@ def load_mat(path, dtype="float32"):
 
 
 def scipy_io_module():
-    """``scipy.io``, imported on first use: it brings scipy.sparse and numpy.f2py (a third of
-    a second), which only ``.mat`` files need, so ``cnn train`` on other data goes without."""
+    """``scipy.io``, imported on first use: it brings scipy.sparse and numpy.f2py (more import
+    time than the rest of cnn.datasets), which only ``.mat`` files need, so ``cnn train`` on
+    other data goes without."""
     import scipy.io  # lazy on purpose, see above
 
     return scipy.io

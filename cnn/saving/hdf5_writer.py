@@ -1,8 +1,8 @@
 """Writing HDF5 files: h5py, imported on the first write.
 
 This process only ever writes HDF5 (files are read by a separate reading process, see
-``cnn.saving.reader_process``), and h5py with the HDF5 library it loads costs about a tenth
-of a second at import, so ``import cnn`` goes without it until a model or weights are saved.
+``cnn.saving.reader_process``), and h5py with the HDF5 library it loads is slow to import,
+so ``import cnn`` goes without it until a model or weights are saved.
 """
 
 from __future__ import annotations
