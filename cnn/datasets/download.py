@@ -15,11 +15,8 @@ When every mirror failed, ``DownloadError`` says what each attempt met.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import socket
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import cnn
@@ -94,6 +91,12 @@ def download(file_name: str, mirrors, target, sha256: str, *, retries: int = 3, 
 
 
 def _fetch(url, target, sha256, timeout, progress) -> None:
+    # Imported here, the one place that needs them: http.client and ssl are slow to import,
+    # and every other use of cnn.datasets (the bundled sample) would pay for them.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": f"cnn/{cnn.__version__}"})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)

@@ -16,8 +16,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import scipy.io
-from scipy.io.matlab import MatReadError
 
 from cnn.utils.fileio import atomic_write
 
@@ -39,13 +37,15 @@ def load_mat(path, dtype="float32"):
             match its partner.
     """
     path = Path(path)
+    scipy_io = scipy_io_module()
     with open(path, "rb") as stream:
         try:
-            contents = scipy.io.loadmat(stream)
+            contents = scipy_io.loadmat(stream)
         except NotImplementedError as exc:  # MATLAB v7.3 files are HDF5
             raise ValueError(f"{path}: cannot read this .mat version ({exc}); "
                              f"save it with -v7 or read it with h5py") from None
-        except (ValueError, TypeError, OSError, EOFError, MatReadError, zlib.error) as exc:
+        except (ValueError, TypeError, OSError, EOFError, scipy_io.matlab.MatReadError,
+                zlib.error) as exc:
             raise ValueError(f"{path}: not a readable .mat file ({exc})") from None
 
     expected = [key for pair in _SPLITS for key in pair]
@@ -55,6 +55,15 @@ def load_mat(path, dtype="float32"):
         raise ValueError(f"{path}: missing key(s) {', '.join(missing)}; "
                          f"the file has {', '.join(present) or 'no variables'}")
     return tuple(_split_from_mat(path, contents, x_key, d_key, dtype) for x_key, d_key in _SPLITS)
+
+
+def scipy_io_module():
+    """``scipy.io``, imported on first use: it brings scipy.sparse and numpy.f2py (more import
+    time than the rest of cnn.datasets), which only ``.mat`` files need, so ``cnn train`` on
+    other data goes without."""
+    import scipy.io  # lazy on purpose, see above
+
+    return scipy.io
 
 
 def _split_from_mat(path, contents, x_key, d_key, dtype):
@@ -98,7 +107,7 @@ def save_mat(path, x_train, y_train, x_test, y_test, num_classes: int = 10) -> N
         matrices[d_key] = one_hot.T.astype(np.uint8)
 
     with atomic_write(path) as stream:
-        scipy.io.savemat(stream, matrices, do_compression=True)
+        scipy_io_module().savemat(stream, matrices, do_compression=True)
 
 
 def _as_one_hot(path, key, labels, num_classes):

@@ -1,5 +1,7 @@
 """Saving and loading models: our HDF5 format (``h5_format``), the original implementation's
-files (``seed_format``) and the safe reading of untrusted files (``model_file``).
+files (``seed_format``) and the safe reading of untrusted files (``model_file``). This process
+only writes HDF5 (``hdf5_writer``, which imports h5py on the first write); files are read in
+a separate reading process.
 
 Importing this package registers ``save_model`` / ``load_model`` with ``cnn.models.seam``
 (``Model.save`` and ``from cnn.models import load_model`` use them)."""

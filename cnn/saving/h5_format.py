@@ -18,14 +18,13 @@ import json
 import os
 import re
 
-import h5py
 import numpy as np
 
 import cnn
 from cnn import backend, initializers, losses, metrics, optimizers
 from cnn.layers.base import deserialize
 from cnn.models.model import Model
-from cnn.saving import limits, seed_format
+from cnn.saving import hdf5_writer, limits, seed_format
 from cnn.saving.architecture import check_model_config
 from cnn.saving.file_view import Dataset, Group
 from cnn.saving.model_file import (member, open_model_file, read_finite_array, read_int,
@@ -37,8 +36,6 @@ FORMAT_VERSION = 2  # 2: functional graphs (layers with inbound_nodes), resume s
 MAX_METADATA_CHARS = 65_536
 # Optimizer slots that are running means of squared gradients: never negative.
 NON_NEGATIVE_SLOTS = ("v", "square_avg", "accumulator")
-
-_STRINGS = h5py.string_dtype()
 
 
 # -- saving ---------------------------------------------------------------------------------
@@ -66,7 +63,7 @@ def save_model(model, path, metadata: dict | None = None) -> None:
     metadata_json = None if metadata is None else _metadata_json(metadata, path)
     try:
         with atomic_path(path) as temporary:
-            with h5py.File(temporary, "w") as f:
+            with hdf5_writer.create_file(temporary) as f:
                 _write(f, model, model_config, compile_config)
                 if metadata_json is not None:
                     f.attrs["metadata"] = metadata_json
@@ -108,9 +105,10 @@ def _write(f, model, model_config: str, compile_config: str | None) -> None:
     f.attrs["format"] = FORMAT_NAME
     f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["cnn_version"] = cnn.__version__
-    f.create_dataset("model_config", data=model_config, dtype=_STRINGS)
+    strings = hdf5_writer.strings_dtype()
+    f.create_dataset("model_config", data=model_config, dtype=strings)
     if compile_config is not None:
-        f.create_dataset("compile_config", data=compile_config, dtype=_STRINGS)
+        f.create_dataset("compile_config", data=compile_config, dtype=strings)
     _write_weights(f.create_group("model_weights"), model)
     state = f.create_group("training_state")
     state.attrs["epoch"] = int(model.epoch)
@@ -130,15 +128,15 @@ def _write_resume_states(group, model) -> None:
     for key, value in states.items():
         if value:
             group.create_dataset(key, data=_to_json(value, key, group.file.filename),
-                                 dtype=_STRINGS)
+                                 dtype=hdf5_writer.strings_dtype())
 
 
 def _write_weights(group, model) -> None:
-    group.attrs["layer_names"] = _string_list([layer.name for layer in model.layers])
+    group.attrs["layer_names"] = hdf5_writer.string_array([layer.name for layer in model.layers])
     for layer in model.layers:
         layer_group = group.create_group(layer.name)
         names = layer.weight_names()
-        layer_group.attrs["weight_names"] = _string_list(names)
+        layer_group.attrs["weight_names"] = hdf5_writer.string_array(names)
         for name, value in zip(names, layer.get_weights()):
             layer_group.create_dataset(name, data=value)
 
@@ -146,7 +144,7 @@ def _write_weights(group, model) -> None:
 def _write_optimizer(group, model) -> None:
     state = model.optimizer.get_state()
     group.attrs["iterations"] = int(state.pop("iterations"))
-    group.attrs["param_names"] = _string_list(_trainable_names(model))
+    group.attrs["param_names"] = hdf5_writer.string_array(_trainable_names(model))
     for key, value in state.items():
         group.create_dataset(key, data=value)
 
@@ -154,10 +152,6 @@ def _write_optimizer(group, model) -> None:
 def _trainable_names(model) -> list[str]:
     """``"<layer>/<weight>"`` of every trainable array, in the optimizer's order."""
     return [f"{layer.name}/{key}" for layer in model.layers for key, _ in layer.trainable_params()]
-
-
-def _string_list(values) -> np.ndarray:
-    return np.array(values, dtype=_STRINGS)
 
 
 def _to_json(config, what: str, path) -> str:

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import warnings
 
-import h5py
 import numpy as np
 
 import cnn
-from cnn.saving import limits
+from cnn.saving import hdf5_writer, limits
 from cnn.saving.file_view import Dataset, Group
 from cnn.saving.model_file import (ModelFileError, member, open_model_file,
                                    read_finite_array)
@@ -36,7 +35,6 @@ from cnn.utils.fileio import atomic_path
 
 WEIGHTS_FORMAT_NAME = "cnn-weights"
 WEIGHTS_FORMAT_VERSION = 1
-_STRINGS = h5py.string_dtype()
 
 
 def save_weights(model, path) -> None:
@@ -51,7 +49,7 @@ def save_weights(model, path) -> None:
         raise ValueError(f"cannot save weights to {path}: the model has no layers")
     try:
         with atomic_path(path) as temporary:
-            with h5py.File(temporary, "w") as f:
+            with hdf5_writer.create_file(temporary) as f:
                 f.attrs["format"] = WEIGHTS_FORMAT_NAME
                 f.attrs["format_version"] = WEIGHTS_FORMAT_VERSION
                 f.attrs["cnn_version"] = cnn.__version__
@@ -63,11 +61,11 @@ def save_weights(model, path) -> None:
 
 def write_layer_weights(group, layers) -> None:
     """The layout described above, into an open HDF5 group."""
-    group.attrs["layer_names"] = np.array([layer.name for layer in layers], dtype=_STRINGS)
+    group.attrs["layer_names"] = hdf5_writer.string_array([layer.name for layer in layers])
     for layer in layers:
         layer_group = group.create_group(layer.name)
         names = layer.weight_names()
-        layer_group.attrs["weight_names"] = np.array(names, dtype=_STRINGS)
+        layer_group.attrs["weight_names"] = hdf5_writer.string_array(names)
         for name, value in zip(names, layer.get_weights()):
             layer_group.create_dataset(name, data=value)
 

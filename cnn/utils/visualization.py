@@ -256,7 +256,10 @@ def misclassified_show(images, y_pred, y_true, labels, file=None, max_images=25,
             axes = figure.add_subplot(rows, columns, position)
             axes.imshow(images[index], cmap="gray" if images[index].ndim == 2 else None,
                         vmin=low, vmax=high)
-            axes.set_title(f"true: {labels[true[index]]}\npred: {labels[predicted[index]]}", fontsize=8)
+            # An explicit y=1.0 (where the title goes anyway: no ticks above the image) spares
+            # matplotlib its per-axes search for a free place, half of this plot's time.
+            axes.set_title(f"true: {labels[true[index]]}\npred: {labels[predicted[index]]}",
+                           fontsize=8, y=1.0)
             axes.set_axis_off()
         figure.tight_layout()
     _finish([(figure, file)], show)

@@ -1,0 +1,121 @@
+"""Start-up cost of ``import cnn`` and ``python -m cnn``: heavy libraries load only when used.
+
+Each check runs in a fresh interpreter, so that what this test session already imported does
+not hide an import; ``sys.modules`` then tells what was loaded.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+import cnn
+from cnn.utils.visualization import misclassified_show
+
+# Where the cnn under test lives (the checkout, or site-packages for an installed copy): the
+# fresh interpreters start there, so that they import that same copy.
+ROOT = Path(cnn.__file__).resolve().parent.parent
+# Libraries that cost tenths of a second to import; `import cnn` needs none of them.
+HEAVY = ("matplotlib", "h5py", "scipy", "onnx", "onnxruntime", "torch", "PIL", "mpi4py")
+
+
+def modules_after(statement: str) -> set:
+    """The names in ``sys.modules`` after a fresh interpreter runs ``statement``."""
+    program = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=True)
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def loaded(modules: set, names) -> list:
+    """Those of the top-level packages ``names`` with any module in ``modules``."""
+    return [name for name in names
+            if any(module == name or module.startswith(name + ".") for module in modules)]
+
+
+def test_import_cnn_loads_no_heavy_library():
+    modules = modules_after("import cnn")
+    assert "cnn.training" in modules and "cnn.saving" in modules  # the package is all there
+    assert loaded(modules, HEAVY) == []
+
+
+def test_import_of_the_data_sets_loads_neither_scipy_nor_http():
+    # scipy.io is for .mat files only, http.client and ssl for downloads only.
+    modules = modules_after("import cnn.datasets; cnn.datasets.mnist_sample.load_data()")
+    assert loaded(modules, ("scipy", "http", "ssl", "urllib.request")) == []
+
+
+def test_the_command_line_loads_matplotlib_without_pyplot_or_the_optional_extras():
+    # ``cnn train`` draws its plots on Agg figures: pyplot's backend machinery stays unloaded.
+    modules = modules_after("import cnn.cli")
+    assert "matplotlib" in modules
+    assert loaded(modules, ("matplotlib.pyplot", "scipy", "onnx", "onnxruntime", "torch",
+                            "mpi4py", "http", "h5py")) == []
+
+
+def test_a_mat_file_and_a_saved_model_still_load_their_libraries_when_used(tmp_path):
+    program = f"""
+import numpy as np
+import cnn
+from cnn.datasets import matfile
+from cnn.layers import Dense, Input
+from cnn.models import Sequential
+from cnn.saving import load_model, save_model
+images, labels = np.zeros((3, 1, 2, 2), np.float32), np.array([0, 1, 2])
+matfile.save_mat({str(tmp_path / "d.mat")!r}, images, labels, images, labels)
+(x, y), _ = matfile.load_mat({str(tmp_path / "d.mat")!r})
+assert x.shape == (3, 1, 2, 2) and y.argmax(axis=1).tolist() == [0, 1, 2]
+model = Sequential([Input((4,)), Dense(2)])
+save_model(model, {str(tmp_path / "m.h5")!r})
+again = load_model({str(tmp_path / "m.h5")!r})
+assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), again.get_weights()))
+"""
+    modules = modules_after(program)
+    assert loaded(modules, ("scipy", "h5py")) == ["scipy", "h5py"]
+
+
+def test_misclassified_titles_sit_where_matplotlib_places_them_itself():
+    # misclassified_show fixes each title at y=1.0, sparing matplotlib's search for a free
+    # place above every one of its 25 images; the search would find the same place.
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 1, 8, 8))
+    y_true = np.arange(12) % 3
+    y_pred = (y_true + (np.arange(12) % 2)) % 3
+    labels = ["a", "b", "c"]
+    drawn = misclassified_show(images, y_pred, y_true, labels, max_images=4, show=False)
+
+    wrong = np.flatnonzero(y_pred != y_true)[:4]
+    reference = Figure(figsize=(1.6 * 2 + 0.4, 1.9 * 2 + 0.6))
+    FigureCanvasAgg(reference)
+    reference.suptitle("misclassified: 6 of 12, first 4 shown")
+    low, high = images[wrong].min(), images[wrong].max()
+    for position, index in enumerate(wrong, start=1):
+        axes = reference.add_subplot(2, 2, position)
+        axes.imshow(images[index, 0], cmap="gray", vmin=low, vmax=high)
+        axes.set_title(f"true: {labels[y_true[index]]}\npred: {labels[y_pred[index]]}",
+                       fontsize=8)  # placed by matplotlib
+        axes.set_axis_off()
+    reference.tight_layout()
+
+    def pixels(figure):
+        figure.canvas.draw()
+        return np.asarray(figure.canvas.buffer_rgba())
+
+    assert [a.get_title() for a in drawn.axes] == [a.get_title() for a in reference.axes]
+    np.testing.assert_array_equal(pixels(drawn), pixels(reference))
+
+
+@pytest.mark.parametrize("statement", ["import cnn", "import cnn.cli"])
+def test_import_leaves_no_process_or_thread_behind(statement):
+    # Importing starts nothing: worker and reading processes start when training or
+    # loading needs them.
+    program = (f"{statement}\nimport multiprocessing, threading\n"
+               "print(len(multiprocessing.active_children()), threading.active_count())")
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["0", "1"]
