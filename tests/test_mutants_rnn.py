@@ -28,7 +28,10 @@ def run(cell, workspace, rng):
         _, _, cache = rnn_ops.simple_rnn_forward(xw, h0, kernel, TANH, workspace)
         backward = rnn_ops.simple_rnn_backward
     elif cell == "lstm":
-        _, _, cache = rnn_ops.lstm_forward(xw, h0, h0.copy(), kernel, TANH, SIGMOID, workspace)
+        x = rng.standard_normal((T, N, 3))
+        _, _, cache = rnn_ops.lstm_forward(x, h0, h0.copy(), rng.standard_normal((4 * U, 3)),
+                                           kernel, rng.standard_normal(4 * U), TANH, SIGMOID,
+                                           workspace)
         backward = rnn_ops.lstm_backward
     else:
         _, _, cache = rnn_ops.gru_forward(xw, h0, kernel, rng.standard_normal(3 * U), TANH,

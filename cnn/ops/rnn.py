@@ -3,7 +3,9 @@
 Layout (time-major, so that each step reads and writes contiguous memory):
 
 * ``xw`` (T, N, G*U): the input projections ``x_t @ kernel.T + bias`` of all T steps, computed
-  by the layer in one GEMM; G gate blocks of U units each (1 SimpleRNN, 4 LSTM, 3 GRU).
+  by the layer in one GEMM; G gate blocks of U units each (1 SimpleRNN, 4 LSTM, 3 GRU). The
+  LSTM takes the inputs ``x`` (T, N, F) and its ``kernel`` and ``bias`` instead, and does the
+  projection inside its one GEMM per step (see ``lstm_forward``).
 * ``recurrent_kernel`` (G*U, U), gate blocks stacked along the first axis (PyTorch's layout;
   LSTM gates ``i, f, g, o``; GRU gates ``z, r, n``, Keras's order).
 * initial states ``h0`` (and LSTM's ``c0``): (N, U).
@@ -13,7 +15,8 @@ of every step. Each ``*_backward(cache, dh, final_state_grads)`` takes the gradi
 respect to ``h`` (or None when only the final state is used) and with respect to the final
 states (None entries for zero), and returns ``(dxw, initial_state_grads, recurrent_grads)``:
 ``dxw`` (T, N, G*U) is the gradient with respect to the pre-activations, from which the layer
-computes its input and kernel gradients with one GEMM each.
+computes its input and kernel gradients with one GEMM each (the LSTM returns its kernel and
+bias gradients itself).
 
 Masks and recurrent dropout (optional keyword arguments of every ``*_forward``):
 
@@ -66,6 +69,10 @@ class GateActivations:
         u = self.units
         return [a[..., k * u:(k + 1) * u] for k in range(len(self.functions))]
 
+    def _sigmoid_columns(self):
+        return xp.concatenate([xp.full(self.units, fn.name == "sigmoid")
+                               for fn in self.functions])
+
     def _row_constants(self, batch):
         """Per-column constants of the fast path, as full (batch, G*U) arrays (element-wise
         ops on equal shapes are several times faster than broadcasting a row)::
@@ -74,8 +81,7 @@ class GateActivations:
             sigmoid: a = tanh(z / 2) / 2 + 1 / 2,  a' = (1 - a) (a + 0)
         """
         if self._rows is None or self._rows[0].shape[0] != batch:
-            is_sigmoid = xp.concatenate([xp.full(self.units, fn.name == "sigmoid")
-                                         for fn in self.functions])
+            is_sigmoid = self._sigmoid_columns()
             columns = [xp.where(is_sigmoid, 0.5, 1.0), xp.where(is_sigmoid, 0.5, 0.0),
                        xp.where(is_sigmoid, 0.0, 1.0)]
             shape = (batch, is_sigmoid.shape[0])
@@ -84,14 +90,30 @@ class GateActivations:
             self._scratch = xp.empty(shape, dtype=self.dtype)
         return self._rows
 
+    def input_scale(self):
+        """(G*U,) factors by which a caller may multiply the pre-activations' columns before
+        ``activate_scaled`` (folded into its weights: 1/2 on the fast path's sigmoid
+        columns); None where ``activate_scaled`` is ``activate``."""
+        if not self.fast or self.all_tanh:
+            return None
+        return xp.where(self._sigmoid_columns(), 0.5, 1.0).astype(self.dtype)
+
     def activate(self, z, out=None):
+        out = z if out is None else out
+        if self.fast and not self.all_tanh:
+            scale, _, _ = self._row_constants(z.shape[0])
+            xp.multiply(z, scale, out=out)
+            z = out
+        return self.activate_scaled(z, out)
+
+    def activate_scaled(self, z, out=None):
+        """``activate`` of pre-activations already multiplied by ``input_scale()``."""
         out = z if out is None else out
         if self.all_tanh:
             xp.tanh(z, out=out)
         elif self.fast:
             scale, shift, _ = self._row_constants(z.shape[0])
-            xp.multiply(z, scale, out=out)
-            xp.tanh(out, out=out)
+            xp.tanh(z, out=out)
             out *= scale
             out += shift
         else:
@@ -218,37 +240,64 @@ def simple_rnn_backward(cache, dh_seq, final_state_grads):
 
 # -- LSTM ----------------------------------------------------------------------------------
 
-def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation, workspace=None,
-                 *, mask=None, recurrent_mask=None):
+def lstm_weights(kernel, recurrent_kernel, bias, scale=None):
+    """The weights of the LSTM's one GEMM per step, (U + F [+ 1], 4U): the rows
+    ``[recurrent_kernel.T; kernel.T; bias]`` (no bias row when ``bias`` is None), each column
+    multiplied by ``scale`` (4U,) when given."""
+    rows = [recurrent_kernel.T, kernel.T] + ([] if bias is None else [bias[None, :]])
+    weights = xp.concatenate(rows, axis=0)
+    if scale is not None:
+        weights *= scale
+    return weights
+
+
+def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                 workspace=None, *, mask=None, recurrent_mask=None):
     """One LSTM layer over T steps (gates ``i, f, g, o``; ``act`` = activation,
     ``sig`` = recurrent_activation)::
 
-        i, f, o = sig(.), g = act(.)  of  xw_t + h_{t-1} @ recurrent_kernel.T
+        i, f, o = sig(.), g = act(.)  of  x_t @ kernel.T + h_{t-1} @ recurrent_kernel.T + bias
         c_t = f * c_{t-1} + i * g;   h_t = o * act(c_t)
 
-    xw (T, N, 4U), h0 and c0 (N, U). Returns ``(h (T, N, U), [h_T, c_T], cache)``.
+    x (T, N, F) time-major inputs (any layout or float dtype; copied once), kernel (4U, F),
+    recurrent_kernel (4U, U), bias (4U,) or None, h0 and c0 (N, U). Each step is ONE GEMM,
+    ``[h_{t-1}, x_t, 1] @ lstm_weights(...)``: the rows ``[h_{t-1}, x_t, 1]`` of every step
+    sit side by side in one (T + 1, N, U + F + 1) buffer, so the input projection and the bias
+    cost no pass of their own, and the backward pass gets all three weight gradients from one
+    GEMM over all steps. With the fast activations the sigmoid columns' 1/2 is folded into the
+    weights. Returns ``(h (T, N, U), [h_T, c_T], cache)``.
     """
-    steps, batch, four_units = xw.shape
-    u = four_units // 4
+    steps, batch, features = x.shape
+    u = recurrent_kernel.shape[1]
+    like = recurrent_kernel
     gate_fns = GateActivations([recurrent_activation, recurrent_activation, activation,
-                                recurrent_activation], u, xw.dtype)
-    cell_fn = GateActivations([activation], u, xw.dtype)
-    rt = xp.ascontiguousarray(recurrent_kernel.T)
-    gates = buffer(xw.shape, xw, workspace, "gates")  # activated i, f, g, o of every step
-    z = buffer(xw.shape, xw, workspace, "z") if gate_fns.needs_input else None
-    h = buffer((steps + 1, batch, u), xw, workspace, "h")
-    c = buffer((steps + 1, batch, u), xw, workspace, "c")
-    act_c = buffer((steps, batch, u), xw, workspace, "act_c")
+                                recurrent_activation], u, like.dtype)
+    cell_fn = GateActivations([activation], u, like.dtype)
+    weights = lstm_weights(kernel, recurrent_kernel, bias, gate_fns.input_scale())
+    width = weights.shape[0]
+    # rows [h_{t-1} (dropped), x_t, 1] of step t at hx[t]; h_T lands in hx[T]
+    hx = buffer((steps + 1, batch, width), like, workspace, "hx")
+    hx[:steps, :, u:u + features] = x
+    if bias is not None:
+        hx[:, :, -1] = 1
+    if recurrent_mask is None:
+        h = hx[:, :, :u]
+    else:
+        h = buffer((steps + 1, batch, u), like, workspace, "h")
+    gates = buffer((steps, batch, 4 * u), like, workspace, "gates")  # activated i, f, g, o
+    z = buffer(gates.shape, like, workspace, "z") if gate_fns.needs_input else None
+    c = buffer((steps + 1, batch, u), like, workspace, "c")
+    act_c = buffer((steps, batch, u), like, workspace, "act_c")
     h[0], c[0] = h0, c0
-    input_times_candidate = xp.empty((batch, u), dtype=xw.dtype)
-    steps_mask = _step_mask(mask, xw)
-    dropped = None if recurrent_mask is None else xp.empty((batch, u), dtype=xw.dtype)
+    input_times_candidate = xp.empty((batch, u), dtype=like.dtype)
+    steps_mask = _step_mask(mask, x)
     for t in range(steps):
-        pre = xp.matmul(_dropped(h[t], recurrent_mask, dropped), rt, out=gates[t])
-        pre += xw[t]
+        if recurrent_mask is not None:
+            xp.multiply(h[t], recurrent_mask, out=hx[t, :, :u])
+        pre = xp.matmul(hx[t], weights, out=gates[t])
         if z is not None:
             z[t] = pre
-        gate_fns.activate(pre)
+        gate_fns.activate_scaled(pre)
         i, f, g, o = pre[:, :u], pre[:, u:2 * u], pre[:, 2 * u:3 * u], pre[:, 3 * u:]
         xp.multiply(f, c[t], out=c[t + 1])
         c[t + 1] += xp.multiply(i, g, out=input_times_candidate)
@@ -257,14 +306,17 @@ def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation,
         if steps_mask is not None:
             steps_mask.keep_previous(t, h[t + 1], h[t])
             steps_mask.keep_previous(t, c[t + 1], c[t])
-    cache = (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace, steps_mask,
-             recurrent_mask)
+    cache = (gates, z, hx, c, act_c, recurrent_kernel, features, bias is not None, gate_fns,
+             cell_fn, workspace, steps_mask, recurrent_mask)
     return h[1:], [h[-1], c[-1]], cache
 
 
 def lstm_backward(cache, dh_seq, final_state_grads):
-    (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace, steps_mask,
-     recurrent_mask) = cache
+    """Returns ``(dxw, [dh0, dc0], [d_kernel, d_recurrent_kernel(, d_bias)])``: ``dxw``
+    (T, N, 4U) the gradient with respect to the pre-activations (the input gradient is
+    ``dxw @ kernel``); the weight gradients come from one GEMM over all steps."""
+    (gates, z, hx, c, act_c, recurrent_kernel, features, has_bias, gate_fns, cell_fn,
+     workspace, steps_mask, recurrent_mask) = cache
     steps, batch, four_units = gates.shape
     u = four_units // 4
     dxw = buffer(gates.shape, gates, workspace, "dxw")
@@ -294,7 +346,10 @@ def lstm_backward(cache, dh_seq, final_state_grads):
         if passed is not None:
             dh += passed[0]
             dc += passed[1]
-    return dxw, [dh, dc], [_sum_over_steps(dxw, _dropped(h[:-1], recurrent_mask))]
+    # [d_recurrent_kernel, d_kernel, d_bias] side by side, as the rows [h_{t-1}, x_t, 1]
+    stacked = _sum_over_steps(dxw, hx[:steps])
+    grads = [stacked[:, u:u + features], stacked[:, :u]] + ([stacked[:, -1]] if has_bias else [])
+    return dxw, [dh, dc], [xp.ascontiguousarray(grad) for grad in grads]
 
 
 # -- GRU -----------------------------------------------------------------------------------
