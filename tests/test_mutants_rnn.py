@@ -41,14 +41,19 @@ def run(cell, workspace, rng):
     return dxw
 
 
+def owner(array):
+    """The buffer ``array`` is (the LSTM returns a transposed view of its buffer)."""
+    return array if array.base is None else array.base
+
+
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 def test_backward_reuses_its_workspace_buffer(cell):
     rng = np.random.default_rng(0)
     workspace = {}
     first = run(cell, workspace, rng)
-    assert any(kept is first for kept in workspace.values())
+    assert any(kept is owner(first) for kept in workspace.values())
     kept = list(workspace.values())
     assert len({id(array) for array in kept}) == len(kept)  # no buffer kept under two names
     second = run(cell, workspace, rng)
-    assert second is first  # the same buffer, not a new one of the same shape
+    assert owner(second) is owner(first)  # the same buffer, not a new one of the same shape
     assert second.shape == (T, N, {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell] * U)

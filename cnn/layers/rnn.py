@@ -381,8 +381,8 @@ class _RNN(Layer):
             dh_seq = None
             final_grads[0] = grad if final_grads[0] is None else grad + final_grads[0]
         dxw, initial_grads, recurrent_grads = self._recurrence_backward(cache, dh_seq, final_grads)
-        flat = dxw.reshape(-1, dxw.shape[-1])
         if not self.projects_inputs:
+            flat = dxw.reshape(-1, dxw.shape[-1])
             self.grads["kernel"] = flat.T @ x_steps.reshape(-1, x_steps.shape[-1])
             if self.use_bias:
                 self.grads["bias"] = flat.sum(axis=0)
@@ -391,7 +391,10 @@ class _RNN(Layer):
         self._cache = None
         if not self.needs_input_grad:
             return None
-        dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
+        if self.projects_inputs:  # dxw may be a strided view: a batched GEMM reads it in place
+            dx = xp.matmul(dxw, self.params["kernel"])
+        else:
+            dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
         if self.go_backwards:
             dx = dx[::-1]
         return xp.ascontiguousarray(dx.transpose(1, 0, 2))
