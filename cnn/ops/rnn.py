@@ -33,9 +33,9 @@ one call to the next (the arrays it returns and caches live there, so a later ca
 same workspace overwrites them; the layers copy what they hand out).
 
 Speed: one GEMM per step forward and backward, the recurrent-kernel gradient as one GEMM over
-all steps, element-wise work on whole (N, G*U) rows of contiguous buffers, and buffers reused
-between calls (mapping fresh pages for every batch cost as much as a third of the time). With the
-default activations (tanh and sigmoid) a whole row of gates is activated by one ``tanh``:
+all steps (the LSTM: one per step, see its section), element-wise work on whole (N, G*U) rows
+of contiguous buffers, and buffers reused between calls (mapping fresh pages for every batch
+cost as much as a third of the time). With the default activations (tanh and sigmoid) a whole row of gates is activated by one ``tanh``:
 ``sigmoid(z) = (1 + tanh(z / 2)) / 2``, so ``a = s * tanh(s * z) + (1 - s)`` with ``s = 1/2``
 on sigmoid columns and ``s = 1`` on tanh columns (this never overflows either). Other
 element-wise activations are applied block by block.
@@ -100,9 +100,9 @@ class GateActivations:
         return self._rows
 
     def input_scale(self):
-        """(G*U,) factors by which a caller may multiply the pre-activations' columns before
-        ``activate_scaled`` (folded into its weights: 1/2 on the fast path's sigmoid
-        columns); None where ``activate_scaled`` is ``activate``."""
+        """(G*U,) factors by which a caller may multiply the pre-activations' gate units
+        before ``activate_scaled`` (folded into its weights: 1/2 on the fast path's sigmoid
+        units); None where ``activate_scaled`` is ``activate``."""
         if not self.fast or self.all_tanh:
             return None
         return xp.where(self._sigmoid_columns(), 0.5, 1.0).astype(self.dtype)
