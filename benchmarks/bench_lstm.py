@@ -8,14 +8,30 @@ outputs and gradients. Steps alternate between the libraries; the medians are re
 
     pip install torch==2.13.0          # CPU build; for this benchmark only
     python benchmarks/bench_lstm.py [--threads 1 2] [--repeats 30]
+
+Two tools for work on the kernels (cnn only, one BLAS thread, CPU time; no PyTorch needed):
+
+    python benchmarks/bench_lstm.py --profile            # cProfile of cnn's training steps
+    python benchmarks/bench_lstm.py --against COMMIT     # A/B: this tree's LSTM against the
+                                                         # LSTM of COMMIT, alternating steps
+
+``--against`` loads ``cnn/ops/rnn.py`` and ``cnn/layers/rnn.py`` of COMMIT (``git show``) as
+separate modules, so both versions train the same network in one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import importlib.util
 import os
 import platform
+import pstats
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -28,10 +44,10 @@ from cnn.optimizers import SGD
 BATCH, STEPS, FEATURES, UNITS, OUTPUTS = 64, 50, 32, 128, 10
 
 
-def make_cnn(return_sequences):
+def make_cnn(return_sequences, lstm_class=LSTM):
     cnn.set_seed(0)
     model = Model(Input((STEPS, FEATURES)), "bench_lstm")
-    model.add_layer(LSTM(UNITS, return_sequences=return_sequences))
+    model.add_layer(lstm_class(UNITS, return_sequences=return_sequences))
     model.add_layer(Dense(OUTPUTS))
     model.compile(optimizer=SGD(0.01), loss="mse", metrics=[])
     return model
@@ -84,10 +100,7 @@ def check_agreement(torch, return_sequences, x, y):
 
 
 def time_pair(torch, return_sequences, threads, repeats):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(np.float32)
-    target_shape = (BATCH, STEPS, OUTPUTS) if return_sequences else (BATCH, OUTPUTS)
-    y = rng.standard_normal(target_shape).astype(np.float32)
+    x, y = batch_data(return_sequences)
     check_agreement(torch, return_sequences, x, y)
     model = make_cnn(return_sequences)
     lstm, linear, optimizer = make_torch(model, torch)
@@ -110,6 +123,70 @@ def time_pair(torch, return_sequences, threads, repeats):
     return {name: (np.median(wall[name]) * 1e3, np.median(cpu[name]) * 1e3) for name in steps}
 
 
+def batch_data(return_sequences, batch=BATCH):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, STEPS, FEATURES)).astype(np.float32)
+    target_shape = (batch, STEPS, OUTPUTS) if return_sequences else (batch, OUTPUTS)
+    return x, rng.standard_normal(target_shape).astype(np.float32)
+
+
+def profile_steps(return_sequences, steps=20):
+    """cProfile (CPU time) of ``steps`` training steps of cnn at one BLAS thread."""
+    model = make_cnn(return_sequences)
+    x, y = batch_data(return_sequences)
+    with threadpool_limits(1):
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        profile.disable()
+    print(f"cProfile of {steps} training steps (CPU time, one BLAS thread):")
+    pstats.Stats(profile).sort_stats("tottime").print_stats(15)
+
+
+def lstm_class_at(commit):
+    """The LSTM layer class of ``commit``: its cnn/ops/rnn.py and cnn/layers/rnn.py loaded as
+    modules of their own (the rest of cnn is this tree's)."""
+    root = Path(__file__).resolve().parent.parent
+    folder = Path(tempfile.mkdtemp(prefix="bench_lstm_"))
+    names = {"cnn/ops/rnn.py": "against_rnn_ops", "cnn/layers/rnn.py": "against_rnn_layers"}
+    for path, name in names.items():
+        source = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, check=True,
+                                capture_output=True, text=True).stdout
+        source = source.replace("from cnn.ops import rnn as rnn_ops",
+                                "import against_rnn_ops as rnn_ops")
+        (folder / f"{name}.py").write_text(source)
+    modules = {}
+    for name in names.values():
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        modules[name] = sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[name])
+    return modules["against_rnn_layers"].LSTM
+
+
+def ab_steps(commit, return_sequences, repeats, batch):
+    """Medians of CPU time per training step, this tree's LSTM and COMMIT's, alternating."""
+    models = {"this tree": make_cnn(return_sequences),
+              commit: make_cnn(return_sequences, lstm_class_at(commit))}
+    x, y = batch_data(return_sequences, batch)
+    cpu = {name: [] for name in models}
+    with threadpool_limits(1):
+        for model in models.values():
+            for _ in range(3):
+                model.train_on_batch(x, y)
+        for _ in range(repeats):
+            for name, model in models.items():
+                start = time.process_time()
+                model.train_on_batch(x, y)
+                cpu[name].append(time.process_time() - start)
+    ours, theirs = (np.median(cpu[name]) * 1e3 for name in models)
+    print(f"batch {batch}, {'every step' if return_sequences else 'last step'}: this tree "
+          f"{ours:.2f} ms, {commit} {theirs:.2f} ms CPU time per step (medians of {repeats} "
+          f"alternating steps, one BLAS thread): {ours / theirs:.3f}x")
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -127,7 +204,21 @@ def main():
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--sequences", action="store_true",
                         help="also time return_sequences=True (a loss on every step)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile cnn's training steps (one BLAS thread) and stop")
+    parser.add_argument("--against", metavar="COMMIT",
+                        help="A/B this tree's LSTM against COMMIT's (cnn only) and stop")
+    parser.add_argument("--batch", type=int, nargs="+", default=[BATCH],
+                        help="batch sizes of --against (default %(default)s)")
     args = parser.parse_args()
+    variants = [False, True] if args.sequences else [False]
+    if args.profile or args.against:
+        for return_sequences in variants:
+            if args.profile:
+                profile_steps(return_sequences)
+            for batch in args.batch if args.against else []:
+                ab_steps(args.against, return_sequences, args.repeats, batch)
+        return
     import torch
 
     blas = ", ".join(f"{i['internal_api']} {i['version']}" for i in threadpool_info()
@@ -141,7 +232,6 @@ def main():
           f"(in brackets) CPU time of the process\n")
     print("| outputs used | threads | cnn ms/step | torch ms/step | cnn / torch |")
     print("|---|---|---|---|---|")
-    variants = [False, True] if args.sequences else [False]
     for return_sequences in variants:
         for threads in args.threads:
             times = time_pair(torch, return_sequences, threads, args.repeats)

@@ -109,10 +109,13 @@ class _RNN(Layer):
 
     Subclasses set ``gate_blocks`` and ``state_names`` and implement ``_recurrence(xw,
     states) -> (h, final_states, cache)`` and ``_recurrence_backward(cache, dh, final_grads)
-    -> (dxw, initial_grads, {param: grad})`` with the functions of ``cnn.ops.rnn``.
+    -> (dxw, initial_grads, {param: grad})`` with the functions of ``cnn.ops.rnn``. With
+    ``projects_inputs`` the recurrence takes the (time-major) inputs instead of ``xw`` and
+    returns the gradients of ``kernel`` and ``bias`` as well.
     """
 
     gate_blocks = 1
+    projects_inputs = False
     state_names: tuple = ("h",)
     accepts_mask = True
     supports_masking = True
@@ -332,14 +335,17 @@ class _RNN(Layer):
         x_steps = x.transpose(1, 0, 2)
         if self.go_backwards:
             x_steps = x_steps[::-1]
-        x_steps = xp.ascontiguousarray(x_steps, dtype=kernel.dtype)
-        steps = x_steps.shape[0]
-        xw = rnn_ops.buffer((steps * batch, kernel.shape[0]), kernel, self._workspace, "xw")
-        xp.matmul(x_steps.reshape(-1, x_steps.shape[-1]), kernel.T, out=xw)
-        if self.use_bias:
-            xw += self.params["bias"]
         masks = {"mask": step_mask, "recurrent_mask": self.recurrent_dropout_mask}
-        h, final, cache = self._recurrence(xw.reshape(steps, batch, -1), states, masks)
+        if self.projects_inputs:
+            h, final, cache = self._recurrence(x_steps, states, masks)
+        else:
+            x_steps = xp.ascontiguousarray(x_steps, dtype=kernel.dtype)
+            steps = x_steps.shape[0]
+            xw = rnn_ops.buffer((steps * batch, kernel.shape[0]), kernel, self._workspace, "xw")
+            xp.matmul(x_steps.reshape(-1, x_steps.shape[-1]), kernel.T, out=xw)
+            if self.use_bias:
+                xw += self.params["bias"]
+            h, final, cache = self._recurrence(xw.reshape(steps, batch, -1), states, masks)
         self.states = [state.copy() for state in final]
         if self.stateful:
             self._carried = [state.copy() for state in final]
@@ -375,16 +381,20 @@ class _RNN(Layer):
             dh_seq = None
             final_grads[0] = grad if final_grads[0] is None else grad + final_grads[0]
         dxw, initial_grads, recurrent_grads = self._recurrence_backward(cache, dh_seq, final_grads)
-        flat = dxw.reshape(-1, dxw.shape[-1])
-        self.grads["kernel"] = flat.T @ x_steps.reshape(-1, x_steps.shape[-1])
-        if self.use_bias:
-            self.grads["bias"] = flat.sum(axis=0)
+        if not self.projects_inputs:
+            flat = dxw.reshape(-1, dxw.shape[-1])
+            self.grads["kernel"] = flat.T @ x_steps.reshape(-1, x_steps.shape[-1])
+            if self.use_bias:
+                self.grads["bias"] = flat.sum(axis=0)
         self.grads.update(recurrent_grads)
         self.initial_state_grads = initial_grads
         self._cache = None
         if not self.needs_input_grad:
             return None
-        dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
+        if self.projects_inputs:  # dxw may be a strided view: a batched GEMM reads it in place
+            dx = xp.matmul(dxw, self.params["kernel"])
+        else:
+            dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
         if self.go_backwards:
             dx = dx[::-1]
         return xp.ascontiguousarray(dx.transpose(1, 0, 2))
@@ -447,6 +457,7 @@ class LSTM(_GatedRNN):
 
     gate_blocks = 4
     state_names = ("h", "c")
+    projects_inputs = True  # one GEMM per step over [h_{t-1}, x_t, 1] (cnn.ops.rnn)
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", *,
                  unit_forget_bias=True, **kwargs):
@@ -459,14 +470,15 @@ class LSTM(_GatedRNN):
             bias[self.units:2 * self.units] = 1
         return bias
 
-    def _recurrence(self, xw, states, masks):
-        return rnn_ops.lstm_forward(xw, states[0], states[1], self.params["recurrent_kernel"],
+    def _recurrence(self, x_steps, states, masks):
+        return rnn_ops.lstm_forward(x_steps, states[0], states[1], self.params["kernel"],
+                                    self.params["recurrent_kernel"], self.params.get("bias"),
                                     self.activation, self.recurrent_activation, self._workspace,
                                     **masks)
 
     def _recurrence_backward(self, cache, dh_seq, final_grads):
-        dxw, initial_grads, (d_recurrent,) = rnn_ops.lstm_backward(cache, dh_seq, final_grads)
-        return dxw, initial_grads, {"recurrent_kernel": d_recurrent}
+        dxw, initial_grads, grads = rnn_ops.lstm_backward(cache, dh_seq, final_grads)
+        return dxw, initial_grads, dict(zip(("kernel", "recurrent_kernel", "bias"), grads))
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}

@@ -3,7 +3,9 @@
 Layout (time-major, so that each step reads and writes contiguous memory):
 
 * ``xw`` (T, N, G*U): the input projections ``x_t @ kernel.T + bias`` of all T steps, computed
-  by the layer in one GEMM; G gate blocks of U units each (1 SimpleRNN, 4 LSTM, 3 GRU).
+  by the layer in one GEMM; G gate blocks of U units each (1 SimpleRNN, 4 LSTM, 3 GRU). The
+  LSTM takes the inputs ``x`` (T, N, F) and its ``kernel`` and ``bias`` instead, and does the
+  projection inside its one GEMM per step (see ``lstm_forward``).
 * ``recurrent_kernel`` (G*U, U), gate blocks stacked along the first axis (PyTorch's layout;
   LSTM gates ``i, f, g, o``; GRU gates ``z, r, n``, Keras's order).
 * initial states ``h0`` (and LSTM's ``c0``): (N, U).
@@ -13,7 +15,8 @@ of every step. Each ``*_backward(cache, dh, final_state_grads)`` takes the gradi
 respect to ``h`` (or None when only the final state is used) and with respect to the final
 states (None entries for zero), and returns ``(dxw, initial_state_grads, recurrent_grads)``:
 ``dxw`` (T, N, G*U) is the gradient with respect to the pre-activations, from which the layer
-computes its input and kernel gradients with one GEMM each.
+computes its input and kernel gradients with one GEMM each (the LSTM returns its kernel and
+bias gradients itself).
 
 Masks and recurrent dropout (optional keyword arguments of every ``*_forward``):
 
@@ -30,9 +33,10 @@ one call to the next (the arrays it returns and caches live there, so a later ca
 same workspace overwrites them; the layers copy what they hand out).
 
 Speed: one GEMM per step forward and backward, the recurrent-kernel gradient as one GEMM over
-all steps, element-wise work on whole (N, G*U) rows of contiguous buffers, and buffers reused
-between calls (mapping fresh pages for every batch cost as much as a third of the time). With the
-default activations (tanh and sigmoid) a whole row of gates is activated by one ``tanh``:
+all steps (the LSTM: one per step, see its section), element-wise work on whole (N, G*U) rows
+of contiguous buffers, and buffers reused between calls (mapping fresh pages for every batch
+cost as much as a third of the time). With the default activations (tanh and sigmoid) a
+whole row of gates is activated by one ``tanh``:
 ``sigmoid(z) = (1 + tanh(z / 2)) / 2``, so ``a = s * tanh(s * z) + (1 - s)`` with ``s = 1/2``
 on sigmoid columns and ``s = 1`` on tanh columns (this never overflows either). Other
 element-wise activations are applied block by block.
@@ -46,16 +50,18 @@ _FAST = ("tanh", "sigmoid")
 
 
 class GateActivations:
-    """The activations of a row of gate blocks (N, G*U): one activation per block of U units.
+    """The activations of a row of gate blocks (N, G*U): one activation per block of U units
+    (with ``batch_last``, of a column of gate blocks (G*U, N)).
 
     ``activate(z, out=z)`` writes the activations; ``derivative(a, z, out)`` writes the
     element-wise derivative at the pre-activation ``z`` (read only when an activation needs
     it) with output ``a``.
     """
 
-    def __init__(self, functions, units: int, dtype):
+    def __init__(self, functions, units: int, dtype, batch_last: bool = False):
         self.functions = list(functions)
         self.units = units
+        self.batch_last = batch_last
         self.needs_input = any(fn.needs_input for fn in self.functions)
         self.fast = all(fn.name in _FAST for fn in self.functions)
         self.all_tanh = all(fn.name == "tanh" for fn in self.functions)
@@ -64,7 +70,16 @@ class GateActivations:
 
     def _blocks(self, a):
         u = self.units
+        if self.batch_last:
+            return [a[k * u:(k + 1) * u] for k in range(len(self.functions))]
         return [a[..., k * u:(k + 1) * u] for k in range(len(self.functions))]
+
+    def _batch(self, a) -> int:
+        return a.shape[-1] if self.batch_last else a.shape[0]
+
+    def _sigmoid_columns(self):
+        return xp.concatenate([xp.full(self.units, fn.name == "sigmoid")
+                               for fn in self.functions])
 
     def _row_constants(self, batch):
         """Per-column constants of the fast path, as full (batch, G*U) arrays (element-wise
@@ -73,25 +88,42 @@ class GateActivations:
             tanh:    a = tanh(z),                 a' = (1 - a) (a + 1)
             sigmoid: a = tanh(z / 2) / 2 + 1 / 2,  a' = (1 - a) (a + 0)
         """
-        if self._rows is None or self._rows[0].shape[0] != batch:
-            is_sigmoid = xp.concatenate([xp.full(self.units, fn.name == "sigmoid")
-                                         for fn in self.functions])
+        if self._rows is None or self._rows[0].shape[-1 if self.batch_last else 0] != batch:
+            is_sigmoid = self._sigmoid_columns()
             columns = [xp.where(is_sigmoid, 0.5, 1.0), xp.where(is_sigmoid, 0.5, 0.0),
                        xp.where(is_sigmoid, 0.0, 1.0)]
             shape = (batch, is_sigmoid.shape[0])
+            if self.batch_last:
+                shape, columns = shape[::-1], [column[:, None] for column in columns]
             self._rows = [xp.ascontiguousarray(xp.broadcast_to(c.astype(self.dtype), shape))
                           for c in columns]
             self._scratch = xp.empty(shape, dtype=self.dtype)
         return self._rows
 
+    def input_scale(self):
+        """(G*U,) factors by which a caller may multiply the pre-activations' gate units
+        before ``activate_scaled`` (folded into its weights: 1/2 on the fast path's sigmoid
+        units); None where ``activate_scaled`` is ``activate``."""
+        if not self.fast or self.all_tanh:
+            return None
+        return xp.where(self._sigmoid_columns(), 0.5, 1.0).astype(self.dtype)
+
     def activate(self, z, out=None):
+        out = z if out is None else out
+        if self.fast and not self.all_tanh:
+            scale, _, _ = self._row_constants(self._batch(z))
+            xp.multiply(z, scale, out=out)
+            z = out
+        return self.activate_scaled(z, out)
+
+    def activate_scaled(self, z, out=None):
+        """``activate`` of pre-activations already multiplied by ``input_scale()``."""
         out = z if out is None else out
         if self.all_tanh:
             xp.tanh(z, out=out)
         elif self.fast:
-            scale, shift, _ = self._row_constants(z.shape[0])
-            xp.multiply(z, scale, out=out)
-            xp.tanh(out, out=out)
+            scale, shift, _ = self._row_constants(self._batch(z))
+            xp.tanh(z, out=out)
             out *= scale
             out += shift
         else:
@@ -104,7 +136,7 @@ class GateActivations:
             xp.multiply(a, a, out=out)
             xp.subtract(1, out, out=out)
         elif self.fast:
-            _, _, derivative_shift = self._row_constants(a.shape[0])
+            _, _, derivative_shift = self._row_constants(self._batch(a))
             xp.subtract(1, a, out=out)
             out *= xp.add(a, derivative_shift, out=self._scratch)
         else:
@@ -140,12 +172,13 @@ class StepMask:
     ``grad`` into the part for the step (returned in place, zero at skipped steps) and the
     part that passes the step unchanged (returned as a new array)."""
 
-    def __init__(self, mask, like):
+    def __init__(self, mask, like, batch_last: bool = False):
         if mask.ndim != 2 or mask.shape != like.shape[:2]:
             raise ValueError(f"the step mask must be (time steps, batch) = {like.shape[:2]}, "
                              f"got {tuple(mask.shape)}")
-        self.factors = xp.asarray(mask, dtype=like.dtype)[:, :, None]
-        self.skipped = ~xp.asarray(mask, dtype=bool)[:, :, None]
+        index = (slice(None), None, slice(None)) if batch_last else (Ellipsis, None)
+        self.factors = xp.asarray(mask, dtype=like.dtype)[index]
+        self.skipped = ~xp.asarray(mask, dtype=bool)[index]
 
     def keep_previous(self, t, new, previous) -> None:
         """Where step ``t`` is skipped, ``new`` (N, U) takes the values of ``previous``."""
@@ -157,8 +190,8 @@ class StepMask:
         return passed
 
 
-def _step_mask(mask, like):
-    return None if mask is None else StepMask(mask, like)
+def _step_mask(mask, like, batch_last=False):
+    return None if mask is None else StepMask(mask, like, batch_last)
 
 
 def _dropped(h, recurrent_mask, out=None):
@@ -217,39 +250,71 @@ def simple_rnn_backward(cache, dh_seq, final_state_grads):
 
 
 # -- LSTM ----------------------------------------------------------------------------------
+#
+# The LSTM works batch-last inside: every per-step array is (rows, N), so that each gate block
+# (U, N) is contiguous (element-wise work on column blocks of (N, 4U) rows cost up to 6x
+# more), and its one GEMM per step is ``weights (4U, U + F + 1) @ [h_{t-1}; x_t; 1] (.., N)``.
 
-def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation, workspace=None,
-                 *, mask=None, recurrent_mask=None):
+def lstm_weights(kernel, recurrent_kernel, bias, scale=None):
+    """The weights of the LSTM's one GEMM per step, (4U, U + F [+ 1]): the columns
+    ``[recurrent_kernel, kernel, bias]`` (no bias column when ``bias`` is None), each row
+    multiplied by ``scale`` (4U,) when given."""
+    blocks = [recurrent_kernel, kernel] + ([] if bias is None else [bias[:, None]])
+    weights = xp.concatenate(blocks, axis=1)
+    if scale is not None:
+        weights *= scale[:, None]
+    return weights
+
+
+def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation,
+                 workspace=None, *, mask=None, recurrent_mask=None):
     """One LSTM layer over T steps (gates ``i, f, g, o``; ``act`` = activation,
     ``sig`` = recurrent_activation)::
 
-        i, f, o = sig(.), g = act(.)  of  xw_t + h_{t-1} @ recurrent_kernel.T
+        i, f, o = sig(.), g = act(.)  of  x_t @ kernel.T + h_{t-1} @ recurrent_kernel.T + bias
         c_t = f * c_{t-1} + i * g;   h_t = o * act(c_t)
 
-    xw (T, N, 4U), h0 and c0 (N, U). Returns ``(h (T, N, U), [h_T, c_T], cache)``.
+    x (T, N, F) time-major inputs (any layout or float dtype; copied once), kernel (4U, F),
+    recurrent_kernel (4U, U), bias (4U,) or None, h0 and c0 (N, U). Each step is ONE GEMM
+    with ``lstm_weights``: the columns ``[h_{t-1}; x_t; 1]`` of every step sit in one
+    (T + 1, U + F + 1, N) buffer, so the input projection and the bias cost no pass of their
+    own, and the backward pass gets all three weight gradients from it. With the fast
+    activations the sigmoid rows' 1/2 is folded into the weights. Returns ``(h, [h_T, c_T],
+    cache)``: ``h`` (T, N, U) and the states (N, U) are views of the workspace's buffers.
     """
-    steps, batch, four_units = xw.shape
-    u = four_units // 4
+    steps, batch, features = x.shape
+    u = recurrent_kernel.shape[1]
+    like = recurrent_kernel
     gate_fns = GateActivations([recurrent_activation, recurrent_activation, activation,
-                                recurrent_activation], u, xw.dtype)
-    cell_fn = GateActivations([activation], u, xw.dtype)
-    rt = xp.ascontiguousarray(recurrent_kernel.T)
-    gates = buffer(xw.shape, xw, workspace, "gates")  # activated i, f, g, o of every step
-    z = buffer(xw.shape, xw, workspace, "z") if gate_fns.needs_input else None
-    h = buffer((steps + 1, batch, u), xw, workspace, "h")
-    c = buffer((steps + 1, batch, u), xw, workspace, "c")
-    act_c = buffer((steps, batch, u), xw, workspace, "act_c")
-    h[0], c[0] = h0, c0
-    input_times_candidate = xp.empty((batch, u), dtype=xw.dtype)
-    steps_mask = _step_mask(mask, xw)
-    dropped = None if recurrent_mask is None else xp.empty((batch, u), dtype=xw.dtype)
+                                recurrent_activation], u, like.dtype, batch_last=True)
+    cell_fn = GateActivations([activation], u, like.dtype, batch_last=True)
+    weights = lstm_weights(kernel, recurrent_kernel, bias, gate_fns.input_scale())
+    width = weights.shape[1]
+    # [h_{t-1} (dropped); x_t; 1] of step t at hx[t]; h_T lands in hx[T]
+    hx = buffer((steps + 1, width, batch), like, workspace, "hx")
+    hx[:steps, u:u + features] = x.transpose(0, 2, 1)
+    if bias is not None:
+        hx[:, -1] = 1
+    if recurrent_mask is None:
+        h = hx[:, :u]
+    else:
+        h = buffer((steps + 1, u, batch), like, workspace, "h")
+        recurrent_mask = xp.ascontiguousarray(recurrent_mask.T)
+    gates = buffer((steps, 4 * u, batch), like, workspace, "gates")  # activated i, f, g, o
+    z = buffer(gates.shape, like, workspace, "z") if gate_fns.needs_input else None
+    c = buffer((steps + 1, u, batch), like, workspace, "c")
+    act_c = buffer((steps, u, batch), like, workspace, "act_c")
+    h[0], c[0] = h0.T, c0.T
+    input_times_candidate = xp.empty((u, batch), dtype=like.dtype)
+    steps_mask = _step_mask(mask, x, batch_last=True)
     for t in range(steps):
-        pre = xp.matmul(_dropped(h[t], recurrent_mask, dropped), rt, out=gates[t])
-        pre += xw[t]
+        if recurrent_mask is not None:
+            xp.multiply(h[t], recurrent_mask, out=hx[t, :u])
+        pre = xp.matmul(weights, hx[t], out=gates[t])
         if z is not None:
             z[t] = pre
-        gate_fns.activate(pre)
-        i, f, g, o = pre[:, :u], pre[:, u:2 * u], pre[:, 2 * u:3 * u], pre[:, 3 * u:]
+        gate_fns.activate_scaled(pre)
+        i, f, g, o = pre[:u], pre[u:2 * u], pre[2 * u:3 * u], pre[3 * u:]
         xp.multiply(f, c[t], out=c[t + 1])
         c[t + 1] += xp.multiply(i, g, out=input_times_candidate)
         cell_fn.activate(c[t + 1], out=act_c[t])
@@ -257,44 +322,59 @@ def lstm_forward(xw, h0, c0, recurrent_kernel, activation, recurrent_activation,
         if steps_mask is not None:
             steps_mask.keep_previous(t, h[t + 1], h[t])
             steps_mask.keep_previous(t, c[t + 1], c[t])
-    cache = (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace, steps_mask,
-             recurrent_mask)
-    return h[1:], [h[-1], c[-1]], cache
+    cache = (gates, z, hx, c, act_c, recurrent_kernel, features, bias is not None, gate_fns,
+             cell_fn, workspace, steps_mask, recurrent_mask)
+    return h[1:].transpose(0, 2, 1), [h[-1].T, c[-1].T], cache
 
 
 def lstm_backward(cache, dh_seq, final_state_grads):
-    (gates, z, h, c, act_c, recurrent_kernel, gate_fns, cell_fn, workspace, steps_mask,
-     recurrent_mask) = cache
-    steps, batch, four_units = gates.shape
+    """Returns ``(dxw, [dh0, dc0], [d_kernel, d_recurrent_kernel(, d_bias)])``: ``dxw``
+    (T, N, 4U) the gradient with respect to the pre-activations (a view; the input gradient
+    is ``dxw @ kernel``); the weight gradients accumulate one GEMM per step."""
+    (gates, z, hx, c, act_c, recurrent_kernel, features, has_bias, gate_fns, cell_fn,
+     workspace, steps_mask, recurrent_mask) = cache
+    steps, four_units, batch = gates.shape
     u = four_units // 4
+    if dh_seq is not None:
+        dh_seq = xp.ascontiguousarray(dh_seq.transpose(0, 2, 1))
     dxw = buffer(gates.shape, gates, workspace, "dxw")
-    local = buffer((batch, four_units), gates)  # derivatives of the gate activations
-    dc_dh = buffer((batch, u), gates)           # d c_t / d h_t through h_t = o * act(c_t)
-    dh = _carry_in(final_state_grads[0], (batch, u), gates)
-    dc = _carry_in(final_state_grads[1], (batch, u), gates)
+    local = buffer((four_units, batch), gates)  # derivatives of the gate activations
+    dc_dh = buffer((u, batch), gates)           # d c_t / d h_t through h_t = o * act(c_t)
+    # [d_recurrent_kernel, d_kernel, d_bias] side by side, as the rows [h_{t-1}; x_t; 1]
+    grads = xp.zeros((four_units, hx.shape[1]), dtype=gates.dtype)
+    step_grads = xp.empty_like(grads)
+    dh = _carry_in(_transposed(final_state_grads[0]), (u, batch), gates)
+    dc = _carry_in(_transposed(final_state_grads[1]), (u, batch), gates)
     for t in range(steps - 1, -1, -1):
         if dh_seq is not None:
             dh += dh_seq[t]
         passed = None if steps_mask is None else (steps_mask.hold(t, dh), steps_mask.hold(t, dc))
         a = gates[t]
-        i, f, g, o = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
+        i, f, g, o = a[:u], a[u:2 * u], a[2 * u:3 * u], a[3 * u:]
         cell_fn.derivative(act_c[t], c[t + 1], out=dc_dh)
         dc_dh *= o
         dc_dh *= dh
         dc += dc_dh
         d = dxw[t]  # d loss / d activated gate, then / d pre-activation
-        xp.multiply(dc, g, out=d[:, :u])
-        xp.multiply(dc, c[t], out=d[:, u:2 * u])
-        xp.multiply(dc, i, out=d[:, 2 * u:3 * u])
-        xp.multiply(dh, act_c[t], out=d[:, 3 * u:])
+        xp.multiply(dc, g, out=d[:u])
+        xp.multiply(dc, c[t], out=d[u:2 * u])
+        xp.multiply(dc, i, out=d[2 * u:3 * u])
+        xp.multiply(dh, act_c[t], out=d[3 * u:])
         d *= gate_fns.derivative(a, None if z is None else z[t], out=local)
+        grads += xp.matmul(d, hx[t].T, out=step_grads)
         dc *= f
-        xp.matmul(d, recurrent_kernel, out=dh)
+        xp.matmul(recurrent_kernel.T, d, out=dh)
         _dropped(dh, recurrent_mask, out=dh)
         if passed is not None:
             dh += passed[0]
             dc += passed[1]
-    return dxw, [dh, dc], [_sum_over_steps(dxw, _dropped(h[:-1], recurrent_mask))]
+    weight_grads = [grads[:, u:u + features], grads[:, :u]] + ([grads[:, -1]] if has_bias else [])
+    return (dxw.transpose(0, 2, 1), [dh.T.copy(), dc.T.copy()],
+            [xp.ascontiguousarray(grad) for grad in weight_grads])
+
+
+def _transposed(grad):
+    return None if grad is None else grad.T
 
 
 # -- GRU -----------------------------------------------------------------------------------
