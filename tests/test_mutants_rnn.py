@@ -49,3 +49,23 @@ def test_backward_reuses_its_workspace_buffer(cell):
     second = run(cell, workspace, rng)
     assert second is first  # the same buffer, not a new one of the same shape
     assert second.shape == (T, N, {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell] * U)
+
+
+def test_gru_backward_keeps_both_of_its_large_buffers():
+    """``dxw`` and the gradient of the memo (both (T, N, 3U) with ``reset_after``) live in the
+    workspace, and the next batch gets the same two arrays (run of 2026-12-01 17:30)."""
+    rng = np.random.default_rng(0)
+    workspace = {}
+    xw = rng.standard_normal((T, N, 3 * U))
+    h0 = rng.standard_normal((N, U))
+    kernel = rng.standard_normal((3 * U, U))
+    _, _, cache = rnn_ops.gru_forward(xw, h0, kernel, rng.standard_normal(3 * U), TANH,
+                                      SIGMOID, True, workspace)
+    forward_buffers = {id(array) for array in workspace.values()}
+    rnn_ops.gru_backward(cache, rng.standard_normal((T, N, U)), [None])
+    backward_buffers = {id(array) for array in workspace.values()} - forward_buffers
+    assert len(backward_buffers) == 2
+    assert all(workspace_array.shape == (T, N, 3 * U) for workspace_array in workspace.values()
+               if id(workspace_array) in backward_buffers)
+    rnn_ops.gru_backward(cache, rng.standard_normal((T, N, U)), [None])
+    assert {id(array) for array in workspace.values()} - forward_buffers == backward_buffers
