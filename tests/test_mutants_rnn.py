@@ -69,3 +69,31 @@ def test_gru_backward_keeps_both_of_its_large_buffers():
                if id(workspace_array) in backward_buffers)
     rnn_ops.gru_backward(cache, rng.standard_normal((T, N, U)), [None])
     assert {id(array) for array in workspace.values()} - forward_buffers == backward_buffers
+
+
+def test_gru_forward_defaults_to_reset_after_as_keras():
+    """Keras's GRU (and PyTorch's) applies the reset gate after the recurrent product; the
+    kernel's default must agree with the layer's (run of 2026-12-01 17:30)."""
+    rng = np.random.default_rng(1)
+    xw = rng.standard_normal((T, N, 3 * U))
+    h0 = rng.standard_normal((N, U))
+    kernel = rng.standard_normal((3 * U, U))
+    bias = rng.standard_normal(3 * U)
+    default, _, _ = rnn_ops.gru_forward(xw, h0, kernel, bias, TANH, SIGMOID)
+    after, _, _ = rnn_ops.gru_forward(xw, h0, kernel, bias, TANH, SIGMOID, True)
+    before, _, _ = rnn_ops.gru_forward(xw, h0, kernel, None, TANH, SIGMOID, False)
+    np.testing.assert_array_equal(default, after)
+    assert not np.allclose(default, before)
+
+
+def test_gru_forward_keeps_its_gate_buffer():
+    """The activated gates (T, N, 3U) of every step are kept in the workspace."""
+    rng = np.random.default_rng(2)
+    workspace = {}
+    xw = rng.standard_normal((T, N, 3 * U))
+    args = (rng.standard_normal((N, U)), rng.standard_normal((3 * U, U)),
+            rng.standard_normal(3 * U), TANH, SIGMOID, True, workspace)
+    first = rnn_ops.gru_forward(xw, *args)[2][0]
+    second = rnn_ops.gru_forward(xw + 1, *args)[2][0]
+    assert second is first and first.shape == (T, N, 3 * U)
+    assert any(kept is first for kept in workspace.values())
