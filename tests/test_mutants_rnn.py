@@ -87,13 +87,34 @@ def test_gru_forward_defaults_to_reset_after_as_keras():
 
 
 def test_gru_forward_keeps_its_gate_buffer():
-    """The activated gates (T, N, 3U) of every step are kept in the workspace."""
+    """The activated gates (T, N, 3U) of every step, the states and the memo are kept in the
+    workspace, and the next batch gets the same arrays."""
     rng = np.random.default_rng(2)
     workspace = {}
     xw = rng.standard_normal((T, N, 3 * U))
     args = (rng.standard_normal((N, U)), rng.standard_normal((3 * U, U)),
             rng.standard_normal(3 * U), TANH, SIGMOID, True, workspace)
     first = rnn_ops.gru_forward(xw, *args)[2][0]
+    kept = {id(array) for array in workspace.values()}
+    assert len(kept) == 3  # the gates, the states h and the memo h R.T + b
     second = rnn_ops.gru_forward(xw + 1, *args)[2][0]
     assert second is first and first.shape == (T, N, 3 * U)
     assert any(kept is first for kept in workspace.values())
+    assert {id(array) for array in workspace.values()} == kept
+
+
+@pytest.mark.parametrize("activation, keeps", [("tanh", False), ("gelu", True)])
+def test_gru_forward_keeps_pre_activations_only_for_an_activation_that_reads_them(activation,
+                                                                                  keeps):
+    """tanh's and sigmoid's derivatives come from their outputs: no (T, N, 3U) copy of the
+    pre-activations; gelu's needs its input, kept in the workspace between batches."""
+    rng = np.random.default_rng(3)
+    workspace = {}
+    xw = rng.standard_normal((T, N, 3 * U))
+    args = (rng.standard_normal((N, U)), rng.standard_normal((3 * U, U)),
+            rng.standard_normal(3 * U), activations.get(activation), SIGMOID, True, workspace)
+    first = rnn_ops.gru_forward(xw, *args)[2][1]
+    assert (first is not None) == keeps
+    if keeps:
+        assert rnn_ops.gru_forward(xw + 1, *args)[2][1] is first
+        assert any(kept is first for kept in workspace.values())
