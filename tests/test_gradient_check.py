@@ -143,6 +143,29 @@ def test_numerical_gradient_is_central():
     assert abs(numeric[0] - 3.0) < 2e-6
 
 
+def test_numerical_gradient_names_itself_and_the_dtype():
+    with pytest.raises(TypeError,
+                       match=r"^numerical_gradient needs a float64 array, got float32$"):
+        numerical_gradient(lambda: 0.0, np.zeros(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("view", ["transposed", "strided", "scalar"])
+def test_numerical_gradient_perturbs_a_view_where_f_reads_it(view):
+    """A transposed or strided view is perturbed in place (its flat copy was, and the
+    gradient came out all zero), and a 0-d array has one element."""
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((4, 6))
+    weights = rng.standard_normal((4, 6))
+    pick = {"transposed": lambda a: a.T, "strided": lambda a: a[::2, 1::2],
+            "scalar": lambda a: a[1, 2, ...]}[view]
+    x, right = pick(base), pick(weights)
+    before = base.copy()
+    numeric = numerical_gradient(lambda: float((np.sin(base) * weights).sum()), x)
+    assert numeric.shape == x.shape
+    np.testing.assert_allclose(numeric, np.cos(x) * right, rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(base, before)
+
+
 # -- the full check -----------------------------------------------------------------------
 
 def test_full_check_passes_right_gradients():

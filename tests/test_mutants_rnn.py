@@ -57,3 +57,72 @@ def test_backward_reuses_its_workspace_buffer(cell):
     second = run(cell, workspace, rng)
     assert owner(second) is owner(first)  # the same buffer, not a new one of the same shape
     assert second.shape == (T, N, {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell] * U)
+
+
+def test_gru_backward_keeps_both_of_its_large_buffers():
+    """``dxw`` and the gradient of the memo (both (T, N, 3U) with ``reset_after``) live in the
+    workspace, and the next batch gets the same two arrays (run of 2026-12-01 17:30)."""
+    rng = np.random.default_rng(0)
+    workspace = {}
+    xw = rng.standard_normal((T, N, 3 * U))
+    h0 = rng.standard_normal((N, U))
+    kernel = rng.standard_normal((3 * U, U))
+    _, _, cache = rnn_ops.gru_forward(xw, h0, kernel, rng.standard_normal(3 * U), TANH,
+                                      SIGMOID, True, workspace)
+    forward_buffers = {id(array) for array in workspace.values()}
+    rnn_ops.gru_backward(cache, rng.standard_normal((T, N, U)), [None])
+    backward_buffers = {id(array) for array in workspace.values()} - forward_buffers
+    assert len(backward_buffers) == 2
+    assert all(workspace_array.shape == (T, N, 3 * U) for workspace_array in workspace.values()
+               if id(workspace_array) in backward_buffers)
+    rnn_ops.gru_backward(cache, rng.standard_normal((T, N, U)), [None])
+    assert {id(array) for array in workspace.values()} - forward_buffers == backward_buffers
+
+
+def test_gru_forward_defaults_to_reset_after_as_keras():
+    """Keras's GRU (and PyTorch's) applies the reset gate after the recurrent product; the
+    kernel's default must agree with the layer's (run of 2026-12-01 17:30)."""
+    rng = np.random.default_rng(1)
+    xw = rng.standard_normal((T, N, 3 * U))
+    h0 = rng.standard_normal((N, U))
+    kernel = rng.standard_normal((3 * U, U))
+    bias = rng.standard_normal(3 * U)
+    default, _, _ = rnn_ops.gru_forward(xw, h0, kernel, bias, TANH, SIGMOID)
+    after, _, _ = rnn_ops.gru_forward(xw, h0, kernel, bias, TANH, SIGMOID, True)
+    before, _, _ = rnn_ops.gru_forward(xw, h0, kernel, None, TANH, SIGMOID, False)
+    np.testing.assert_array_equal(default, after)
+    assert not np.allclose(default, before)
+
+
+def test_gru_forward_keeps_its_gate_buffer():
+    """The activated gates (T, N, 3U) of every step, the states and the memo are kept in the
+    workspace, and the next batch gets the same arrays."""
+    rng = np.random.default_rng(2)
+    workspace = {}
+    xw = rng.standard_normal((T, N, 3 * U))
+    args = (rng.standard_normal((N, U)), rng.standard_normal((3 * U, U)),
+            rng.standard_normal(3 * U), TANH, SIGMOID, True, workspace)
+    first = rnn_ops.gru_forward(xw, *args)[2][0]
+    kept = {id(array) for array in workspace.values()}
+    assert len(kept) == 3  # the gates, the states h and the memo h R.T + b
+    second = rnn_ops.gru_forward(xw + 1, *args)[2][0]
+    assert second is first and first.shape == (T, N, 3 * U)
+    assert any(kept is first for kept in workspace.values())
+    assert {id(array) for array in workspace.values()} == kept
+
+
+@pytest.mark.parametrize("activation, keeps", [("tanh", False), ("gelu", True)])
+def test_gru_forward_keeps_pre_activations_only_for_an_activation_that_reads_them(activation,
+                                                                                  keeps):
+    """tanh's and sigmoid's derivatives come from their outputs: no (T, N, 3U) copy of the
+    pre-activations; gelu's needs its input, kept in the workspace between batches."""
+    rng = np.random.default_rng(3)
+    workspace = {}
+    xw = rng.standard_normal((T, N, 3 * U))
+    args = (rng.standard_normal((N, U)), rng.standard_normal((3 * U, U)),
+            rng.standard_normal(3 * U), activations.get(activation), SIGMOID, True, workspace)
+    first = rnn_ops.gru_forward(xw, *args)[2][1]
+    assert (first is not None) == keeps
+    if keeps:
+        assert rnn_ops.gru_forward(xw + 1, *args)[2][1] is first
+        assert any(kept is first for kept in workspace.values())

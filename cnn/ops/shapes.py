@@ -20,15 +20,18 @@ PADDING_MODES = ("valid", "same", "full")
 
 def pair(value, name: str) -> tuple[int, int]:
     """Normalise an int or a 2-sequence of positive ints to ``(height, width)``."""
+    not_a_pair = f"{name} must be an int or a pair of ints, got {value!r}"
     if isinstance(value, (int,)) and not isinstance(value, bool):
         result = (value, value)
+    elif isinstance(value, (str, bytes)):  # else "33" would read as (3, 3)
+        raise ValueError(not_a_pair)
     else:
         try:
             result = tuple(int(v) for v in value)
-        except TypeError:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+        except (TypeError, ValueError):  # ValueError: int("x")
+            raise ValueError(not_a_pair) from None
         if len(result) != 2 or any(int(v) != v for v in value):
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+            raise ValueError(not_a_pair)
     if any(v < 1 for v in result):
         raise ValueError(f"{name} must be positive, got {value!r}")
     return result

@@ -30,22 +30,21 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
     Args:
         f: callable with no arguments returning a float; it must read ``x`` each call.
-        x: float64 array, modified temporarily and restored.
+        x: float64 array (any layout: a transposed or strided view is perturbed where
+            ``f`` reads it), modified temporarily and restored.
     Returns:
         array of ``x.shape``: ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)`` for every i.
     """
     _require_float64(x, "numerical_gradient")
-    grad = np.zeros_like(x)
-    flat = x.reshape(-1)
-    gflat = grad.reshape(-1)
-    for i in range(flat.size):
-        original = flat[i]
-        flat[i] = original + eps
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        original = x[i]
+        x[i] = original + eps
         plus = float(f())
-        flat[i] = original - eps
+        x[i] = original - eps
         minus = float(f())
-        flat[i] = original
-        gflat[i] = (plus - minus) / (2 * eps)
+        x[i] = original
+        grad[i] = (plus - minus) / (2 * eps)
     return grad
 
 
