@@ -92,6 +92,25 @@ def test_float64_batch_normalization_on_workers_matches_one_process_closely(n):
         cnn.set_floatx("float32")
 
 
+def test_a_frozen_batch_normalization_uses_its_moving_statistics_on_every_process():
+    """trainable=False: no sums (every slice skips them alike), the moving statistics kept."""
+    def frozen():
+        model = batch_norm_net()
+        for layer in model.layers:
+            if isinstance(layer, BatchNormalization):
+                layer.trainable = False
+        model.compile(optimizer=SGD(0.1), loss="categorical_crossentropy")
+        return model
+    alone, _ = fit(1, model=frozen())
+    model, _ = fit(2, model=frozen())
+    assert_close_weights(model, alone)
+    start = frozen()
+    for layer, fresh in zip(model.layers, start.layers):
+        for key, value in layer.buffers.items():
+            np.testing.assert_array_equal(value, fresh.buffers[key])
+    model.close_workers()
+
+
 def test_batch_normalization_runs_on_workers_by_default_and_says_so(monkeypatch, capsys):
     monkeypatch.setattr(defaults, "usable_cores", lambda: 2)
     monkeypatch.setattr(defaults, "MIN_PARALLEL_SAMPLES", 64)
