@@ -77,6 +77,15 @@ def test_batch_normalization_on_workers_takes_the_steps_of_one_process(workers, 
     model.close_workers()
 
 
+def test_batch_normalization_on_workers_started_with_spawn(monkeypatch):
+    """The shared slots and doorbells reach workers started in a fresh interpreter."""
+    monkeypatch.setattr(data_parallel, "START_METHOD", "spawn")
+    alone, _ = fit(1)
+    model, _ = fit(2)
+    assert_close_weights(model, alone)
+    model.close_workers()
+
+
 @pytest.mark.parametrize("n", [70, 66])
 def test_float64_batch_normalization_on_workers_matches_one_process_closely(n):
     """In float64 the only difference is the order of additions. n=66 ends with a batch of
