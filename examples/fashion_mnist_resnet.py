@@ -13,11 +13,11 @@ object, reshuffled every epoch under the seed). It aims at >= 94.0% test accurac
     python examples/fashion_mnist_resnet.py --epochs 30 --cycle-epochs 15   # a warm restart
     mpiexec -n 2 python -m mpi4py examples/fashion_mnist_resnet.py   # both cores (see below)
 
-BatchNormalization keeps ``fit``'s default to one process (its batch statistics would differ
-per worker), but under ``mpiexec`` the ranks share each batch with BatchNormalization
-synchronised across them, taking the steps one process takes (up to float rounding, which
-Adam's first steps amplify for weights whose gradient is nearly 0), so the same run uses
-every core (rank 0 prints and writes the files).
+``fit``'s default trains on every core: the local worker processes, like the ranks under
+``mpiexec``, share each batch with BatchNormalization's statistics summed over all of them
+(docs/PERFORMANCE.md), taking the steps one process takes (up to float rounding, which Adam's
+first steps amplify for weights whose gradient is nearly 0); under ``mpiexec`` rank 0 prints
+and writes the files.
 
 Every epoch saves ``checkpoint.h5`` and appends to ``history.csv`` in ``--out``; ``--resume``
 continues an interrupted run from its last checkpoint (exactly: the weights, AdamW's state, the

@@ -21,7 +21,7 @@ from cnn.models import Model
 from cnn.training import defaults, trainer
 from cnn.training.strategy import idle_pool
 from helpers import package_env
-from worker_helpers import convnet, data as worker_data
+from worker_helpers import BatchCentering, convnet, data as worker_data
 
 CORES = 2
 
@@ -99,21 +99,37 @@ def test_the_same_seed_twice_gives_identical_weights():
     second.close_workers()
 
 
-def test_batch_normalization_falls_back_to_one_process_and_says_why(capsys):
-    """BatchNormalization's batch statistics need the whole batch: the default trains it in
-    one process (the same weights as workers=1, exactly), an explicit workers=2 refuses."""
-    model, _ = train(model=convnet(batch_norm=True, dropout=True))
+def test_batch_normalization_trains_on_two_processes_the_steps_of_one(capsys):
+    """BatchNormalization sums its statistics over the slices (cnn.replica): the default
+    trains it on both cores, the weights and moving statistics those of workers=1."""
+    model, history = train(model=convnet(batch_norm=True, dropout=True))
+    assert processes(model) == 2
+    alone, alone_history = train(model=convnet(batch_norm=True, dropout=True), workers=1)
+    assert_close(model, alone)
+    np.testing.assert_allclose(history.history["loss"], alone_history.history["loss"],
+                               rtol=1e-5)
+    x, y = data()
+    model.fit(x, y, batch_size=32, verbose=1)
+    assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 32; workers=1 or "
+            "CNN_WORKERS=1 to opt out)") in capsys.readouterr().err
+    model.close_workers()
+
+
+def test_a_layer_that_mixes_samples_falls_back_to_one_process_and_says_why(capsys):
+    """A layer that looks across samples without summing over slices needs the whole batch:
+    the default trains it in one process (the weights of workers=1, exactly), an explicit
+    workers=2 refuses."""
+    model, _ = train(model=convnet(extra=[BatchCentering(name="centering")]))
     assert processes(model) == 1
-    alone, _ = train(model=convnet(batch_norm=True, dropout=True), workers=1)
+    alone, _ = train(model=convnet(extra=[BatchCentering(name="centering")]), workers=1)
     for a, b in zip(model.get_weights(), alone.get_weights()):
         np.testing.assert_array_equal(a, b)
     x, y = data()
     model.fit(x, y, batch_size=32, verbose=1)
     err = capsys.readouterr().err
     assert ("cnn: 1 process x 1 BLAS thread (2 cores usable, batch 32; one process because "
-            'layer "batch_normalization" (BatchNormalization) does not treat samples '
-            "independently") in err
-    with pytest.raises(ValueError, match=r"workers=2 cuts every batch.*batch_normalization.*"
+            'layer "centering" (BatchCentering) does not treat samples independently') in err
+    with pytest.raises(ValueError, match=r"workers=2 cuts every batch.*centering.*"
                                          r"workers=1"):
         model.fit(x, y, batch_size=32, verbose=0, workers=2)
 
@@ -202,8 +218,8 @@ def test_cnn_workers_overrides_the_default_and_an_argument_beats_it(monkeypatch)
     assert processes(model) == 2
     model.close_workers()
     monkeypatch.setenv("CNN_WORKERS", "2")
-    with pytest.raises(ValueError, match="batch_normalization"):  # chosen, so not a default
-        convnet(batch_norm=True).fit(x, y, batch_size=32, verbose=0)
+    with pytest.raises(ValueError, match="centering"):  # chosen, so not a default
+        convnet(extra=[BatchCentering(name="centering")]).fit(x, y, batch_size=32, verbose=0)
 
 
 @pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])

@@ -5,7 +5,7 @@ import numpy as np
 
 import cnn
 from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                        Input, Output)
+                        Input, Layer, Output)
 from cnn.models import Model
 from cnn.optimizers import SGD
 
@@ -29,6 +29,18 @@ def convnet(optimizer=None, dropout=False, seed=0, extra=(), batch_norm=False):
     model.compile(optimizer=optimizer or SGD(0.1), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     return model
+
+
+class BatchCentering(Layer):
+    """Subtracts the batch's mean from every sample: it mixes the samples of a batch and
+    does not sum its statistics over slices (``cnn.replica``), so worker processes refuse
+    it for training."""
+
+    def forward(self, x, training=False):
+        return x - x.mean(axis=0, keepdims=True)
+
+    def backward(self, grad):
+        return grad - grad.mean(axis=0, keepdims=True)
 
 
 def data(n=70, seed=1):

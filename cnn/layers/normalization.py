@@ -56,6 +56,7 @@ class BatchNormalization(Layer):
 
     variable_length = True  # on the axes other than the channels
     samplewise_in_inference = True  # the moving statistics: samples independent (workers)
+    replica_synchronized = True  # its batch sums go through cnn.replica's allreduce_sum
 
     def __init__(self, axis=None, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",

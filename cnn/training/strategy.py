@@ -72,19 +72,24 @@ class LocalWorkers(OneProcess):
         n = batch.rows
         self.make_room(model, n, "fit")
         pool = self.pool
+        if pool.synchronized and n <= pool.count:
+            # A batch too small to give every process a row (a small last batch): every
+            # slice must take part in the sums, so this process computes it whole.
+            return OneProcess.compute_gradients(self, model, batch)
         mine, *theirs = data_parallel.slices(n, pool.count + 1)
         # The workers' random layers start where this process's do (and draw for the whole
         # batch, cnn.replica), so that every process uses the masks one process would.
         pool.start_step(model, batch, theirs, n,
                         (backend.rng().bit_generator.state, model.layer_states()))
+        # The moving statistics change in the forward pass: a failed step must leave them.
+        buffers = [value for layer in model.layers for value in layer.buffers.values()]
+        saved = [value.copy() for value in buffers] if pool.synchronized else []
         try:
-            with replica.replica_slice(n, 0):
-                own = model.compute_gradients(
-                    [x[mine] for x in batch.x],
-                    [None if y is None else y[mine] for y in batch.y],
-                    None if batch.sample_weight is None else batch.sample_weight[mine], n)
-        finally:
-            results = pool.finish_step()  # read every answer, even after an error here
+            own, results = self._step_slices(model, batch, mine, n)
+        except BaseException:
+            for value, before in zip(buffers, saved):
+                value[...] = before
+            raise
         loss, output_losses = own.loss, list(own.output_losses)
         outputs = [[o] for o in own.outputs]
         for worker_loss, worker_output_losses, worker_outputs, worker_grads in results:
@@ -97,6 +102,27 @@ class LocalWorkers(OneProcess):
                 total += grad  # the layers' own gradient arrays (see compute_gradients)
         joined = [c[0] if len(c) == 1 else backend.xp.concatenate(c) for c in outputs]
         return Gradients(loss, output_losses, joined, own.gradients)
+
+    def _step_slices(self, model, batch, mine, n):
+        """This process's slice ``mine`` of a training step the workers have started, and
+        then the workers' answers (``WorkerPool.finish_step``), read even after an error."""
+        pool = self.pool
+        failed = False
+        pool.begin_slice()
+        try:
+            # With batch statistics, the slices add up their sums (pool.allreduce_sum).
+            with replica.replica_slice(n, 0, pool.allreduce_sum, pool.synchronized):
+                own = model.compute_gradients(
+                    [x[mine] for x in batch.x],
+                    [None if y is None else y[mine] for y in batch.y],
+                    None if batch.sample_weight is None else batch.sample_weight[mine], n)
+        except BaseException as exc:
+            failed = True
+            pool.abandon_step(exc)  # no worker may wait for this slice's sums
+            raise
+        finally:
+            results = pool.finish_step(failed)
+        return own, results
 
     def run_inference(self, model, batch) -> Outputs:
         """The outputs and mean losses of ``batch``, its slices run by every process (in
@@ -155,20 +181,33 @@ _IDLE_POOLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def refusal(model, purpose: str) -> str | None:
     """Why worker processes cannot run ``model`` for ``purpose`` (``"fit"``, or ``"evaluate"``
     / ``"predict"``), or None. Training needs every layer to treat samples independently
-    (``Layer.samplewise``); inference only that no layer carries state from batch to batch
-    (BatchNormalization uses its moving statistics there)."""
+    (``Layer.samplewise``) or to add up its batch statistics over the slices
+    (``replica_synchronized``: BatchNormalization, through ``cnn.replica``); inference only
+    that no layer carries state from batch to batch (BatchNormalization uses its moving
+    statistics there)."""
     if backend.backend_name() != "numpy":
         return f"worker processes need the numpy backend (not {backend.backend_name()!r})"
     if has_variable_axis([*model.input_shapes, *model.output_shapes]):
         return ("the worker processes take batches in shared arrays of fixed shapes, and the "
                 "model has a variable-length (None) axis")
     for layer in model.layers:
-        if purpose == "fit" and not layer.samplewise:
-            return (f"layer {layer.describe()} does not treat samples independently (batch "
-                    "statistics or state carried across samples)")
+        if purpose == "fit" and not (layer.samplewise or synchronized(layer)):
+            return (f"layer {layer.describe()} does not treat samples independently (state "
+                    "carried across samples, or batch statistics not summed over the slices)")
         if purpose != "fit" and not getattr(layer, "samplewise_in_inference", layer.samplewise):
             return f"layer {layer.describe()} carries its state from one batch to the next"
     return None
+
+
+def synchronized(layer) -> bool:
+    """True when ``layer`` looks across samples only through sums over the slices of a
+    batch (``cnn.replica``), so that slices computed apart give the whole batch's step."""
+    return bool(getattr(layer, "replica_synchronized", False))
+
+
+def needs_synchronization(model) -> bool:
+    """True when some layer of ``model`` adds up its batch statistics over the slices."""
+    return any(not layer.samplewise and synchronized(layer) for layer in model.layers)
 
 
 def default_refusal(model) -> str | None:
@@ -247,7 +286,8 @@ def _pool(model, processes: int, rows: int, threads: int, purpose: str, timeout)
         close_workers(model)
         pool = None
     if pool is None:
-        pool = data_parallel.WorkerPool(model, processes - 1, capacity, threads, key, timeout)
+        pool = data_parallel.WorkerPool(model, processes - 1, capacity, threads, key, timeout,
+                                        needs_synchronization(model))
         _IDLE_POOLS[model] = pool
         weakref.finalize(model, pool.close)  # with the model, or at the program's exit
     pool.timeout = timeout

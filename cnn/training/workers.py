@@ -13,7 +13,9 @@ one the whole batch would give (up to the order of float additions). One step:
    the loss divided by the whole batch's size, so that the slices' gradients add up to the
    batch's; random layers (Dropout, the augmentation layers) start from the caller's
    generator states and draw for the whole batch, keeping their slice's rows, so that the
-   masks are those of one process;
+   masks are those of one process; layers with batch statistics (BatchNormalization) add up
+   their sums over the slices with ``WorkerPool.allreduce_sum``
+   (``cnn.training.slice_allreduce``: in slice order, so bit-identical in every process);
 3. each worker leaves its gradients and outputs in shared memory and answers with its part
    of the loss; the caller adds the gradients and updates the weights.
 
@@ -59,6 +61,7 @@ from cnn.models.model import Model
 from cnn.training.data_adapters import Batch
 from cnn.training.errors import NonFiniteLossError
 from cnn.training.inference import run_inference
+from cnn.training.slice_allreduce import SharedSlots, StepAborted
 
 _ALIGN = 64  # bytes; every shared array starts on a cache line
 # How worker processes start: "fork" is fast and needs no guard in the user's script.
@@ -156,11 +159,15 @@ class WorkerPool:
     ``capacity`` samples of ``model``'s batches with ``blas_threads`` BLAS threads each (see
     the module docstring). ``key``
     says which set-up the pool serves; ``timeout``: the seconds to wait for a worker (None:
-    ``step_timeout()``, read at every wait)."""
+    ``step_timeout()``, read at every wait). ``synchronized``: the slices of a training step
+    add up their layers' batch statistics (``allreduce_sum``, ``cnn.replica``) among the
+    caller and the workers (``cnn.training.slice_allreduce``)."""
 
     def __init__(self, model, count: int, capacity: int, blas_threads: int, key,
-                 timeout=None):
+                 timeout=None, synchronized: bool = False):
         self.count = count
+        self.synchronized = synchronized
+        self.fault = None  # the WorkerError that a wait inside allreduce_sum gave up with
         self.capacity = capacity
         self.timeout = timeout
         self.blas_threads = blas_threads
@@ -182,6 +189,10 @@ class WorkerPool:
         self.shared_weights = shared_weights
         self.io = [SharedArrays(io_spec) for _ in range(count)]
         context = multiprocessing.get_context(START_METHOD)
+        self.slots = (SharedSlots(count + 1, allreduce_elements(model), dtype, context)
+                      if synchronized else None)
+        self.participant = (self.slots.participant(0, self.watch_allreduce)
+                            if synchronized else None)
         setup = {
             "config": model.get_config(),
             "losses": [None if loss is None else loss.get_config() for loss in model.output_losses],
@@ -192,10 +203,11 @@ class WorkerPool:
         }
         self.connections, self.processes = [], []
         try:
-            for io in self.io:
+            for index, io in enumerate(self.io):
                 mine, theirs = context.Pipe()
-                process = context.Process(target=_serve, args=(theirs, setup, (io.name, io.spec)),
-                                          daemon=True, name="cnn-training-worker")
+                arguments = (theirs, setup, (io.name, io.spec), (self.slots, index + 1))
+                process = context.Process(target=_serve, args=arguments, daemon=True,
+                                          name="cnn-training-worker")
                 process.start()
                 theirs.close()
                 self.connections.append(mine)
@@ -215,6 +227,8 @@ class WorkerPool:
         empty slice leaves that worker out of this step) to train on. ``generator_states``:
         the caller's generator state and its layers' states (``Model.layer_states()``) at
         the start of the step, for the workers' random layers."""
+        if self.synchronized:
+            self.participant.reset()
         self._hand_out(model, batch, worker_slices, lambda part, weighted: (
             "step", part.stop - part.start, n, part.start, weighted, generator_states))
 
@@ -255,27 +269,67 @@ class WorkerPool:
                 raise self._death(index) from None
             self._pending.append(index)
 
-    def finish_step(self) -> list[tuple]:
+    def finish_step(self, caller_failed: bool = False) -> list[tuple]:
         """Wait for the workers of this step: ``(loss part, output loss parts, outputs,
         gradients)`` for each, in slice order, as views of shared memory valid until the
-        next step."""
+        next step. ``caller_failed``: the caller's own slice raised (and reports it), so
+        workers that left the step for that reason are no error here."""
         pending, self._pending = self._pending, []
-        results, error = [], None
+        if self.fault is not None:  # a worker was lost inside allreduce_sum: wait no more
+            raise self.fault
+        results, error, aborted = [], None, False
         limit = step_timeout(self.timeout)
         deadline = time.monotonic() + limit
         for index in pending:  # every answer is read, so that the next step starts clean
             try:
-                loss, output_losses, rows = self._receive(index, deadline, limit)
+                answer = self._receive(index, deadline, limit)
             except Exception as exc:  # noqa: BLE001 (raised below, once all have answered)
                 error = error or exc
                 continue
+            if answer is None:  # left the step because another process failed
+                aborted = True
+                continue
+            loss, output_losses, rows = answer
             io = self.io[index]
             grads = [io[f"g{i}"] for i in range(self.gradient_count)]
             outputs = [io[f"o{k}"][:rows] for k in range(self.output_count)]
             results.append((loss, output_losses, outputs, grads))
         if error is not None:
             raise error
+        if aborted and not caller_failed:
+            raise WorkerError("a training worker left the step because another process of "
+                              "the step failed")
         return results
+
+    # -- the sums of a training step's slices (cnn.replica) -------------------------------
+    def allreduce_sum(self, buffer):
+        """``buffer`` summed over the slices of the running step, in place (the caller's
+        side of ``cnn.training.slice_allreduce``)."""
+        return self.participant.allreduce_sum(buffer)
+
+    def begin_slice(self) -> None:
+        """The caller starts computing its slice of a step."""
+        if self.synchronized:
+            self.participant.begin_step()
+
+    def abandon_step(self, error: BaseException) -> None:
+        """The caller's slice failed with ``error``: the workers waiting in
+        ``allreduce_sum`` leave the step (a failure that came from them is theirs to report)."""
+        if self.synchronized and not isinstance(error, StepAborted):
+            self.participant.abort()
+
+    def watch_allreduce(self, missing, waited: float) -> None:
+        """While the caller waits in ``allreduce_sum`` for the slices ``missing``: the
+        WorkerError of a worker that died, or of one missing after the step timeout."""
+        for index, process in enumerate(self.processes):
+            if process.exitcode is not None:
+                self.fault = self._death(index)
+                raise self.fault
+        limit = step_timeout(self.timeout)
+        if waited > limit:
+            self.broken = True
+            self.fault = self._silence(missing[0] - 1 if missing else 0, limit)
+            raise self.fault
 
     def _receive(self, index, deadline, limit):
         """Worker ``index``'s next answer, waiting until ``deadline`` (``time.monotonic()``;
@@ -284,11 +338,7 @@ class WorkerPool:
         timeout = max(0.0, deadline - time.monotonic())
         if not mp_connection.wait([connection, process.sentinel], timeout):
             self.broken = True
-            raise WorkerError(
-                f"training worker {index + 1} (pid {process.pid}) did not answer within "
-                f"{limit:.3g} s (stopped, stuck or overloaded; set CNN_WORKER_TIMEOUT to "
-                "wait longer); its processes are ended and the weights are those after the "
-                "last good step")
+            raise self._silence(index, limit)
         if not connection.poll():
             raise self._death(index)
         try:
@@ -297,10 +347,20 @@ class WorkerPool:
             raise self._death(index) from None
         if kind == "non-finite":
             raise NonFiniteLossError(*payload)
+        if kind == "aborted":
+            return None
         if kind == "error":
             raise WorkerError(f"training worker {index + 1} (pid {process.pid}) failed:\n"
                               f"{payload}")
         return payload
+
+    def _silence(self, index, limit) -> WorkerError:
+        process = self.processes[index]
+        return WorkerError(
+            f"training worker {index + 1} (pid {process.pid}) did not answer within "
+            f"{limit:.3g} s (stopped, stuck or overloaded; set CNN_WORKER_TIMEOUT to "
+            "wait longer); its processes are ended and the weights are those after the "
+            "last good step")
 
     def _death(self, index) -> WorkerError:
         self.broken = True
@@ -353,8 +413,19 @@ def model_weights(model) -> list:
     return [store[key] for store, key in _weight_slots(model)]
 
 
-def _serve(connection, setup, io_spec) -> None:
-    """A worker process: build the model, then answer steps until told to stop."""
+def allreduce_elements(model) -> int:
+    """The most values one ``allreduce_sum`` of ``model``'s layers may carry: a layer's
+    sums are per channel (BatchNormalization: two per channel, or one per channel and the
+    count), so a layer's parameters and buffers together, plus one, bound them."""
+    sizes = [sum(int(np.size(value)) for store in (layer.params, layer.buffers)
+                 for value in store.values()) for layer in model.layers]
+    return max(sizes, default=0) + 1
+
+
+def _serve(connection, setup, io_spec, synchronization) -> None:
+    """A worker process: build the model, then answer steps until told to stop.
+    ``synchronization``: ``(SharedSlots, this worker's slice number)``, the slots being
+    None when the steps' slices do not add up their statistics."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     try:
         backend.set_num_threads(setup["blas_threads"])
@@ -375,6 +446,9 @@ def _serve(connection, setup, io_spec) -> None:
         connection.send(("error", traceback.format_exc()))
         connection.close()
         return
+    slots, slice_index = synchronization
+    participant = (None if slots is None else
+                   slots.participant(slice_index, _caller_watch(setup["parent"])))
     connection.send(("ready", None))
     blocks = (weights, io)
     while True:
@@ -388,7 +462,7 @@ def _serve(connection, setup, io_spec) -> None:
             reply = _infer(model, message, inputs, targets, io["sample_weights"], outputs)
         else:
             reply = _train(model, message, inputs, targets, io["sample_weights"], outputs,
-                           gradients)
+                           gradients, participant)
         try:
             connection.send(reply)
         except OSError:  # the caller died during the step
@@ -397,14 +471,21 @@ def _serve(connection, setup, io_spec) -> None:
     connection.close()
 
 
-def _train(model, message, inputs, targets, sample_weights, outputs, gradients) -> tuple:
+def _train(model, message, inputs, targets, sample_weights, outputs, gradients,
+           participant) -> tuple:
     """A worker's part of a training step: its slice's gradients and outputs into shared
-    memory; the reply to send."""
+    memory; the reply to send. ``participant``: its side of the step's ``allreduce_sum``
+    (``cnn.training.slice_allreduce``), or None."""
     try:
         _, rows, n, start, weighted, (generator_state, layer_states) = message
         model.set_layer_states(layer_states)
-        with backend.using_rng(generator_from(generator_state)), \
-                replica.replica_slice(n, start):
+        if participant is None:
+            synchronized = replica.replica_slice(n, start)
+        else:
+            participant.begin_step()
+            synchronized = replica.replica_slice(n, start, participant.allreduce_sum,
+                                                 synchronized=True)
+        with backend.using_rng(generator_from(generator_state)), synchronized:
             result = model.compute_gradients(
                 [x[:rows] for x in inputs],
                 [None if loss is None else t[:rows]
@@ -415,10 +496,23 @@ def _train(model, message, inputs, targets, sample_weights, outputs, gradients) 
         for target, output in zip(outputs, result.outputs):
             target[:rows] = output
         return ("done", (result.loss, result.output_losses, rows))
-    except NonFiniteLossError as exc:
-        return ("non-finite", (str(exc), exc.loss))
-    except BaseException:
+    except StepAborted:
+        return ("aborted", None)
+    except BaseException as exc:
+        if participant is not None:
+            participant.abort()  # the others must not wait for this slice's sums
+        if isinstance(exc, NonFiniteLossError):
+            return ("non-finite", (str(exc), exc.loss))
         return ("error", traceback.format_exc())
+
+
+def _caller_watch(parent: int):
+    """A worker's watch while it waits in ``allreduce_sum``: give up once the caller is
+    gone (this process handed to another parent)."""
+    def watch(missing, waited):
+        if os.getppid() != parent:
+            raise WorkerError("the caller of this training worker is gone")
+    return watch
 
 
 def _infer(model, message, inputs, targets, sample_weights, outputs) -> tuple:
