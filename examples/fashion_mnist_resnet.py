@@ -4,13 +4,13 @@ Three stages of 16, 32 and 64 channels at 28x28, 14x14 and 7x7, each of ``--bloc
 residual blocks (Conv 3x3 + BatchNormalization + ReLU + Conv 3x3 + BatchNormalization,
 added to the block's input; a 1x1 strided Conv + BatchNormalization on the skip where the
 shape changes), then GlobalAveragePooling2D and a softmax Output. AdamW with a cosine decay of
-the learning rate, random horizontal flips and shifts of up to 2 pixels (a Sequence-like
-object, reshuffled every epoch under the seed). It aims at >= 94.0% test accuracy.
+the learning rate in two cycles (a warm restart at half the first peak), random horizontal
+flips and shifts of up to 2 pixels (a Sequence-like object, reshuffled every epoch under the
+seed). It reached 94.12% test accuracy in 30 epochs (README's results table).
 
     apt-get install dataset-fashion-mnist     # or put the IDX files in $CNN_DATA
-    python examples/fashion_mnist_resnet.py [--epochs 15] [--out runs/fashion_resnet]
-    python examples/fashion_mnist_resnet.py --epochs 1 --subset 500   # a quick check
-    python examples/fashion_mnist_resnet.py --epochs 30 --cycle-epochs 15   # a warm restart
+    python examples/fashion_mnist_resnet.py [--epochs 30] [--cycles 2] [--out runs/fashion_resnet]
+    python examples/fashion_mnist_resnet.py --epochs 1 --cycles 1 --subset 500   # a quick check
     mpiexec -n 2 python -m mpi4py examples/fashion_mnist_resnet.py   # both cores (see below)
 
 ``fit``'s default trains on every core: the local worker processes, like the ranks under
@@ -22,10 +22,10 @@ and writes the files.
 Every epoch saves ``checkpoint.h5`` and appends to ``history.csv`` in ``--out``; ``--resume``
 continues an interrupted run from its last checkpoint (exactly: the weights, AdamW's state, the
 schedule's step and the data order all continue where they were). The schedule comes from the
-command line, so ``--resume --epochs 30 --cycle-epochs 15`` continues a finished 15-epoch run
-exactly as the 30-epoch run with a warm restart would have gone on: its first cycle is the
+command line, so ``--resume --epochs 30 --cycles 2`` continues a finished ``--epochs 15
+--cycles 1`` run exactly as the 30-epoch run would have gone on: its first cycle is the
 15-epoch run's decay, step for step. The test set is scored after
-every epoch for the curves only (nothing is chosen on it). The last line printed says the test
+every epoch for the curves only (no epoch or weights are picked by it). The last line printed says the test
 accuracy and the training time (the sum of the epochs' times, across resumes).
 """
 
@@ -65,13 +65,13 @@ def residual_block(x, filters, strides=1):
     return Activation("relu")(Add()([h, skip]))
 
 
-def learning_rate_schedule(learning_rate, steps, cycle_steps=None, restart_decay=0.5):
-    """A cosine decay to 0 over ``steps`` updates; with ``cycle_steps``, cosine cycles of that
-    many updates, each starting at ``restart_decay`` times the last one's peak (warm restarts:
-    the first cycle is the plain decay over ``cycle_steps``, step for step)."""
-    if cycle_steps is None:
+def learning_rate_schedule(learning_rate, steps, cycles=1, restart_decay=0.5):
+    """``cycles`` equal cosine decays over ``steps`` updates, each falling to 0 and starting at
+    ``restart_decay`` times the last one's peak (warm restarts, SGDR); one cycle is a plain
+    ``CosineDecay``, and the first of several is that decay over its own steps, step for step."""
+    if cycles == 1:
         return CosineDecay(learning_rate, steps)
-    return CosineDecayRestarts(learning_rate, cycle_steps, t_mul=1.0, m_mul=restart_decay)
+    return CosineDecayRestarts(learning_rate, steps / cycles, t_mul=1.0, m_mul=restart_decay)
 
 
 def build_model(schedule, blocks=2, weight_decay=5e-4):
@@ -138,13 +138,12 @@ def read_history(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/fashion_resnet")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--blocks", type=int, default=2, help="residual blocks per stage")
     parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--cycle-epochs", type=int, default=None,
-                        help="warm restarts: a new cosine cycle every N epochs (default: one "
-                             "decay over all --epochs)")
+    parser.add_argument("--cycles", type=int, default=2,
+                        help="cosine cycles of the learning rate over the epochs (warm restarts)")
     parser.add_argument("--restart-decay", type=float, default=0.5,
                         help="each cycle's peak learning rate relative to the last one's")
     parser.add_argument("--subset", type=int, default=None,
@@ -153,6 +152,9 @@ def main():
     parser.add_argument("--resume", action="store_true",
                         help="continue from --out's checkpoint.h5 when there is one")
     args = parser.parse_args()
+    if args.cycles < 1 or args.epochs % args.cycles:
+        parser.error(f"--cycles must be a positive divisor of --epochs ({args.epochs}), "
+                     f"got {args.cycles}")
 
     cnn.distributed.init()  # a no-op unless started by mpiexec
     cnn.set_seed(args.seed)
@@ -165,9 +167,7 @@ def main():
     checkpoint = out / "checkpoint.h5"
     resuming = args.resume and checkpoint.exists()
     schedule = learning_rate_schedule(
-        args.learning_rate, args.epochs * len(batches),
-        None if args.cycle_epochs is None else args.cycle_epochs * len(batches),
-        args.restart_decay)
+        args.learning_rate, args.epochs * len(batches), args.cycles, args.restart_decay)
     if resuming:
         model = load_model(checkpoint)
         # The command line defines the run: a run resumed with more epochs or cycles follows
