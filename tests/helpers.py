@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -91,3 +92,20 @@ def separable_data(n=60, features=4, classes=3, seed=0):
     x = rng.normal(0, 0.5, (n, features)).astype(np.float32)
     x[np.arange(n), y] += 2.0
     return x, y
+
+
+def fashion_example_on_random_images(name, monkeypatch, train=64, test=32, seed=0):
+    """The module ``examples/<name>.py``, loaded afresh, whose ``fashion_mnist.load_data``
+    returns ``train`` and ``test`` random (1, 28, 28) images with random labels instead of the
+    data set."""
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rng = np.random.default_rng(seed)
+    images = rng.random((train + test, 1, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, train + test)
+    monkeypatch.setattr(example.fashion_mnist, "load_data",
+                        lambda: ((images[:train], labels[:train]),
+                                 (images[train:], labels[train:])))
+    return example

@@ -1,9 +1,7 @@
 """examples/fashion_mnist_resnet.py on 64 random images: a run interrupted and resumed with
 warm restarts (``--resume --cycles``) ends with the weights of the same run made in one go."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,20 +9,11 @@ from threadpoolctl import threadpool_limits
 
 from cnn.models import load_model
 from cnn.schedules import CosineDecayRestarts
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fashion_mnist_resnet.py"
+from helpers import fashion_example_on_random_images
 
 
 def load_example(monkeypatch):
-    spec = importlib.util.spec_from_file_location("fashion_mnist_resnet", EXAMPLE)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    rng = np.random.default_rng(0)
-    images = rng.random((80, 1, 28, 28), dtype=np.float32)
-    labels = rng.integers(0, 10, 80)
-    monkeypatch.setattr(example.fashion_mnist, "load_data",
-                        lambda: ((images[:64], labels[:64]), (images[64:], labels[64:])))
-    return example
+    return fashion_example_on_random_images("fashion_mnist_resnet", monkeypatch, 64, 16)
 
 
 def run(example, monkeypatch, out, *args):

@@ -1,9 +1,7 @@
 """fit's training features: validation semantics, class and sample weights, evaluation-mode
 behaviour of Dropout and BatchNormalization, regularisation in the loss, the logged rate."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from cnn.models import Model, load_model
 from cnn.optimizers import SGD, Adam
 from cnn.schedules import StepDecay
 from cnn.utils.gradient_check import numerical_gradient
-from helpers import TOLERANCE, gradient_error, separable_data
+from helpers import TOLERANCE, fashion_example_on_random_images, gradient_error, separable_data
 
 
 def model_with(*layers, optimizer=None, seed=0):
@@ -244,15 +242,7 @@ def test_history_logs_the_rate_of_each_epoch_from_a_schedule():
 
 def test_the_fashion_mnist_example_runs_end_to_end(tmp_path, monkeypatch, capsys):
     """examples/fashion_mnist_bn.py's main(), on 64 random images instead of the data set."""
-    path = Path(__file__).resolve().parent.parent / "examples" / "fashion_mnist_bn.py"
-    spec = importlib.util.spec_from_file_location("fashion_mnist_bn", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    rng = np.random.default_rng(0)
-    images = rng.random((96, 1, 28, 28), dtype=np.float32)
-    labels = rng.integers(0, 10, 96)
-    monkeypatch.setattr(example.fashion_mnist, "load_data",
-                        lambda: ((images[:64], labels[:64]), (images[64:], labels[64:])))
+    example = fashion_example_on_random_images("fashion_mnist_bn", monkeypatch, 64, 32)
     monkeypatch.setattr(sys, "argv", ["fashion_mnist_bn.py", "--epochs", "1", "--batch-size", "32",
                                       "--out", str(tmp_path)])
     with threadpool_limits(1):  # small GEMMs: more BLAS threads only fight on a busy machine
