@@ -169,17 +169,16 @@ class CosineDecayRestarts(Schedule):
                 "is past them")
         # Cycles 0..k-1 span (1 - t_mul ** k) / (1 - t_mul) first cycles; solve for k.
         cycle = math.floor(math.log(1.0 - completed * (1.0 - self.t_mul)) / math.log(self.t_mul))
-        for _ in range(2):  # the logarithm can land a rounding error off a cycle's boundary
-            done = (1.0 - self.t_mul ** cycle) / (1.0 - self.t_mul)
-            fraction = (completed - done) / self.t_mul ** cycle
-            if fraction >= 1.0:
-                cycle += 1
-            elif fraction < 0.0:
-                cycle -= 1
-            else:
-                break
+        fraction = self._fraction_of(cycle, completed)
+        if not 0.0 <= fraction < 1.0:  # the logarithm landed a rounding error off a boundary
+            cycle += 1 if fraction >= 1.0 else -1
+            fraction = self._fraction_of(cycle, completed)
+        return cycle, fraction
+
+    def _fraction_of(self, cycle: int, completed: float) -> float:
+        """How far through ``cycle`` a step ``completed`` first cycles in lies."""
         done = (1.0 - self.t_mul ** cycle) / (1.0 - self.t_mul)
-        return cycle, (completed - done) / self.t_mul ** cycle
+        return (completed - done) / self.t_mul ** cycle
 
     def learning_rate_at(self, step):
         cycle, fraction = self.cycle_at(step)
