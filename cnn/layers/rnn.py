@@ -391,10 +391,9 @@ class _RNN(Layer):
         self._cache = None
         if not self.needs_input_grad:
             return None
-        if self.projects_inputs:  # dxw may be a strided view: a batched GEMM reads it in place
-            dx = xp.matmul(dxw, self.params["kernel"])
-        else:
-            dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
+        # the LSTM's dxw is a gate-major view whose (T * N, 4U) reshape is a view as well
+        flat = dxw.reshape(-1, dxw.shape[-1])
+        dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
         if self.go_backwards:
             dx = dx[::-1]
         return xp.ascontiguousarray(dx.transpose(1, 0, 2))
