@@ -376,7 +376,9 @@ class _RNN(Layer):
         if self.return_sequences:
             if output_mask is not None:
                 grad = grad * output_mask
-            dh_seq = xp.ascontiguousarray(grad.transpose(1, 0, 2))
+            dh_seq = grad.transpose(1, 0, 2)  # the LSTM copies it into its own layout
+            if not self.projects_inputs:
+                dh_seq = xp.ascontiguousarray(dh_seq)
         else:
             dh_seq = None
             final_grads[0] = grad if final_grads[0] is None else grad + final_grads[0]
