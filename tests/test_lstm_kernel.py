@@ -71,8 +71,8 @@ def test_saturated_lstm_layer_trains_to_the_twins_gradients_without_warnings():
         expected, _, tape = ref.lstm_forward(arrays["x"], arrays["h0"], arrays["c0"],
                                              arrays["kernel"], arrays["recurrent_kernel"],
                                              bias=arrays["bias"])
-    d_out = rng.standard_normal(expected.shape)
-    expected_grads = ref.lstm_backward(tape, d_out)
+        d_out = rng.standard_normal(expected.shape)
+        expected_grads = ref.lstm_backward(tape, d_out)
     layer = build_layer(LSTM(u, return_sequences=True), (t, f))
     for name in ("kernel", "recurrent_kernel", "bias"):
         layer.params[name][...] = arrays[name]
