@@ -15,6 +15,7 @@ directories are created and the file is replaced atomically.
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from cnn.backend import to_numpy
+from cnn.utils.confusion import class_ids, confusion_matrix  # noqa: F401 (public here too)
 from cnn.utils.fileio import atomic_write
 
 # History keys that are bookkeeping, not curves to plot.
@@ -115,37 +117,12 @@ def _draw_curves(figure, series, names, title):
 # --------------------------------------------------------------------------- confusion matrix
 
 
-def confusion_matrix(y_pred, y_true, num_classes: int) -> np.ndarray:
-    """Count predictions per (true, predicted) class pair.
-
-    Args:
-        y_pred, y_true: (m,) (or (m, 1)) integer class ids in ``range(num_classes)``; floats
-            are accepted when they hold whole numbers.
-        num_classes: the number of classes n.
-    Returns:
-        (n, n) int64 array; entry [i, j] counts samples of true class i predicted as j
-        (``bincount(n * true + pred)`` reshaped).
-    Raises:
-        ValueError: the arrays differ in length, are not integer-like or 1-D, or hold ids
-            outside ``range(num_classes)``.
-    """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    num_classes = int(num_classes)
-    predicted = _class_ids("y_pred", y_pred, num_classes)
-    true = _class_ids("y_true", y_true, num_classes)
-    if len(predicted) != len(true):
-        raise ValueError(f"y_pred and y_true differ in length: {len(predicted)} != {len(true)}")
-    counts = np.bincount(num_classes * true + predicted, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes).astype(np.int64)
-
-
 def confusion_show(labels, y_pred, y_true, normalize=False, confusion_file=None, show=None):
     """Draw the confusion matrix: true class i in row i, predicted class j in column j.
 
     Args:
         labels: class names, ``labels[i]`` for class i; their number sets the class count.
-        y_pred, y_true: (m,) integer class ids (see ``confusion_matrix``).
+        y_pred, y_true: (m,) integer class ids (see ``cnn.utils.confusion``).
         normalize: divide each row by its sum, so entry [i, j] is the fraction of true
             class i predicted as j (rows sum to 1; a class with no samples stays all 0).
             The seed divided by the largest count instead, which mixes classes of different
@@ -165,23 +142,6 @@ def confusion_show(labels, y_pred, y_true, normalize=False, confusion_file=None,
     _draw_confusion(figure, matrix, labels, normalize)
     _finish([(figure, confusion_file)], show)
     return matrix
-
-
-def _class_ids(name, values, num_classes) -> np.ndarray:
-    ids = np.asarray(to_numpy(values))
-    if ids.ndim == 2 and ids.shape[1] == 1:
-        ids = ids[:, 0]
-    if ids.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of class ids, got shape {ids.shape} "
-                         f"(for one-hot or probability rows pass {name}.argmax(axis=1))")
-    if ids.dtype.kind == "f" and np.all(np.isfinite(ids)) and np.all(ids == np.round(ids)):
-        ids = ids.astype(np.int64)
-    if ids.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integer class ids, got dtype {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
-        raise ValueError(f"{name} holds class ids outside range({num_classes}): "
-                         f"min {ids.min()}, max {ids.max()}")
-    return ids.astype(np.int64)
 
 
 def _normalize_rows(matrix) -> np.ndarray:
@@ -234,8 +194,8 @@ def misclassified_show(images, y_pred, y_true, labels, file=None, max_images=25,
     if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
         raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
     images = _displayable_images(images)
-    predicted = _class_ids("y_pred", y_pred, len(labels))
-    true = _class_ids("y_true", y_true, len(labels))
+    predicted = class_ids("y_pred", y_pred, len(labels))
+    true = class_ids("y_true", y_true, len(labels))
     if not len(images) == len(predicted) == len(true):
         raise ValueError(f"images, y_pred and y_true differ in length: "
                          f"{len(images)}, {len(predicted)}, {len(true)}")
@@ -320,6 +280,18 @@ def _finish(figures_and_files, show):
             for figure, _ in figures_and_files:
                 if figure is not None:
                     plt.close(figure)
+
+
+def warm_up() -> None:
+    """Draw a small figure with a line, an image and text into memory: this loads what the
+    first figure of a process would otherwise wait for (fonts, the Agg renderer, the PNG
+    writer)."""
+    figure = _new_figure(False, figsize=(1, 1))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], marker="o")
+    axes.imshow([[0.0, 1.0]], cmap="gray")
+    axes.set_title("true: 0\npred: 1", fontsize=8)
+    figure.savefig(io.BytesIO(), format="png")
 
 
 def save_figure(figure, path) -> Path:
