@@ -65,8 +65,8 @@ def history_show(history, accuracy_file=None, loss_file=None, show=None):
     metrics = [name for name in series if name != "loss" and not name.startswith("val_")]
     metrics.sort(key=lambda name: name != "accuracy")  # accuracy first, the rest in given order
     if not metrics and accuracy_file is not None:
-        raise ValueError(f"accuracy_file={str(accuracy_file)!r} given, but the history has no metric "
-                         f"to plot; it has {', '.join(series)}")
+        raise ValueError(f"accuracy_file={str(accuracy_file)!r} given, but the history has "
+                         f"no metric to plot; it has {', '.join(series)}")
 
     show = _resolve_show(show)
     metric_figure = None
@@ -84,7 +84,8 @@ def _history_series(history) -> dict[str, np.ndarray]:
     if not isinstance(history, Mapping) and isinstance(getattr(history, "history", None), Mapping):
         history = history.history
     if not isinstance(history, Mapping):
-        raise ValueError(f"history must be a dict of per-epoch values, got {type(history).__name__}")
+        raise ValueError(f"history must be a dict of per-epoch values, "
+                         f"got {type(history).__name__}")
     series = {}
     for name, values in history.items():
         if name in _BOOKKEEPING_KEYS:
@@ -105,7 +106,8 @@ def _draw_curves(figure, series, names, title):
             if key in series:
                 values = series[key]
                 label = f"{role} {name}" if several else role
-                axes.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=label)
+                axes.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3,
+                          label=label)
     axes.set_title(title)
     axes.set_xlabel("epoch")
     axes.set_ylabel(names[0] if not several else "value")
@@ -146,7 +148,8 @@ def confusion_show(labels, y_pred, y_true, normalize=False, confusion_file=None,
 
 def _normalize_rows(matrix) -> np.ndarray:
     row_sums = matrix.sum(axis=1, keepdims=True)
-    return np.divide(matrix, row_sums, out=np.zeros(matrix.shape, dtype=np.float64), where=row_sums > 0)
+    return np.divide(matrix, row_sums, out=np.zeros(matrix.shape, dtype=np.float64),
+                     where=row_sums > 0)
 
 
 def _confusion_figsize(num_classes):
@@ -191,7 +194,8 @@ def misclassified_show(images, y_pred, y_true, labels, file=None, max_images=25,
         The figure. With no misclassified image it holds only a line of text saying so.
     """
     labels = [str(label) for label in labels]
-    if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
+    if (isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer))
+            or max_images < 1):
         raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
     images = _displayable_images(images)
     predicted = class_ids("y_pred", y_pred, len(labels))
@@ -207,23 +211,45 @@ def misclassified_show(images, y_pred, y_true, labels, file=None, max_images=25,
     show = _resolve_show(show)
     figure = _new_figure(show, figsize=(1.6 * columns + 0.4, 1.9 * rows + 0.6))
     if len(shown) == 0:
-        figure.text(0.5, 0.5, f"no misclassified images among {len(images)}", ha="center", va="center")
+        figure.text(0.5, 0.5, f"no misclassified images among {len(images)}", ha="center",
+                    va="center")
     else:
         figure.suptitle(f"misclassified: {len(wrong)} of {len(images)}"
                         + (f", first {len(shown)} shown" if len(shown) < len(wrong) else ""))
-        low, high = images[shown].min(), images[shown].max()  # one grey scale for all images
-        for position, index in enumerate(shown, start=1):
-            axes = figure.add_subplot(rows, columns, position)
-            axes.imshow(images[index], cmap="gray" if images[index].ndim == 2 else None,
-                        vmin=low, vmax=high)
-            # An explicit y=1.0 (where the title goes anyway: no ticks above the image) spares
-            # matplotlib its per-axes search for a free place, half of this plot's time.
-            axes.set_title(f"true: {labels[true[index]]}\npred: {labels[predicted[index]]}",
-                           fontsize=8, y=1.0)
-            axes.set_axis_off()
-        figure.tight_layout()
+        titles = [f"true: {labels[true[index]]}\npred: {labels[predicted[index]]}"
+                  for index in shown]
+        _draw_mosaic(figure, images[shown], titles, columns)
     _finish([(figure, file)], show)
     return figure
+
+
+# The grid of misclassified images, in inches: each cell is CELL_WIDTH x CELL_HEIGHT, the
+# image TILE on its longer side, its title in the TITLE_BAND above it; MARGINS around the grid.
+CELL_WIDTH, CELL_HEIGHT, TILE, TITLE_BAND = 1.6, 1.9, 1.5, 0.32
+LEFT_MARGIN, TOP_MARGIN = 0.2, 0.42
+
+
+def _draw_mosaic(figure, images, titles, columns):
+    """Draw ``images`` ((n, H, W) grey or (n, H, W, 3) RGB) in a grid of ``columns``, each
+    under its title, on ONE axes spanning the figure whose data units are inches from its top
+    left corner: 25 images on one axes draw in a fraction of the time of 25 axes."""
+    width, height = figure.get_size_inches()
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.set_axis_off()
+    low, high = images.min(), images.max()  # one grey scale for all images
+    scale = TILE / max(images.shape[1:3])  # inches per image pixel
+    tile_height, tile_width = images.shape[1] * scale, images.shape[2] * scale
+    for position, (image, title) in enumerate(zip(images, titles)):
+        row, column = divmod(position, columns)
+        left = LEFT_MARGIN + column * CELL_WIDTH + (CELL_WIDTH - tile_width) / 2
+        top = TOP_MARGIN + row * CELL_HEIGHT + TITLE_BAND
+        axes.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=low, vmax=high,
+                    extent=(left, left + tile_width, top + tile_height, top), aspect="auto",
+                    interpolation="nearest")
+        axes.text(left + tile_width / 2, top - 0.04, title, ha="center", va="bottom",
+                  fontsize=8)
+    axes.set_xlim(0, width)
+    axes.set_ylim(height, 0)
 
 
 def _displayable_images(images) -> np.ndarray:
@@ -235,10 +261,11 @@ def _displayable_images(images) -> np.ndarray:
         return images.transpose(0, 2, 3, 1)
     if images.ndim == 3:
         return images
-    raise ValueError(f"images must be (N, 1, H, W), (N, 3, H, W) or (N, H, W), got shape {images.shape}")
+    raise ValueError(f"images must be (N, 1, H, W), (N, 3, H, W) or (N, H, W), "
+                     f"got shape {images.shape}")
 
 
-# --------------------------------------------------------------------------- figures, files, display
+# ----------------------------------------------------------------------- figures, files, display
 
 
 def _resolve_show(show) -> bool:
