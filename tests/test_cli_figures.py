@@ -13,7 +13,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from cnn.cli import figures as figures_module  # noqa: E402
-from cnn.cli.figures import FigureError, FigureProcess, InlineFigures, start_figures  # noqa: E402
+from cnn.cli.figures import (  # noqa: E402
+    FigureError,
+    FigureProcess,
+    FigureProcesses,
+    InlineFigures,
+    start_figures,
+)
 from cnn.utils.fileio import HOST_TAG  # noqa: E402
 
 LABELS = [str(digit) for digit in range(10)]
@@ -42,8 +48,9 @@ def draw_all(figures, folder):
     return paths
 
 
-def test_the_process_draws_the_pixels_this_process_draws(tmp_path):
-    with FigureProcess() as figures:
+@pytest.mark.parametrize("kind", [FigureProcess, lambda: FigureProcesses(2)])
+def test_the_processes_draw_the_pixels_this_process_draws(tmp_path, kind):
+    with kind() as figures:
         elsewhere = draw_all(figures, tmp_path / "process")
         figures.wait()
     with InlineFigures() as figures:
@@ -137,8 +144,27 @@ def test_an_mpi_rank_draws_in_its_own_process(tmp_path, monkeypatch):
         paths = draw_all(figures, tmp_path)
         assert all(path.is_file() for path in paths)  # drawn when asked, before wait()
     monkeypatch.delenv("PMI_SIZE")
+    monkeypatch.setattr(figures_module, "usable_cores", lambda: 1)
     with start_figures() as figures:
-        assert isinstance(figures, FigureProcess)
+        assert isinstance(figures, FigureProcesses) and len(figures.processes) == 1
+    monkeypatch.setattr(figures_module, "usable_cores", lambda: 16)
+    with start_figures() as figures:
+        assert len(figures.processes) == figures_module.MAX_PROCESSES == 2
+
+
+def test_a_pool_sends_each_figure_to_an_idle_process_and_reports_any_failure(tmp_path):
+    images, predicted, true = scored_images()
+    with FigureProcesses(2) as figures:
+        first, second = figures.processes
+        figures.draw("confusion_show", [tmp_path / "c.png"], LABELS, predicted, true,
+                     confusion_file=tmp_path / "c.png", show=False)
+        figures.draw("history_show", [tmp_path / "l.png"], {"accuracy": [0.5]}, None,
+                     tmp_path / "l.png", show=False)  # no loss: fails
+        assert len(first.pending) == len(second.pending) == 1  # drawn at the same time
+        with pytest.raises(ValueError, match="history has no 'loss' key"):
+            figures.wait()
+    assert not first.process.is_alive() and not second.process.is_alive()
+    assert (tmp_path / "c.png").is_file() and not (tmp_path / "l.png").exists()
 
 
 def test_the_process_yields_to_training():

@@ -5,6 +5,8 @@ cost about a second, and the four figures as much again. ``FigureProcess`` forks
 when the command starts; it imports ``cnn.utils.visualization`` and draws a throw-away figure
 while the network trains, then draws each figure it is sent while the command goes on (the
 curves while the test images are scored, the test figures while the model is saved).
+``FigureProcesses`` runs two of them on two cores, so that the last two figures are drawn
+at the same time.
 ``wait()`` returns once every figure is written, and raises the error of a figure that could
 not be: the same ``OSError`` or ``ValueError`` the drawing raised (the command then prints one
 line, as for its own errors), or ``FigureError`` when the process failed otherwise or died.
@@ -21,12 +23,15 @@ import importlib
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
+import threading
 import traceback
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 from cnn import distributed
+from cnn.training.defaults import usable_cores
 from cnn.utils.fileio import remove_stale_temporaries
 
 # The figures a FigureProcess may be asked to draw: functions of cnn.utils.visualization.
@@ -34,6 +39,8 @@ DRAWINGS = ("history_show", "confusion_show", "misclassified_show")
 VISUALIZATION = "cnn.utils.visualization"
 # How much lower the figure process's priority is than the command's: it yields to training.
 NICENESS = 5
+# Processes drawing at once: cnn train's last two figures take about as long as each other.
+MAX_PROCESSES = 2
 
 
 class FigureError(RuntimeError):
@@ -41,10 +48,11 @@ class FigureError(RuntimeError):
 
 
 def start_figures():
-    """A ``FigureProcess`` where processes can fork and this is no MPI rank, else an
-    ``InlineFigures``; both are context managers, ended on leaving the ``with`` block."""
+    """``FigureProcesses`` (one per usable core, at most ``MAX_PROCESSES``) where processes
+    can fork and this is no MPI rank, else ``InlineFigures``; each is a context manager,
+    ended on leaving the ``with`` block."""
     if "fork" in multiprocessing.get_all_start_methods() and not distributed.launched_by_mpi():
-        return FigureProcess()
+        return FigureProcesses(min(MAX_PROCESSES, usable_cores()))
     return InlineFigures()
 
 
@@ -74,11 +82,13 @@ class FigureProcess(InlineFigures):
 
     def __init__(self):
         context = multiprocessing.get_context("fork")
-        self.connection, child_end = context.Pipe()
-        self.process = context.Process(target=serve, args=(child_end,), name="cnn-figures",
-                                       daemon=True)
+        jobs, self.jobs = context.Pipe(duplex=False)  # (reading end, writing end)
+        self.replies, replies = context.Pipe(duplex=False)
+        self.process = context.Process(target=serve, args=(jobs, replies, self.jobs, self.replies),
+                                       name="cnn-figures", daemon=True)
         self.process.start()
-        child_end.close()  # the pipe then ends (EOFError) when the process does
+        jobs.close()
+        replies.close()  # the replies then end (EOFError) when the process does
         self.pending: list[tuple[str, list[Path]]] = []  # sent, not yet reported drawn
 
     def draw(self, drawing: str, files, *args, **kwargs) -> None:
@@ -87,7 +97,7 @@ class FigureProcess(InlineFigures):
         check_drawing(drawing)
         self.pending.append((drawing, [Path(file) for file in files]))
         try:
-            self.connection.send((drawing, args, kwargs))
+            self.jobs.send((drawing, args, kwargs))
         except OSError:  # the process has died: wait() says so
             pass
 
@@ -99,19 +109,27 @@ class FigureProcess(InlineFigures):
                 values that cannot be drawn).
             FigureError: the drawing failed otherwise, or the process died.
         """
-        while self.pending:
-            drawing, files = self.pending[0]
-            reply = self.receive(drawing, files)
-            self.pending.pop(0)
-            if reply is not None:
-                self.close()
-                raise reply
+        failure = self.collect(block=True)
+        if failure is not None:
+            self.close()
+            raise failure
+
+    def collect(self, block: bool):
+        """Take the replies for the figures sent (all of them when ``block``, else those that
+        have come); return the first failure among them, or None."""
+        while self.pending and (block or self.replies.poll()):
+            drawing, files = self.pending.pop(0)
+            failure = self.receive(drawing, files)
+            if failure is not None:
+                return failure
+        return None
 
     def receive(self, drawing: str, files: list[Path]):
-        """The exception the process reports for ``drawing``, or None when it was drawn."""
-        wait_for([self.connection, self.process.sentinel])
+        """The exception the process reports for ``drawing`` (which wrote ``files``), or None
+        when it was drawn; waits for the reply."""
+        wait_for([self.replies, self.process.sentinel])
         try:
-            status, payload = self.connection.recv()
+            status, payload = self.replies.recv()
         except (EOFError, OSError):
             self.process.join()
             for file in files:  # the temporary file of a write cut short
@@ -128,18 +146,47 @@ class FigureProcess(InlineFigures):
         failed), else after it has read the request to end."""
         if self.process.is_alive() and not self.pending:
             try:
-                self.connection.send(None)
+                self.jobs.send(None)
             except OSError:
                 pass
             self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.terminate()
         self.process.join()
-        self.connection.close()
+        self.jobs.close()
+        self.replies.close()
         for _, files in self.pending:
             for file in files:
                 remove_stale_temporaries(file)
         self.pending = []
+
+
+class FigureProcesses(InlineFigures):
+    """Several ``FigureProcess``: each figure goes to the one with the fewest figures pending
+    (the confusion matrix and the misclassified digits are then drawn at the same time)."""
+
+    def __init__(self, count: int):
+        self.processes = [FigureProcess() for _ in range(count)]
+        self.failure = None  # the first failure reported before wait()
+
+    def draw(self, drawing: str, files, *args, **kwargs) -> None:
+        check_drawing(drawing)
+        for process in self.processes:
+            self.failure = self.failure or process.collect(block=False)
+        idlest = min(self.processes, key=lambda process: len(process.pending))
+        idlest.draw(drawing, files, *args, **kwargs)
+
+    def wait(self) -> None:
+        """As ``FigureProcess.wait``, for every process."""
+        failures = [self.failure] + [process.collect(block=True) for process in self.processes]
+        failure = next((failure for failure in failures if failure is not None), None)
+        if failure is not None:
+            self.close()
+            raise failure
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.close()
 
 
 def check_drawing(drawing: str) -> None:
@@ -153,28 +200,41 @@ def visualization_function(drawing: str):
     return getattr(importlib.import_module(VISUALIZATION), drawing)
 
 
-def serve(connection) -> None:
-    """The figure process: import matplotlib, warm it up, then draw what arrives until None."""
+def serve(jobs, replies, parents_jobs, parents_replies) -> None:
+    """The figure process: import matplotlib, warm it up, then draw what arrives on ``jobs``
+    until None, with one reply on ``replies`` per figure. A thread receives the jobs as they
+    come, so that the command never waits on a full pipe while a figure is being drawn.
+    ``parents_jobs`` and ``parents_replies``, the command's ends, are closed here."""
+    parents_jobs.close()  # so that a command that dies ends ``jobs`` (EOFError)
+    parents_replies.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle
     os.nice(NICENESS)
+    received = queue.SimpleQueue()
+    threading.Thread(target=receive, args=(jobs, received), daemon=True).start()
     try:
         visualization_function("warm_up")()
     except Exception:  # noqa: BLE001 - a real figure will report the problem
         pass
-    while True:
-        try:
-            job = connection.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
+    while (job := received.get()) is not None:
         drawing, args, kwargs = job
         try:
             visualization_function(drawing)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the command
-            connection.send(("error", reportable(exc, drawing)))
+            replies.send(("error", reportable(exc, drawing)))
         else:
-            connection.send(("done", None))
+            replies.send(("done", None))
+
+
+def receive(jobs, received) -> None:
+    """Put every job read from ``jobs`` on the queue ``received``; None when the pipe ends."""
+    while True:
+        try:
+            job = jobs.recv()
+        except (EOFError, OSError):
+            job = None
+        received.put(job)
+        if job is None:
+            return
 
 
 def reportable(exc: BaseException, drawing: str) -> BaseException:
