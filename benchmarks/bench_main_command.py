@@ -69,9 +69,12 @@ def time_once(framework: str, quick: bool) -> float:
     wrote its four PNGs."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        subprocess.run(command(framework, out, quick), check=True, cwd=out, env=clean_env(),
-                       stdout=subprocess.DEVNULL)
+        result = subprocess.run(command(framework, out, quick), cwd=out, env=clean_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         seconds = time.perf_counter() - start
+        if result.returncode != 0:
+            raise RuntimeError(f"{framework} failed (exit status {result.returncode}):\n"
+                               f"{result.stderr}")
         missing = [name for name in ("accuracy.png", "loss.png", "confusion.png",
                                      "misclassified.png") if not (Path(out) / name).is_file()]
         if missing:

@@ -142,14 +142,8 @@ class FigureProcess(InlineFigures):
         return payload
 
     def close(self) -> None:
-        """End the process and reap it: at once when figures are still pending (the command
-        failed), else after it has read the request to end."""
-        if self.process.is_alive() and not self.pending:
-            try:
-                self.jobs.send(None)
-            except OSError:
-                pass
-            self.process.join(timeout=5)
+        """End the process (whatever it is doing: a figure sent and not waited for is not
+        wanted any more, and its temporary file is removed) and reap it."""
         if self.process.is_alive():
             self.process.terminate()
         self.process.join()
@@ -202,7 +196,7 @@ def visualization_function(drawing: str):
 
 def serve(jobs, replies, parents_jobs, parents_replies) -> None:
     """The figure process: import matplotlib, warm it up, then draw what arrives on ``jobs``
-    until None, with one reply on ``replies`` per figure. A thread receives the jobs as they
+    until the pipe ends, with one reply on ``replies`` per figure. A thread receives the jobs as they
     come, so that the command never waits on a full pipe while a figure is being drawn.
     ``parents_jobs`` and ``parents_replies``, the command's ends, are closed here."""
     parents_jobs.close()  # so that a command that dies ends ``jobs`` (EOFError)

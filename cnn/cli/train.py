@@ -7,7 +7,9 @@ test set (``confusion.png``) and a grid of misclassified test images (``misclass
 Training validates after each epoch on a held-out part of the training images
 (``--validation-split``, 10% by default, drawn with ``--seed``); the test set is scored once,
 at the end, so nothing is ever chosen on it. The model file records the data set it was
-trained on (``cnn evaluate`` then picks it).
+trained on (``cnn evaluate`` then picks it). The plots are drawn by ``cnn.cli.figures``, in
+processes of their own that import matplotlib while the network trains; this process never
+imports it.
 """
 
 from __future__ import annotations
