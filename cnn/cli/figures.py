@@ -196,8 +196,8 @@ def visualization_function(drawing: str):
 
 def serve(jobs, replies, parents_jobs, parents_replies) -> None:
     """The figure process: import matplotlib, warm it up, then draw what arrives on ``jobs``
-    until the pipe ends, with one reply on ``replies`` per figure. A thread receives the jobs as they
-    come, so that the command never waits on a full pipe while a figure is being drawn.
+    until the pipe ends, with one reply on ``replies`` per figure. A thread receives the jobs
+    as they come, so that the command never waits on a full pipe while a figure is drawn.
     ``parents_jobs`` and ``parents_replies``, the command's ends, are closed here."""
     parents_jobs.close()  # so that a command that dies ends ``jobs`` (EOFError)
     parents_replies.close()
