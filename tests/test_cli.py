@@ -123,6 +123,31 @@ def test_continuing_with_a_new_rate_or_a_new_optimizer(tmp_path, capsys):
     assert load_model(tmp_path / "model.h5").epoch == 3
 
 
+def test_train_fails_with_one_line_when_a_figure_cannot_be_written(tmp_path, capsys):
+    # The figures are drawn in a process of their own; its failure is the command's, named
+    # like the command's own errors, and leaves no temporary file behind.
+    (tmp_path / "misclassified.png").mkdir()
+    status, stdout, err = run_cli(capsys, "train", "--limit", 60, "--epochs", 1, "--verbose", 0,
+                                  "--out", tmp_path)
+    assert_user_error(status, err, f"{tmp_path / 'misclassified.png'}: Is a directory")
+    assert "trained 1 epoch(s)" not in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(OUTPUTS)
+
+
+def test_train_prints_in_order_while_its_figures_are_drawn_elsewhere(tmp_path):
+    # The figure process prints nothing: a shell sees the command's lines in their order.
+    result = subprocess.run([sys.executable, "-m", "cnn", "train", "--limit", "60", "--epochs",
+                             "2", "--verbose", "2", "--out", str(tmp_path)], capture_output=True,
+                            text=True, env=package_env(), timeout=300, check=True)
+    lines = result.stdout.splitlines()
+    order = [next(i for i, line in enumerate(lines) if line.startswith(start))
+             for start in ("training network 'seed'", "Epoch 1/2 - ", "Epoch 2/2 - ",
+                           "trained 2 epoch(s)", "            model:", "    misclassified:")]
+    assert order == sorted(order)
+    assert lines[-1].endswith("misclassified.png")
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+
+
 def test_train_with_validation_split_and_another_optimizer(tmp_path, capsys):
     status, stdout, _ = run_cli(capsys, "train", "--model", "mlp", "--optimizer", "sgd", "--lr", 0.05,
                                 "--validation-split", 0.25, "--limit", 200, "--epochs", 1,

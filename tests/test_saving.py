@@ -660,6 +660,15 @@ def test_only_the_temporaries_of_dead_writers_of_the_same_target_are_removed(tmp
     assert all(p.exists() for p in (of_live, of_other_target, of_other_host))
 
 
+def test_a_directory_in_the_way_of_an_atomic_write_is_named_not_the_temporary(tmp_path):
+    (tmp_path / "plot.png").mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        with fileio.atomic_write(tmp_path / "plot.png") as stream:
+            stream.write(b"\x89PNG")
+    assert caught.value.filename == str(tmp_path / "plot.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["plot.png"]  # the temporary is gone
+
+
 def test_metadata_is_saved_read_back_and_checked(tmp_path):
     path = tmp_path / "model.h5"
     model = build(SEQUENCE, [Dense(2)])

@@ -23,9 +23,11 @@ import sys
 import cnn
 from cnn import distributed, networks, optimizers
 from cnn.cli import data, evaluate, export, predict, train
+from cnn.cli.figures import FigureError
 from cnn.models import NonFiniteLossError
 
-USER_ERRORS = (ValueError, OSError, NonFiniteLossError)
+# Errors that print one line (``cnn: error: ...``, status 2) unless --traceback is given.
+USER_ERRORS = (ValueError, OSError, NonFiniteLossError, FigureError)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -7,7 +7,9 @@ test set (``confusion.png``) and a grid of misclassified test images (``misclass
 Training validates after each epoch on a held-out part of the training images
 (``--validation-split``, 10% by default, drawn with ``--seed``); the test set is scored once,
 at the end, so nothing is ever chosen on it. The model file records the data set it was
-trained on (``cnn evaluate`` then picks it).
+trained on (``cnn evaluate`` then picks it). The plots are drawn by ``cnn.cli.figures``, in
+processes of their own that import matplotlib while the network trains; this process never
+imports it.
 """
 
 from __future__ import annotations
@@ -23,14 +25,21 @@ import numpy as np
 import cnn
 from cnn import distributed, networks, optimizers
 from cnn.cli.data import load_dataset
+from cnn.cli.figures import start_figures
 from cnn.cli.modelfile import check_fits, class_names, read_model
 from cnn.saving.h5_format import save_model
 from cnn.utils.fileio import atomic_write
-from cnn.utils.visualization import confusion_show, history_show, misclassified_show
 
 
 def run(args) -> int:
     check_out_directory(args)
+    with start_figures() as figures:  # figures' process imports matplotlib while we train
+        return train_and_write(args, figures)
+
+
+def train_and_write(args, figures) -> int:
+    """Train as ``args`` say, then write the model, the history and (through ``figures``, a
+    ``cnn.cli.figures.FigureProcess`` or ``InlineFigures``) the plots; return 0."""
     dataset = load_dataset(args.dataset, args.verbose).limited(args.limit)
     cnn.set_seed(args.seed)
     model, names, label, model_file = _model(args, dataset)
@@ -39,30 +48,6 @@ def run(args) -> int:
     (x_train, y_train), validation = split_validation(dataset.x_train, dataset.y_train,
                                                       args.validation_split, args.seed)
     first_epoch = model.epoch
-
-    print(f"training {label} on {dataset.name}: {len(x_train)} images {dataset.input_shape}, "
-          f"{len(names)} classes, {args.epochs} epoch(s) from epoch {first_epoch + 1}, "
-          f"optimizer {model.optimizer.get_config()['name']} (learning rate {model.lr:g})")
-    if validation is not None:
-        print(f"validating on {len(validation[0])} held-out training images "
-              f"({args.validation_split:.0%}) after each epoch")
-    model.summary()
-    start = time.perf_counter()
-    try:  # the worker processes of fit (if any) also score the test set
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: NonFiniteLossError
-            history = model.fit(x_train, y_train, batch_size=args.batch_size,
-                                epochs=args.epochs, verbose=args.verbose, seed=args.seed,
-                                workers=args.workers, validation_data=validation)
-        seconds = time.perf_counter() - start
-        results = model.evaluate(dataset.x_test, dataset.y_test, return_dict=True,
-                                 workers=args.workers)
-        predicted = model.predict_classes(dataset.x_test, workers=args.workers)
-    finally:
-        model.close_workers()
-    accuracy, loss = results["accuracy"], results["loss"]
-    if not distributed.is_chief():  # under MPI, rank 0 writes the files
-        return 0
-
     files = {
         "model": model_file,
         "history": out / "history.json",
@@ -72,17 +57,46 @@ def run(args) -> int:
         "confusion matrix": out / "confusion.png",
         "misclassified": out / "misclassified.png",
     }
+
+    print(f"training {label} on {dataset.name}: {len(x_train)} images {dataset.input_shape}, "
+          f"{len(names)} classes, {args.epochs} epoch(s) from epoch {first_epoch + 1}, "
+          f"optimizer {model.optimizer.get_config()['name']} (learning rate {model.lr:g})")
+    if validation is not None:
+        print(f"validating on {len(validation[0])} held-out training images "
+              f"({args.validation_split:.0%}) after each epoch")
+    model.summary()
+    start = time.perf_counter()
+    chief = distributed.is_chief()  # under MPI, rank 0 writes the files
+    try:  # the worker processes of fit (if any) also score the test set
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: NonFiniteLossError
+            history = model.fit(x_train, y_train, batch_size=args.batch_size,
+                                epochs=args.epochs, verbose=args.verbose, seed=args.seed,
+                                workers=args.workers, validation_data=validation)
+        seconds = time.perf_counter() - start
+        if chief:  # the curves are drawn while the test images are scored
+            record = _continued_history(files["history"], history, first_epoch)
+            figures.draw("history_show", [files["accuracy plot"], files["loss plot"]], record,
+                         files["accuracy plot"], files["loss plot"], show=False)
+        results = model.evaluate(dataset.x_test, dataset.y_test, return_dict=True,
+                                 workers=args.workers)
+        predicted = model.predict_classes(dataset.x_test, workers=args.workers)
+    finally:
+        model.close_workers()
+    accuracy, loss = results["accuracy"], results["loss"]
+    if not chief:
+        return 0
+
+    figures.draw("confusion_show", [files["confusion matrix"]], names, predicted, dataset.y_test,
+                 confusion_file=files["confusion matrix"], show=False)
+    figures.draw("misclassified_show", [files["misclassified"]], dataset.x_test, predicted,
+                 dataset.y_test, names, file=files["misclassified"], show=False)
     model.class_names = list(names)
     save_model(model, files["model"], metadata={"dataset": args.dataset})
-    record = _continued_history(files["history"], history, first_epoch)
     write_history(record, files["history"], files["history table"])
-    history_show(record, files["accuracy plot"], files["loss plot"], show=False)
-    confusion_show(names, predicted, dataset.y_test, confusion_file=files["confusion matrix"], show=False)
-    misclassified_show(dataset.x_test, predicted, dataset.y_test, names, file=files["misclassified"],
-                       show=False)
+    figures.wait()
 
-    print(f"trained {model.epoch - first_epoch} epoch(s) in {seconds:.1f} s; on the {len(dataset.x_test)} "
-          f"test images: accuracy {accuracy:.4f}, loss {loss:.4f}")
+    print(f"trained {model.epoch - first_epoch} epoch(s) in {seconds:.1f} s; on the "
+          f"{len(dataset.x_test)} test images: accuracy {accuracy:.4f}, loss {loss:.4f}")
     for what, path in files.items():
         print(f"{what:>17}: {path}")
     return 0

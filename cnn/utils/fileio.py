@@ -89,7 +89,10 @@ def atomic_path(path):
     try:
         yield temporary
         _fsync(temporary)
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except OSError as exc:  # name the file asked for (a directory in the way), not ours
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         temporary.unlink(missing_ok=True)
 

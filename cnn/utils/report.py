@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn.utils.visualization import confusion_matrix
+from cnn.utils.confusion import confusion_matrix
 
 
 def classification_report(y_true, y_pred, class_names) -> dict:
