@@ -126,3 +126,73 @@ def test_gru_forward_keeps_pre_activations_only_for_an_activation_that_reads_the
     if keeps:
         assert rnn_ops.gru_forward(xw + 1, *args)[2][1] is first
         assert any(kept is first for kept in workspace.values())
+
+
+def simple_rnn_args(rng, activation="tanh", workspace=None):
+    """Arguments of ``simple_rnn_forward`` after ``xw``."""
+    return (rng.standard_normal((N, U)), rng.standard_normal((U, U)),
+            activations.get(activation), workspace)
+
+
+def test_simple_rnn_forward_keeps_its_state_buffer():
+    """The states h (T + 1, N, U) of every step live in the workspace, and the next batch gets
+    the same array (run of 2026-12-01 19:50)."""
+    rng = np.random.default_rng(4)
+    workspace = {}
+    xw = rng.standard_normal((T, N, U))
+    args = simple_rnn_args(rng, workspace=workspace)
+    first = rnn_ops.simple_rnn_forward(xw, *args)[2][0]
+    assert first.shape == (T + 1, N, U)
+    assert [kept is first for kept in workspace.values()] == [True]
+    second = rnn_ops.simple_rnn_forward(xw + 1, *args)[2][0]
+    assert second is first
+
+
+@pytest.mark.parametrize("activation, keeps", [("tanh", False), ("sigmoid", False),
+                                               ("gelu", True)])
+def test_simple_rnn_forward_keeps_pre_activations_only_for_an_activation_that_reads_them(
+        activation, keeps):
+    """tanh's and sigmoid's derivatives come from their outputs: no (T, N, U) copy of the
+    pre-activations; gelu's needs its input, kept in the workspace between batches."""
+    rng = np.random.default_rng(5)
+    workspace = {}
+    xw = rng.standard_normal((T, N, U))
+    args = simple_rnn_args(rng, activation, workspace)
+    first = rnn_ops.simple_rnn_forward(xw, *args)[2][1]
+    assert (first is not None) == keeps
+    assert len(workspace) == 1 + keeps  # the states h, and the pre-activations if kept
+    if keeps:
+        assert rnn_ops.simple_rnn_forward(xw + 1, *args)[2][1] is first
+        assert any(kept is first for kept in workspace.values())
+
+
+WIDE = 16  # units enough for float32 and float64 products of 16 terms to round differently
+
+
+def float32_forward(cell, recurrent_mask):
+    """The float32 outputs (T, N, WIDE) of ``cell``'s forward on fixed random data."""
+    rng = np.random.default_rng(6)
+    blocks = {"simple_rnn": 1, "gru": 3}[cell]
+    xw = rng.standard_normal((T, N, blocks * WIDE)).astype(np.float32)
+    h0 = rng.standard_normal((N, WIDE)).astype(np.float32)
+    kernel = (rng.standard_normal((blocks * WIDE, WIDE)) / 4).astype(np.float32)
+    if cell == "simple_rnn":
+        h, _, _ = rnn_ops.simple_rnn_forward(xw, h0, kernel, TANH,
+                                             recurrent_mask=recurrent_mask)
+    else:
+        bias = rng.standard_normal(3 * WIDE).astype(np.float32)
+        h, _, _ = rnn_ops.gru_forward(xw, h0, kernel, bias, TANH, SIGMOID, True,
+                                      recurrent_mask=recurrent_mask)
+    return h
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "gru"])
+def test_a_recurrent_dropout_mask_of_ones_changes_no_bit_in_float32(cell):
+    """Recurrent dropout at rate 0 multiplies the state by 1: the result must be the one
+    without dropout bit for bit. A dropped state kept in float64 would send every step's
+    recurrent product through a float64 GEMM (rounding differently, and casting the kernel
+    to float64 every step)."""
+    ones = np.ones((N, WIDE), dtype=np.float32)
+    with_mask = float32_forward(cell, ones)
+    assert with_mask.dtype == np.float32
+    np.testing.assert_array_equal(with_mask, float32_forward(cell, None))
