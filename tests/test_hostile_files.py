@@ -472,8 +472,8 @@ def test_a_graph_listed_backwards_is_checked_and_built_in_linear_time():
     config = {"name": "backwards", "dtype": "float32", "stack": False,
               "layers": entries + chain[::-1], "input_layers": [["input", 0, 0]],
               "output_layers": [[previous, 0, 0]]}
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the core do not count
     check_model_config(config)
     model = Model.from_config(config, None)
-    assert time.perf_counter() - start < 5.0
+    assert time.process_time() - start < 5.0
     assert [layer.name for layer in model.layers] == [f"d{i}" for i in range(3000)]

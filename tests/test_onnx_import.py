@@ -394,6 +394,10 @@ def test_functional_models_export_import_and_round_trip(opset, tmp_path):
     first = cnn.onnx.export(model, tmp_path / "f.onnx", opset=opset)
     assert [i.name for i in first.graph.input] == ["image", "extra"]
     assert len(first.graph.output) == 3
+    # the shared layer's weights are stored once and read by the nodes of both calls
+    shared = [i.name for i in first.graph.initializer if i.name.startswith("shared/")]
+    assert shared == ["shared/kernel", "shared/bias"]
+    assert sum("shared/kernel" in n.input for n in first.graph.node) == 2
     x = sample_inputs(model, 4)
     assert_close(run_onnx(str(tmp_path / "f.onnx"), x), model.predict(x))
     imported = cnn.onnx.load(tmp_path / "f.onnx")

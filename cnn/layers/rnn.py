@@ -376,7 +376,9 @@ class _RNN(Layer):
         if self.return_sequences:
             if output_mask is not None:
                 grad = grad * output_mask
-            dh_seq = xp.ascontiguousarray(grad.transpose(1, 0, 2))
+            dh_seq = grad.transpose(1, 0, 2)  # the LSTM copies it into its own layout
+            if not self.projects_inputs:
+                dh_seq = xp.ascontiguousarray(dh_seq)
         else:
             dh_seq = None
             final_grads[0] = grad if final_grads[0] is None else grad + final_grads[0]
@@ -391,10 +393,9 @@ class _RNN(Layer):
         self._cache = None
         if not self.needs_input_grad:
             return None
-        if self.projects_inputs:  # dxw may be a strided view: a batched GEMM reads it in place
-            dx = xp.matmul(dxw, self.params["kernel"])
-        else:
-            dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
+        # the LSTM's dxw is a gate-major view whose (T * N, 4U) reshape is a view as well
+        flat = dxw.reshape(-1, dxw.shape[-1])
+        dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
         if self.go_backwards:
             dx = dx[::-1]
         return xp.ascontiguousarray(dx.transpose(1, 0, 2))

@@ -9,6 +9,7 @@ constant. Every node and tensor name is unique in the graph.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 
 import numpy as np
 from onnx import helper, numpy_helper
@@ -31,6 +32,7 @@ class GraphBuilder:
         self._names: set[str] = set()
         self._scope = ""
         self._constants: dict = {}
+        self._stored: dict = {}  # (scope, hint, dtype, shape, digest) -> initializer name
 
     # -- names ------------------------------------------------------------------------------
     def reserve(self, name: str) -> str:
@@ -69,11 +71,17 @@ class GraphBuilder:
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
     def initializer(self, array, hint: str, dtype=np.float32) -> str:
-        """Add ``array`` (cast to ``dtype``) as an initializer; return its name."""
-        name = self.unique(hint)
+        """Add ``array`` (cast to ``dtype``) as an initializer; return its name.
+
+        The same values under the same hint in the same scope are stored once: a layer called
+        twice (shared weights) gets one ``<layer>/kernel``, not two copies."""
         value = np.array(array, dtype=dtype, order="C")  # 0-d stays 0-d
-        self.initializers.append(numpy_helper.from_array(value, name))
-        return name
+        key = (self._scope, hint, value.dtype.str, value.shape,
+               hashlib.sha256(value.tobytes()).digest())
+        if key not in self._stored:
+            self._stored[key] = self.unique(hint)
+            self.initializers.append(numpy_helper.from_array(value, self._stored[key]))
+        return self._stored[key]
 
     def ints(self, values, hint: str = "shape") -> str:
         """A 1-D int64 constant (shapes, axes, pads), shared by equal values in one scope."""

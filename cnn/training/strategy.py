@@ -237,7 +237,7 @@ def choose(model, workers, rows: int | None, samples, purpose: str, timeout=None
     """
     requested = defaults.requested_workers(workers)
     if timeout is not None:
-        data_parallel.checked_timeout(timeout, "worker_timeout")
+        data_parallel.step_timeout(timeout)  # checks it now, before any worker starts
     cores = defaults.usable_cores()
     if requested is not None:
         plan = defaults.Plan(requested, defaults.threads_per_process(requested), cores, rows,

@@ -62,6 +62,7 @@ from cnn.training.data_adapters import Batch
 from cnn.training.errors import NonFiniteLossError
 from cnn.training.inference import run_inference
 from cnn.training.slice_allreduce import SharedSlots, StepAborted
+from cnn.utils import checks
 
 _ALIGN = 64  # bytes; every shared array starts on a cache line
 # How worker processes start: "fork" is fast and needs no guard in the user's script.
@@ -81,22 +82,11 @@ def step_timeout(seconds=None) -> float:
     """The seconds to wait for a worker: ``seconds`` (``fit(worker_timeout=...)``) if given,
     else the environment variable ``CNN_WORKER_TIMEOUT`` if set, else ``STEP_TIMEOUT``."""
     if seconds is not None:
-        return checked_timeout(seconds, "worker_timeout")
+        return checks.positive("worker_timeout", seconds)
     value = os.environ.get("CNN_WORKER_TIMEOUT")
     if value is None:
         return float(STEP_TIMEOUT)
-    return checked_timeout(value, "CNN_WORKER_TIMEOUT")
-
-
-def checked_timeout(value, name: str) -> float:
-    """``value`` as a number of seconds > 0, or a ValueError naming ``name``."""
-    try:
-        seconds = float(value) if not isinstance(value, bool) else float("nan")
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if not seconds > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-    return seconds
+    return checks.positive("CNN_WORKER_TIMEOUT", value)
 
 
 class SharedArrays:
