@@ -196,3 +196,84 @@ def test_a_recurrent_dropout_mask_of_ones_changes_no_bit_in_float32(cell):
     with_mask = float32_forward(cell, ones)
     assert with_mask.dtype == np.float32
     np.testing.assert_array_equal(with_mask, float32_forward(cell, None))
+
+
+def lstm_inputs(rng, scale=1.0):
+    """Arguments of ``lstm_forward`` up to its activations: x (T, N, 3), h0, c0, kernel,
+    recurrent_kernel, bias, with the inputs multiplied by ``scale``."""
+    return (scale * rng.standard_normal((T, N, 3)), rng.standard_normal((N, U)),
+            rng.standard_normal((N, U)), rng.standard_normal((4 * U, 3)),
+            rng.standard_normal((4 * U, U)), rng.standard_normal(4 * U))
+
+
+def test_lstm_backward_keeps_its_large_buffers():
+    """The backward's three (T, ., N) buffers (the per-step factors of the gates and of the
+    cell, and ``dxw``) live in the workspace, and the next batch gets the same arrays (run of
+    2026-12-01 20:30)."""
+    rng = np.random.default_rng(7)
+    workspace = {}
+    _, _, cache = rnn_ops.lstm_forward(*lstm_inputs(rng), TANH, SIGMOID, workspace)
+    forward_buffers = {id(array) for array in workspace.values()}
+    rnn_ops.lstm_backward(cache, rng.standard_normal((T, N, U)), [None, None])
+    backward = {id(array): array.shape for array in workspace.values()
+                if id(array) not in forward_buffers}
+    assert sorted(backward.values()) == sorted([(T, 4 * U, N), (T, U, N), (4 * U, T, N)])
+    rnn_ops.lstm_backward(cache, rng.standard_normal((T, N, U)), [None, None])
+    assert {id(array) for array in workspace.values()} - forward_buffers == set(backward)
+
+
+def test_lstm_forward_saturates_its_gates_without_a_floating_point_error():
+    """The fast path computes ``sigmoid(z) = 1 / (1 + exp(-z))``: ``exp`` overflows to inf
+    for a very negative gate, whose value is then exactly 0. That overflow is expected, so the
+    kernel must neither warn nor raise where the caller's NumPy raises on overflow, and must
+    leave the caller's error state as it found it."""
+    rng = np.random.default_rng(8)
+    before = np.geterr()
+    with np.errstate(over="raise"):
+        h, (h_last, c_last), cache = rnn_ops.lstm_forward(*lstm_inputs(rng, 1e4), TANH,
+                                                           SIGMOID)
+        assert np.geterr()["over"] == "raise"
+    assert np.geterr() == before
+    gates = cache[0]
+    assert np.isfinite(h).all() and np.isfinite(c_last).all()
+    assert ((gates[:, :2 * U] == 0) | (gates[:, :2 * U] == 1)).mean() > 0.9  # saturated i, f
+    assert (gates[:, :2 * U] == 0).any()
+
+
+def test_activation_derivative_gives_the_activation_a_gradient_like_its_output():
+    """A custom activation's ``backward(grad, z, a)`` gets ``grad`` of ones with the shape
+    and dtype of ``a`` (not a scalar, nor an object array), and its result lands in ``out``."""
+    seen = []
+
+    def backward(grad, z, a):
+        seen.append(grad)
+        return 2 * grad * a
+
+    doubled = activations.ActivationFunction("doubled", lambda z: z, backward)
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = np.empty_like(a)
+    assert rnn_ops.activation_derivative(doubled, a, None, out) is out
+    (grad,) = seen
+    assert isinstance(grad, np.ndarray) and grad.shape == a.shape and grad.dtype == a.dtype
+    np.testing.assert_array_equal(grad, np.ones_like(a))
+    np.testing.assert_array_equal(out, 2 * a)
+
+
+class WithoutErrstate:
+    """NumPy less ``errstate``, as CuPy is (it has no floating-point error state)."""
+
+    def __getattr__(self, name):
+        if name == "errstate":
+            raise AttributeError(name)
+        return getattr(np, name)
+
+
+def test_lstm_forward_runs_on_an_array_module_without_errstate(monkeypatch):
+    """The overflow guard is NumPy's ``errstate``; on an array module without one (CuPy) the
+    kernel runs unguarded and computes the same values."""
+    inputs = lstm_inputs(np.random.default_rng(9))
+    expected, _, _ = rnn_ops.lstm_forward(*inputs, TANH, SIGMOID)
+    expected = expected.copy()
+    monkeypatch.setattr(rnn_ops, "array_module", WithoutErrstate)
+    got, _, _ = rnn_ops.lstm_forward(*inputs, TANH, SIGMOID)
+    np.testing.assert_array_equal(got, expected)
