@@ -15,6 +15,10 @@ Two tools for work on the kernels (cnn only, one BLAS thread, CPU time; no PyTor
     python benchmarks/bench_lstm.py --against COMMIT     # A/B: this tree's LSTM against the
                                                          # LSTM of COMMIT, alternating steps
 
+Both run at ``--batch 32 64`` by default: 32 rows is what each of the two worker processes
+computes of a batch of 64 at the defaults on two cores, where the per-call cost of NumPy's
+many small element-wise operations weighs most.
+
 ``--against`` loads ``cnn/ops/rnn.py`` and ``cnn/layers/rnn.py`` of COMMIT (``git show``) as
 separate modules, so both versions train the same network in one process.
 """
@@ -130,10 +134,10 @@ def batch_data(return_sequences, batch=BATCH):
     return x, rng.standard_normal(target_shape).astype(np.float32)
 
 
-def profile_steps(return_sequences, steps=20):
+def profile_steps(return_sequences, batch, steps=20):
     """cProfile (CPU time) of ``steps`` training steps of cnn at one BLAS thread."""
     model = make_cnn(return_sequences)
-    x, y = batch_data(return_sequences)
+    x, y = batch_data(return_sequences, batch)
     with threadpool_limits(1):
         for _ in range(3):
             model.train_on_batch(x, y)
@@ -142,7 +146,7 @@ def profile_steps(return_sequences, steps=20):
         for _ in range(steps):
             model.train_on_batch(x, y)
         profile.disable()
-    print(f"cProfile of {steps} training steps (CPU time, one BLAS thread):")
+    print(f"cProfile of {steps} training steps at batch {batch} (CPU time, one BLAS thread):")
     pstats.Stats(profile).sort_stats("tottime").print_stats(15)
 
 
@@ -208,16 +212,17 @@ def main():
                         help="cProfile cnn's training steps (one BLAS thread) and stop")
     parser.add_argument("--against", metavar="COMMIT",
                         help="A/B this tree's LSTM against COMMIT's (cnn only) and stop")
-    parser.add_argument("--batch", type=int, nargs="+", default=[BATCH],
-                        help="batch sizes of --against (default %(default)s)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[32, BATCH],
+                        help="batch sizes of --profile and --against (default %(default)s)")
     args = parser.parse_args()
     variants = [False, True] if args.sequences else [False]
     if args.profile or args.against:
         for return_sequences in variants:
-            if args.profile:
-                profile_steps(return_sequences)
-            for batch in args.batch if args.against else []:
-                ab_steps(args.against, return_sequences, args.repeats, batch)
+            for batch in args.batch:
+                if args.profile:
+                    profile_steps(return_sequences, batch)
+                if args.against:
+                    ab_steps(args.against, return_sequences, args.repeats, batch)
         return
     import torch
 

@@ -31,6 +31,8 @@ ACTIVATIONS = {
     "default": {},
     "all_tanh": {"recurrent_activation": "tanh"},
     "relu_candidate": {"activation": "relu"},
+    # the LSTM's tanh-based path: fast gates, but a cell activation that is not tanh
+    "sigmoid_candidate": {"activation": "sigmoid"},
 }
 # SimpleRNN has one activation and no recurrent_activation
 ACTIVATION_CASES = [(cell, name) for cell in CELLS for name in ACTIVATIONS

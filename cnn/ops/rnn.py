@@ -34,9 +34,9 @@ same workspace overwrites them; the layers copy what they hand out).
 
 Speed: one GEMM per step forward and backward, the recurrent-kernel gradient as one GEMM over
 all steps (the LSTM: all its weight gradients in one, see its section), element-wise work on
-whole (N, G*U) rows of contiguous buffers, and buffers reused between calls (mapping fresh pages for every batch
-cost as much as a third of the time). With the default activations (tanh and sigmoid) a
-whole row of gates is activated by one ``tanh``:
+whole (N, G*U) rows of contiguous buffers, and buffers reused between calls (mapping fresh
+pages for every batch cost as much as a third of the time). With the default activations
+(tanh and sigmoid) a whole row of gates is activated by one ``tanh``:
 ``sigmoid(z) = (1 + tanh(z / 2)) / 2``, so ``a = s * tanh(s * z) + (1 - s)`` with ``s = 1/2``
 on sigmoid columns and ``s = 1`` on tanh columns (this never overflows either); the LSTM
 uses one ``exp`` instead (see ``lstm_forward``). Other element-wise activations are applied
