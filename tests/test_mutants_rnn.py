@@ -277,3 +277,57 @@ def test_lstm_forward_runs_on_an_array_module_without_errstate(monkeypatch):
     monkeypatch.setattr(rnn_ops, "array_module", WithoutErrstate)
     got, _, _ = rnn_ops.lstm_forward(*inputs, TANH, SIGMOID)
     np.testing.assert_array_equal(got, expected)
+
+
+class Float32Only:
+    """NumPy, less any float64 array in or out of the functions the kernels call on it."""
+
+    def __getattr__(self, name):
+        function = getattr(np, name)
+        if not callable(function):
+            return function
+
+        def checked(*args, **kwargs):
+            result = function(*args, **kwargs)
+            for value in [*args, *kwargs.values(), result]:
+                if isinstance(value, np.ndarray) and value.dtype == np.float64:
+                    raise AssertionError(f"np.{name} of a float64 array in a float32 kernel")
+            return result
+        return checked
+
+
+@pytest.mark.parametrize("masks", [False, True])
+def test_lstm_kernels_compute_in_float32(monkeypatch, masks):
+    """float32 in, float32 arithmetic throughout: a float64 scratch row would send every
+    step's GEMM through float64 (casting the weights every step) and round differently."""
+    rng = np.random.default_rng(10)
+    inputs = [array.astype(np.float32) for array in lstm_inputs(rng)]
+    options = {}
+    if masks:
+        options = {"mask": rng.random((T, N)) < 0.7,
+                   "recurrent_mask": (2 * (rng.random((N, U)) < 0.5)).astype(np.float32)}
+    monkeypatch.setattr(rnn_ops, "array_module", Float32Only)
+    h, _, cache = rnn_ops.lstm_forward(*inputs, TANH, SIGMOID, **options)
+    dh = rng.standard_normal((T, N, U)).astype(np.float32)
+    dxw, state_grads, weight_grads = rnn_ops.lstm_backward(cache, dh, [None, None])
+    for array in [h, dxw, *state_grads, *weight_grads]:
+        assert array.dtype == np.float32
+
+
+def recording(fn, shapes):
+    """``fn`` under another name (so off the fast path) whose backward records the shape of
+    the output it is given."""
+    def backward(grad, z, a):
+        shapes.append(a.shape)
+        return fn.backward(grad, z, a)
+    return activations.ActivationFunction("recorded_" + fn.name, fn.forward, backward)
+
+
+def test_lstm_backward_differentiates_each_gate_on_its_own_rows():
+    """The derivatives of the gates i, f, o (recurrent_activation) are taken once each, on
+    their own U rows of every step and sample, not on the rows of the gates after them."""
+    rng = np.random.default_rng(11)
+    shapes = []
+    _, _, cache = rnn_ops.lstm_forward(*lstm_inputs(rng), TANH, recording(SIGMOID, shapes))
+    rnn_ops.lstm_backward(cache, rng.standard_normal((T, N, U)), [None, None])
+    assert shapes == [(T, U, N)] * 3
