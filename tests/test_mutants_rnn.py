@@ -331,3 +331,41 @@ def test_lstm_backward_differentiates_each_gate_on_its_own_rows():
     _, _, cache = rnn_ops.lstm_forward(*lstm_inputs(rng), TANH, recording(SIGMOID, shapes))
     rnn_ops.lstm_backward(cache, rng.standard_normal((T, N, U)), [None, None])
     assert shapes == [(T, U, N)] * 3
+
+
+def test_lstm_backward_without_bias_returns_two_weight_gradients():
+    """``[d_kernel, d_recurrent_kernel]`` and no third one when the LSTM has no bias (the
+    weights' last column is then the kernel's, not a bias)."""
+    rng = np.random.default_rng(12)
+    x, h0, c0, kernel, recurrent, _ = lstm_inputs(rng)
+    _, _, cache = rnn_ops.lstm_forward(x, h0, c0, kernel, recurrent, None, TANH, SIGMOID)
+    _, _, weight_grads = rnn_ops.lstm_backward(cache, rng.standard_normal((T, N, U)),
+                                               [None, None])
+    assert [grad.shape for grad in weight_grads] == [kernel.shape, recurrent.shape]
+
+
+@pytest.mark.parametrize("names", [("sigmoid", "tanh", "sigmoid"), ("sigmoid", "sigmoid"),
+                                   ("tanh",), ("sigmoid", "gelu"), ("relu", "tanh")])
+@pytest.mark.parametrize("batch_last", [False, True])
+def test_gate_activations_apply_each_function_to_its_own_block(names, batch_last):
+    """``activate`` and ``derivative`` give each block of U units (columns, or rows with
+    ``batch_last``) its own function's forward and backward, for batches of any size in turn
+    (the fast path keeps per-batch constants: they must follow the batch, including one of
+    G*U rows)."""
+    functions = [activations.get(name) for name in names]
+    units = 2
+    gates = rnn_ops.GateActivations(functions, units, np.float64, batch_last)
+    rng = np.random.default_rng(13)
+    for batch in [3, len(names) * units, 3, 5]:
+        z = 3 * rng.standard_normal((batch, len(names) * units))
+        blocks = [z[:, k * units:(k + 1) * units] for k in range(len(names))]
+        expected = np.concatenate([fn.forward(z_k) for fn, z_k in zip(functions, blocks)], 1)
+        expected_derivative = np.concatenate(
+            [fn.backward(np.ones_like(z_k), z_k, fn.forward(z_k))
+             for fn, z_k in zip(functions, blocks)], axis=1)
+        if batch_last:
+            z, expected, expected_derivative = z.T.copy(), expected.T, expected_derivative.T
+        a = gates.activate(z.copy())
+        np.testing.assert_allclose(a, expected, rtol=1e-12, atol=1e-15)
+        derivative = gates.derivative(a, z, np.empty_like(z))
+        np.testing.assert_allclose(derivative, expected_derivative, rtol=1e-10, atol=1e-14)
