@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cnn import activations
+from cnn.ops import reference_rnn as ref
 from cnn.ops import rnn as rnn_ops
 
 T, N, U = 4, 3, 2
@@ -369,3 +370,68 @@ def test_gate_activations_apply_each_function_to_its_own_block(names, batch_last
         np.testing.assert_allclose(a, expected, rtol=1e-12, atol=1e-15)
         derivative = gates.derivative(a, z, np.empty_like(z))
         np.testing.assert_allclose(derivative, expected_derivative, rtol=1e-10, atol=1e-14)
+
+
+def test_lstm_forward_keeps_its_buffers():
+    """The columns [h; x; 1] of every step, the gates, the cell states and their activations
+    (and, with recurrent dropout, the undropped states) live in the workspace, and the next
+    batch gets the same arrays."""
+    rng = np.random.default_rng(14)
+    workspace = {}
+    inputs = lstm_inputs(rng)
+    dropout = {"recurrent_mask": 2.0 * (rng.random((N, U)) < 0.5)}
+    cache = rnn_ops.lstm_forward(*inputs, TANH, SIGMOID, workspace, **dropout)[2]
+    kept = {id(array) for array in workspace.values()}
+    assert len(kept) == len(workspace) == 5  # columns, states h, gates, cells c, act(c)
+    gates, hx, c = cache[0], cache[2], cache[3]
+    assert {id(gates), id(hx), id(c)} <= kept
+    again = rnn_ops.lstm_forward(inputs[0] + 1, *inputs[1:], TANH, SIGMOID, workspace,
+                                 **dropout)[2]
+    assert again[0] is gates and again[2] is hx
+    assert {id(array) for array in workspace.values()} == kept
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
+def test_lstm_forward_with_other_cell_activations_and_more_samples_than_units(activation):
+    """Every sample's cell activation, where the batch (5) differs from the units (2): the
+    kernel works batch-last, so a cell activation applied along the wrong axis would touch
+    only the first U samples (or fail to broadcast)."""
+    rng = np.random.default_rng(15)
+    batch = 5
+    x = rng.standard_normal((batch, T, 3))
+    h0, c0 = rng.standard_normal((2, batch, U))
+    kernel, recurrent, bias = (rng.standard_normal((4 * U, 3)),
+                               rng.standard_normal((4 * U, U)), rng.standard_normal(4 * U))
+    expected, (h_last, c_last), _ = ref.lstm_forward(x, h0, c0, kernel, recurrent, bias,
+                                                     activation=activation)
+    got, states, _ = rnn_ops.lstm_forward(x.transpose(1, 0, 2), h0, c0, kernel, recurrent,
+                                          bias, activations.get(activation), SIGMOID)
+    np.testing.assert_allclose(got.transpose(1, 0, 2), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(states[1], c_last, rtol=1e-10, atol=1e-12)
+
+
+class CallCounter:
+    """NumPy, counting the calls of each function the kernels call on it."""
+
+    def __init__(self):
+        self.calls = {}
+
+    def __getattr__(self, name):
+        function = getattr(np, name)
+        if not callable(function):
+            return function
+
+        def counted(*args, **kwargs):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return function(*args, **kwargs)
+        return counted
+
+
+def test_lstm_forward_activates_all_gates_with_one_exp_per_step(monkeypatch):
+    """With sigmoid gates and a tanh cell (the defaults) every gate of a step comes from one
+    ``exp`` of the GEMM's output (lstm2's fast path; the tanh-based path is for other cell
+    activations only)."""
+    counter = CallCounter()
+    monkeypatch.setattr(rnn_ops, "array_module", lambda: counter)
+    rnn_ops.lstm_forward(*lstm_inputs(np.random.default_rng(16)), TANH, SIGMOID)
+    assert counter.calls["exp"] == T and counter.calls["reciprocal"] == T
