@@ -435,3 +435,22 @@ def test_lstm_forward_activates_all_gates_with_one_exp_per_step(monkeypatch):
     monkeypatch.setattr(rnn_ops, "array_module", lambda: counter)
     rnn_ops.lstm_forward(*lstm_inputs(np.random.default_rng(16)), TANH, SIGMOID)
     assert counter.calls["exp"] == T and counter.calls["reciprocal"] == T
+
+
+@pytest.mark.parametrize("activation, keeps", [("tanh", False), ("sigmoid", False),
+                                               ("gelu", True)])
+def test_lstm_forward_keeps_pre_activations_only_for_an_activation_that_reads_them(activation,
+                                                                                   keeps):
+    """tanh's and sigmoid's derivatives come from their outputs: no (T, 4U, N) copy of the
+    pre-activations; gelu's (the candidate g here) needs its input, kept in the workspace."""
+    rng = np.random.default_rng(17)
+    workspace = {}
+    inputs = lstm_inputs(rng)
+    first = rnn_ops.lstm_forward(*inputs, activations.get(activation), SIGMOID, workspace)[2][1]
+    assert (first is not None) == keeps
+    assert len(workspace) == 4 + keeps  # columns, gates, cells c, act(c) (+ pre-activations)
+    if keeps:
+        assert first.shape == (T, 4 * U, N)
+        again = rnn_ops.lstm_forward(inputs[0] + 1, *inputs[1:], activations.get(activation),
+                                     SIGMOID, workspace)[2][1]
+        assert again is first and any(kept is first for kept in workspace.values())
