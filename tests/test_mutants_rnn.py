@@ -8,6 +8,8 @@ holds the kernels to the reuse (not to the names of the buffers, which only have
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -454,3 +456,51 @@ def test_lstm_forward_keeps_pre_activations_only_for_an_activation_that_reads_th
         again = rnn_ops.lstm_forward(inputs[0] + 1, *inputs[1:], activations.get(activation),
                                      SIGMOID, workspace)[2][1]
         assert again is first and any(kept is first for kept in workspace.values())
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "gru", "lstm"])
+def test_backward_state_gradients_stay_float32(cell):
+    """The gradient carried into the last step starts as float32 zeros: a float64 one would
+    run every step's GEMM in float64 and hand back float64 initial-state gradients."""
+    rng = np.random.default_rng(18)
+    blocks = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+    h0 = rng.standard_normal((N, U)).astype(np.float32)
+    kernel = rng.standard_normal((blocks * U, U)).astype(np.float32)
+    if cell == "lstm":
+        x, _, c0, input_kernel, _, bias = (a.astype(np.float32) for a in lstm_inputs(rng))
+        cache = rnn_ops.lstm_forward(x, h0, c0, input_kernel, kernel, bias, TANH, SIGMOID)[2]
+        backward, finals = rnn_ops.lstm_backward, [None, None]
+    else:
+        xw = rng.standard_normal((T, N, blocks * U)).astype(np.float32)
+        if cell == "gru":
+            bias = rng.standard_normal(3 * U).astype(np.float32)
+            cache = rnn_ops.gru_forward(xw, h0, kernel, bias, TANH, SIGMOID)[2]
+            backward = rnn_ops.gru_backward
+        else:
+            cache = rnn_ops.simple_rnn_forward(xw, h0, kernel, TANH)[2]
+            backward = rnn_ops.simple_rnn_backward
+        finals = [None]
+    dxw, state_grads, weight_grads = backward(cache, None, finals)
+    assert [grad.dtype for grad in [dxw, *state_grads, *weight_grads]] == (
+        [np.float32] * (1 + len(state_grads) + len(weight_grads)))
+
+
+def test_step_mask_is_batch_major_by_default_and_takes_any_0_1_mask():
+    """``StepMask(mask, like)`` reads a (T, N) mask for (T, N, U) arrays; a mask of 0/1 numbers
+    means what the same booleans mean."""
+    like = np.zeros((T, N, U), dtype=np.float32)
+    booleans = np.random.default_rng(19).random((T, N)) < 0.5
+    for mask in [booleans, booleans.astype(np.float32), booleans.astype(np.int64)]:
+        steps = rnn_ops.StepMask(mask, like)
+        assert steps.factors.shape == (T, N, 1) and steps.factors.dtype == np.float32
+        new, previous = np.zeros((N, U)), np.ones((N, U))
+        steps.keep_previous(1, new, previous)
+        np.testing.assert_array_equal(new, np.repeat(~booleans[1, :, None], U, axis=1))
+
+
+@pytest.mark.parametrize("shape", [(T, N + 1), (T + 1, N), (T, N, 1)])
+def test_step_mask_of_the_wrong_shape_is_refused_naming_both_shapes(shape):
+    like = np.zeros((T, N, U))
+    with pytest.raises(ValueError, match=rf"\(time steps, batch\) = \({T}, {N}\), got "
+                                         + re.escape(str(shape))):
+        rnn_ops.StepMask(np.ones(shape, dtype=bool), like)
