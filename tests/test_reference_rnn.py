@@ -33,6 +33,8 @@ ACTIVATIONS = {
     "relu_candidate": {"activation": "relu"},
     # the LSTM's tanh-based path: fast gates, but a cell activation that is not tanh
     "sigmoid_candidate": {"activation": "sigmoid"},
+    # the same with tanh gates: the tanh-based path's scale of 1 on the tanh gates' rows
+    "tanh_gates_sigmoid_candidate": {"activation": "sigmoid", "recurrent_activation": "tanh"},
 }
 # SimpleRNN has one activation and no recurrent_activation
 ACTIVATION_CASES = [(cell, name) for cell in CELLS for name in ACTIVATIONS
