@@ -1,0 +1,141 @@
+"""A/B of the seed network's one-process training step: this tree against another commit.
+
+The seed network (Conv2D 20x9x9 relu -> AveragePooling2D 2 -> Dense 100 relu -> Dense 10
+softmax, SGD 0.1), trained by ``fit(workers=1)`` on the first Fashion-MNIST images, one BLAS
+thread, CPU time of this process (``time.process_time``, which another program on the other
+core disturbs much less than wall time):
+
+    PYTHONPATH=. python benchmarks/bench_seed_step.py --against COMMIT [--rounds 15]
+
+Both versions of the whole ``cnn`` package live in this process: COMMIT's is extracted
+(``git archive``) into a temporary directory and imported under the name ``cnn`` while this
+tree's modules are set aside, and each version's modules are put back in ``sys.modules``
+before it runs. Every round trains ``--steps`` batches with each version, the order
+alternating from round to round; the medians of the per-step times are printed with their
+ratio. Both versions start from the same weights and see the same batches, and the script
+checks that they agree after the first round (to float32 rounding), so the A/B compares
+the same work. On a shared machine the figures are indicative only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import threadpoolctl
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 32
+
+
+def cnn_modules() -> dict:
+    """This process's ``cnn`` modules, taken out of ``sys.modules``."""
+    names = [name for name in sys.modules if name == "cnn" or name.startswith("cnn.")]
+    return {name: sys.modules.pop(name) for name in names}
+
+
+@contextlib.contextmanager
+def version(modules: dict):
+    """``modules`` (a ``cnn_modules()`` result) in ``sys.modules`` for the duration."""
+    cnn_modules()
+    sys.modules.update(modules)
+    try:
+        yield modules["cnn"]
+    finally:
+        cnn_modules()
+
+
+def load_version(root: Path) -> dict:
+    """The ``cnn`` package found under ``root``, imported afresh; its modules."""
+    cnn_modules()
+    sys.path.insert(0, str(root))
+    try:
+        import cnn  # noqa: F401  (the copy under root: sys.modules holds no other)
+        import cnn.datasets.fashion_mnist  # noqa: F401
+        import cnn.layers  # noqa: F401
+        import cnn.models  # noqa: F401
+        import cnn.optimizers  # noqa: F401
+    finally:
+        sys.path.remove(str(root))
+    return cnn_modules()
+
+
+def extract(commit: str, into: Path) -> Path:
+    """``cnn/`` of ``commit`` under ``into``."""
+    archive = subprocess.run(["git", "archive", commit, "cnn"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def seed_model(cnn):
+    """The seed network of ``cnn`` (a module), seeded, compiled."""
+    layers = sys.modules["cnn.layers"]
+    cnn.set_seed(0)
+    model = sys.modules["cnn.models"].Model(layers.Input((1, 28, 28)), "seed")
+    model.add(layers.Conv2D(20, 9, activation="relu"))
+    model.add(layers.AveragePooling2D(2))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(100, activation="relu"))
+    model.add(layers.Output(10))
+    model.compile(optimizer=sys.modules["cnn.optimizers"].SGD(0.1),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train(model, x, y) -> float:
+    """CPU seconds per step of one unshuffled epoch of ``fit(workers=1)`` on ``x``."""
+    start = time.process_time()
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, workers=1)
+    return (time.process_time() - start) * BATCH / len(x)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", metavar="COMMIT", required=True)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=60, help="batches of 32 a round")
+    args = parser.parse_args()
+    threadpoolctl.threadpool_limits(1, user_api="blas")
+    with tempfile.TemporaryDirectory() as folder:
+        versions = {"this tree": load_version(ROOT),
+                    args.against: load_version(extract(args.against, Path(folder)))}
+        with version(versions["this tree"]) as cnn:
+            (x, y), _ = sys.modules["cnn.datasets.fashion_mnist"].load_data()
+        x, y = x[:args.steps * BATCH], y[:args.steps * BATCH]
+        models = {}
+        for name, modules in versions.items():
+            with version(modules) as cnn:
+                models[name] = seed_model(cnn)
+                models[name].fit(x[:BATCH * 5], y[:BATCH * 5], batch_size=BATCH, verbose=0,
+                                 workers=1)  # warm-up: buffers, caches
+        first, second = models.values()
+        first.set_weights(second.get_weights())
+        times = {name: [] for name in versions}
+        order = list(versions)
+        for round_ in range(args.rounds):
+            for name in order if round_ % 2 == 0 else order[::-1]:
+                with version(versions[name]):
+                    times[name].append(train(models[name], x, y))
+            if round_ == 0:
+                for a, b in zip(first.get_weights(), second.get_weights()):
+                    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+        medians = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+    for name, ms in medians.items():
+        print(f"{name:>14}: {ms:.3f} ms CPU per step (median of {args.rounds} rounds of "
+              f"{args.steps} steps)")
+    print(f"this tree / {args.against}: {medians['this tree'] / medians[args.against]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
