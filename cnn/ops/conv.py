@@ -127,11 +127,36 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
     y_samples = y.reshape(n, -1, f)  # (N, oh * ow, F)
     for samples, rows in _chunks(cache):
         columns = _columns(windows[samples], cache, rows.start if keep else 0)
-        xp.matmul(columns, kernel_matrix, out=y_samples[samples])
+        if w.shape[1] == 1:
+            _filters_first_product(kernel_matrix, columns, y_samples[samples], workspace)
+        else:
+            xp.matmul(columns, kernel_matrix, out=y_samples[samples])
         _finish_chunk(y[samples], bias_row, epilogue)
         if keep:
             cache.columns.append(columns)
     return y.transpose(0, 3, 1, 2), cache
+
+
+def _filters_first_product(kernel_matrix, columns, out, workspace):
+    """``out[s] = columns[s] @ kernel_matrix`` for a chunk of one-channel columns.
+
+    ``columns`` is the (S, oh * ow, kh * kw) view of taps-as-rows columns, ``out`` an
+    (S, oh * ow, F) array. For few filters (the seed network's 20) the product comes out
+    1.5x faster here as one (F, kh * kw) @ (kh * kw, S * oh * ow) GEMM, copied transposed
+    into ``out``, than as S products with F columns each.
+    """
+    taps = taps_matrix(columns)
+    f = kernel_matrix.shape[1]
+    buffer = _buffer(workspace, "filters_first", f * taps.shape[1], out.dtype)
+    product = xp.matmul(kernel_matrix.T, taps, out=buffer[:f * taps.shape[1]].reshape(f, -1))
+    xp.copyto(out, product.reshape(f, *out.shape[:2]).transpose(1, 2, 0))
+
+
+def taps_matrix(columns):
+    """The (S, oh * ow, kh * kw) one-channel columns of ``_columns`` as the
+    (kh * kw, S * oh * ow) taps-as-rows matrix they are a view of (no copy)."""
+    s, positions, taps = columns.shape
+    return columns.transpose(2, 0, 1).reshape(taps, s * positions)
 
 
 def _finish_chunk(chunk, bias_row, epilogue):
@@ -244,7 +269,10 @@ def conv2d_backward(dy, cache, need_dx=True):
             columns = _columns(windows[samples], cache)
         else:
             columns = cache.columns[index]
-        dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
+        if c == 1:  # one GEMM over the chunk: 1.2x faster here than S summed products
+            dkernel += taps_matrix(columns) @ dy_rows[rows]
+        else:
+            dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
         if need_dx:
             taps = xp.matmul(dy_rows[rows], tap_kernels)  # (kh * kw, S * oh * ow, C)
             col2im_channels_last(taps, dx_padded[samples].shape, (kh, kw), cache.stride,
