@@ -5,14 +5,14 @@ softmax, SGD 0.1), trained by ``fit(workers=1)`` on the first Fashion-MNIST imag
 thread, CPU time of this process (``time.process_time``, which another program on the other
 core disturbs much less than wall time):
 
-    PYTHONPATH=. python benchmarks/bench_seed_step.py --against COMMIT [--rounds 15]
+    PYTHONPATH=. python benchmarks/bench_seed_step.py --against COMMIT [--rounds 31]
 
 Both versions of the whole ``cnn`` package live in this process: COMMIT's is extracted
 (``git archive``) into a temporary directory and imported under the name ``cnn`` while this
 tree's modules are set aside, and each version's modules are put back in ``sys.modules``
 before it runs. Every round trains ``--steps`` batches with each version, the order
 alternating from round to round; the medians of the per-step times are printed with their
-ratio. Both versions start from the same weights and see the same batches; the script
+ratio. Several commits may be given. All versions start from the same weights and see the same batches; the script
 checks that one step leaves them the same weights (to float32 rounding), so that the A/B
 compares the same work. (Over tens of steps the early training amplifies rounding: a
 pre-activation near 0 that rounds to the other side of ReLU moves the weights by 1e-5,
@@ -104,14 +104,15 @@ def train(model, x, y) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--against", metavar="COMMIT", required=True)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=60, help="batches of 32 a round")
+    parser.add_argument("--against", metavar="COMMIT", required=True, nargs="+")
+    parser.add_argument("--rounds", type=int, default=31)
+    parser.add_argument("--steps", type=int, default=40, help="batches of 32 a round")
     args = parser.parse_args()
     threadpoolctl.threadpool_limits(1, user_api="blas")
     with tempfile.TemporaryDirectory() as folder:
-        versions = {"this tree": load_version(ROOT),
-                    args.against: load_version(extract(args.against, Path(folder)))}
+        versions = {"this tree": load_version(ROOT)}
+        for index, commit in enumerate(args.against):
+            versions[commit] = load_version(extract(commit, Path(folder, str(index))))
         with version(versions["this tree"]) as cnn:
             (x, y), _ = sys.modules["cnn.datasets.fashion_mnist"].load_data()
         x, y = x[:args.steps * BATCH], y[:args.steps * BATCH]
@@ -121,13 +122,15 @@ def main():
                 models[name] = seed_model(cnn)
                 models[name].fit(x[:BATCH * 5], y[:BATCH * 5], batch_size=BATCH, verbose=0,
                                  workers=1)  # warm-up: buffers, caches
-        first, second = models.values()
-        first.set_weights(second.get_weights())
+        first, *others = models.values()
+        for other in others:
+            other.set_weights(first.get_weights())
         for name, model in models.items():  # the same step, to float32 rounding
             with version(versions[name]):
                 model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, verbose=0, workers=1)
-        for a, b in zip(first.get_weights(), second.get_weights()):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        for other in others:
+            for a, b in zip(first.get_weights(), other.get_weights()):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         times = {name: [] for name in versions}
         order = list(versions)
         for round_ in range(args.rounds):
@@ -138,7 +141,8 @@ def main():
     for name, ms in medians.items():
         print(f"{name:>14}: {ms:.3f} ms CPU per step (median of {args.rounds} rounds of "
               f"{args.steps} steps)")
-    print(f"this tree / {args.against}: {medians['this tree'] / medians[args.against]:.3f}")
+    for commit in args.against:
+        print(f"this tree / {commit}: {medians['this tree'] / medians[commit]:.3f}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,11 @@ How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULT
   multiplied while they are still in the CPU cache. Backward needs them again for the kernel
   gradient: the forward pass keeps them when the whole batch's columns take at most
   ``KEEP_COLUMNS_BYTES``; for larger batches backward rebuilds them chunk by chunk, which was
-  faster here than reading tens of MB back from main memory.
+  faster here than reading tens of MB back from main memory. One input channel's columns are
+  cheap to rebuild (runs of whole output rows), so they are kept only when the whole batch
+  is one chunk: at batch 32 the seed network's step rebuilding its 4 MB of columns in
+  backward, in the same 1 MB of the workspace, took 0.94x the CPU time of keeping them
+  (one thread, alternating, on the shared 2-core machine; ``benchmarks/bench_seed_step.py``).
 * Column layout by channel count (``cnn.ops.im2col``): taps-as-rows when C = 1 (copies runs
   of whole output rows), channels-last otherwise (copies runs of ``kw * C``). For C = 1 the
   two kernel orders coincide, so one kernel matrix serves both. The input gradient comes
@@ -111,7 +115,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
             f"{dilation})"
         )
     x_padded = pad_spatial(channels_last(x), padding, axes=_SPATIAL)
-    keep = keep_columns and _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES
+    most = min(CHUNK_BYTES, KEEP_COLUMNS_BYTES) if x_padded.shape[3] == 1 else KEEP_COLUMNS_BYTES
+    keep = keep_columns and _columns_bytes(x_padded, w, out_hw, n) <= most
     cache = ConvCache(x_padded, [] if keep else None, w, tuple(x.shape), stride, padding,
                       out_hw, b is not None, workspace, dilation)
     y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
@@ -127,36 +132,11 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
     y_samples = y.reshape(n, -1, f)  # (N, oh * ow, F)
     for samples, rows in _chunks(cache):
         columns = _columns(windows[samples], cache, rows.start if keep else 0)
-        if w.shape[1] == 1:
-            _filters_first_product(kernel_matrix, columns, y_samples[samples], workspace)
-        else:
-            xp.matmul(columns, kernel_matrix, out=y_samples[samples])
+        xp.matmul(columns, kernel_matrix, out=y_samples[samples])
         _finish_chunk(y[samples], bias_row, epilogue)
         if keep:
             cache.columns.append(columns)
     return y.transpose(0, 3, 1, 2), cache
-
-
-def _filters_first_product(kernel_matrix, columns, out, workspace):
-    """``out[s] = columns[s] @ kernel_matrix`` for a chunk of one-channel columns.
-
-    ``columns`` is the (S, oh * ow, kh * kw) view of taps-as-rows columns, ``out`` an
-    (S, oh * ow, F) array. For few filters (the seed network's 20) the product comes out
-    1.5x faster here as one (F, kh * kw) @ (kh * kw, S * oh * ow) GEMM, copied transposed
-    into ``out``, than as S products with F columns each.
-    """
-    taps = taps_matrix(columns)
-    f = kernel_matrix.shape[1]
-    buffer = _buffer(workspace, "filters_first", f * taps.shape[1], out.dtype)
-    product = xp.matmul(kernel_matrix.T, taps, out=buffer[:f * taps.shape[1]].reshape(f, -1))
-    xp.copyto(out, product.reshape(f, *out.shape[:2]).transpose(1, 2, 0))
-
-
-def taps_matrix(columns):
-    """The (S, oh * ow, kh * kw) one-channel columns of ``_columns`` as the
-    (kh * kw, S * oh * ow) taps-as-rows matrix they are a view of (no copy)."""
-    s, positions, taps = columns.shape
-    return columns.transpose(2, 0, 1).reshape(taps, s * positions)
 
 
 def _finish_chunk(chunk, bias_row, epilogue):
@@ -269,10 +249,7 @@ def conv2d_backward(dy, cache, need_dx=True):
             columns = _columns(windows[samples], cache)
         else:
             columns = cache.columns[index]
-        if c == 1:  # one GEMM over the chunk: 1.2x faster here than S summed products
-            dkernel += taps_matrix(columns) @ dy_rows[rows]
-        else:
-            dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
+        dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
         if need_dx:
             taps = xp.matmul(dy_rows[rows], tap_kernels)  # (kh * kw, S * oh * ow, C)
             col2im_channels_last(taps, dx_padded[samples].shape, (kh, kw), cache.stride,
