@@ -1,4 +1,4 @@
-"""A/B of the seed network's one-process training step: this tree against another commit.
+"""A/B of the seed network's one-process training step: this tree against other commits.
 
 The seed network (Conv2D 20x9x9 relu -> AveragePooling2D 2 -> Dense 100 relu -> Dense 10
 softmax, SGD 0.1), trained by ``fit(workers=1)`` on the first Fashion-MNIST images, one BLAS
@@ -12,9 +12,9 @@ Both versions of the whole ``cnn`` package live in this process: COMMIT's is ext
 tree's modules are set aside, and each version's modules are put back in ``sys.modules``
 before it runs. Every round trains ``--steps`` batches with each version, the order
 alternating from round to round; the medians of the per-step times are printed with their
-ratio. Several commits may be given. All versions start from the same weights and see the same batches; the script
-checks that one step leaves them the same weights (to float32 rounding), so that the A/B
-compares the same work. (Over tens of steps the early training amplifies rounding: a
+ratio. Several commits may be given. All versions start from the same weights and see the
+same batches; the script checks that one step leaves them the same weights (to float32
+rounding), so that the A/B compares the same work. (Over tens of steps the early training amplifies rounding: a
 pre-activation near 0 that rounds to the other side of ReLU moves the weights by 1e-5,
 and 40 steps later by 1e-2.) On a shared machine the figures are indicative only.
 """
