@@ -14,9 +14,10 @@ before it runs. Every round trains ``--steps`` batches with each version, the or
 alternating from round to round; the medians of the per-step times are printed with their
 ratio. Several commits may be given. All versions start from the same weights and see the
 same batches; the script checks that one step leaves them the same weights (to float32
-rounding), so that the A/B compares the same work. (Over tens of steps the early training amplifies rounding: a
-pre-activation near 0 that rounds to the other side of ReLU moves the weights by 1e-5,
-and 40 steps later by 1e-2.) On a shared machine the figures are indicative only.
+rounding), so that the A/B compares the same work. (Over tens of steps the early training
+amplifies rounding: a pre-activation near 0 that rounds to the other side of ReLU moves
+the weights by 1e-5, and 40 steps later by 1e-2.) On a shared machine the figures are
+indicative only.
 """
 
 from __future__ import annotations
