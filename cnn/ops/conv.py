@@ -21,11 +21,7 @@ How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULT
   multiplied while they are still in the CPU cache. Backward needs them again for the kernel
   gradient: the forward pass keeps them when the whole batch's columns take at most
   ``KEEP_COLUMNS_BYTES``; for larger batches backward rebuilds them chunk by chunk, which was
-  faster here than reading tens of MB back from main memory. One input channel's columns are
-  cheap to rebuild (runs of whole output rows), so they are kept only when the whole batch
-  is one chunk: at batch 32 the seed network's step rebuilding its 4 MB of columns in
-  backward, in the same 1 MB of the workspace, took 0.94x the CPU time of keeping them
-  (one thread, alternating, on the shared 2-core machine; ``benchmarks/bench_seed_step.py``).
+  faster here than reading tens of MB back from main memory.
 * Column layout by channel count (``cnn.ops.im2col``): taps-as-rows when C = 1 (copies runs
   of whole output rows), channels-last otherwise (copies runs of ``kw * C``). For C = 1 the
   two kernel orders coincide, so one kernel matrix serves both. The input gradient comes
@@ -115,8 +111,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
             f"{dilation})"
         )
     x_padded = pad_spatial(channels_last(x), padding, axes=_SPATIAL)
-    most = min(CHUNK_BYTES, KEEP_COLUMNS_BYTES) if x_padded.shape[3] == 1 else KEEP_COLUMNS_BYTES
-    keep = keep_columns and _columns_bytes(x_padded, w, out_hw, n) <= most
+    keep = keep_columns and _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES
     cache = ConvCache(x_padded, [] if keep else None, w, tuple(x.shape), stride, padding,
                       out_hw, b is not None, workspace, dilation)
     y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
