@@ -121,7 +121,8 @@ def test_chunked_conv_matches_reference(case, chunk_bytes, keep_bytes, memory, m
 @pytest.mark.parametrize("stride", [(1, 1), (2, 1)])
 def test_training_with_band_columns_matches_reference(chunk_bytes, stride, monkeypatch):
     """One input channel and a 9x9 kernel: the training forward uses band columns, keeps
-    none, and backward rebuilds im2col columns; both agree with the reference."""
+    none, and backward rebuilds them for the kernel gradient; both agree with the
+    reference."""
     monkeypatch.setattr(conv_ops, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(8)
     x = rng.standard_normal((5, 1, 14, 13))

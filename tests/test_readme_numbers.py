@@ -9,7 +9,7 @@ float32 matrix products round differently with another OpenBLAS kernel, version 
 count (a 2000-long float32 dot product differs in the 5th digit between 1 and 2 threads), and
 five epochs carry that into the 4th digit. Measured on the project's 2-core AMD EPYC
 (OpenBLAS 0.3.31.188.0, Haswell kernels) on 2026-12-01: 1 thread prints accuracy 0.9560,
-loss 0.1520 (then README's), 2 threads 0.9570, 0.1496, and class 3's precision moves from 0.9592
+loss 0.1520 (README's), 2 threads 0.9570, 0.1496, and class 3's precision moves from 0.9592
 to 0.9400. So: on README's kernel and version the run uses README's threads and processes and
 must print README's numbers exactly (the same machine code in the same order gives the same
 bits: OpenBLAS splits a product between a fixed number of threads statically); on any other
