@@ -20,7 +20,7 @@ frameworks alternate, and the medians are reported:
 ``--markdown`` prints rows for ``benchmarks/RESULTS.md`` (date, load, machine, versions,
 threads and processes each framework used); nothing is written to files. ``--workers W``
 measures cnn with ``CNN_WORKERS=W`` instead of its default (e.g. ``--only seed-32
-seed-32-busy --workers 1``: what one process would give at batch 32, quiet and busy), and
+seed-32-busy --workers 2``: what two processes would give at batch 32, quiet and busy), and
 says so in its output; PyTorch is unchanged.
 """
 

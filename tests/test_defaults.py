@@ -38,15 +38,15 @@ def two_cores(monkeypatch):
     cnn.set_num_threads(None)
 
 
-def data(n=96, seed=1):
+def data(n=160, seed=1):
     return worker_data(n, seed)
 
 
 def train(workers=None, model=None, epochs=2, **kwargs):
-    """``model`` (default: ``convnet()``) after ``epochs`` at batch 32 with validation."""
+    """``model`` (default: ``convnet()``) after ``epochs`` at batch 64 with validation."""
     model = model or convnet()
     x, y = data()
-    history = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, seed=5,
+    history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, seed=5,
                         validation_split=0.25, workers=workers, **kwargs)
     return model, history
 
@@ -80,7 +80,7 @@ def test_dropout_and_sample_weights_at_the_default():
     models = []
     for workers in (None, 1):
         model = convnet(dropout=True)
-        model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=5, sample_weight=weights,
+        model.fit(x, y, batch_size=64, epochs=2, verbose=0, seed=5, sample_weight=weights,
                   workers=workers)
         models.append(model)
     assert processes(models[0]) == 2
@@ -109,8 +109,8 @@ def test_batch_normalization_trains_on_two_processes_the_steps_of_one(capsys):
     np.testing.assert_allclose(history.history["loss"], alone_history.history["loss"],
                                rtol=1e-5)
     x, y = data()
-    model.fit(x, y, batch_size=32, verbose=1)
-    assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 32; workers=1 or "
+    model.fit(x, y, batch_size=64, verbose=1)
+    assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 64; workers=1 or "
             "CNN_WORKERS=1 to opt out)") in capsys.readouterr().err
     model.close_workers()
 
@@ -125,13 +125,13 @@ def test_a_layer_that_mixes_samples_falls_back_to_one_process_and_says_why(capsy
     for a, b in zip(model.get_weights(), alone.get_weights()):
         np.testing.assert_array_equal(a, b)
     x, y = data()
-    model.fit(x, y, batch_size=32, verbose=1)
+    model.fit(x, y, batch_size=64, verbose=1)
     err = capsys.readouterr().err
-    assert ("cnn: 1 process x 1 BLAS thread (2 cores usable, batch 32; one process because "
+    assert ("cnn: 1 process x 1 BLAS thread (2 cores usable, batch 64; one process because "
             'layer "centering" (BatchCentering) does not treat samples independently') in err
     with pytest.raises(ValueError, match=r"workers=2 cuts every batch.*centering.*"
                                          r"workers=1"):
-        model.fit(x, y, batch_size=32, verbose=0, workers=2)
+        model.fit(x, y, batch_size=64, verbose=0, workers=2)
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
@@ -162,20 +162,24 @@ def test_predict_and_evaluate_on_every_core_give_the_outputs_of_one_process(batc
 def test_small_batches_and_little_data_stay_in_one_process(monkeypatch):
     x, y = data()
     model = convnet()
-    model.fit(x, y, batch_size=16, verbose=0)  # slices of 8 would not pay
+    model.fit(x, y, batch_size=32, verbose=0)  # slices of 16 would not pay
+    assert processes(model) == 1
+    model.fit(x, y, batch_size=63, verbose=0)
     assert processes(model) == 1
     monkeypatch.setattr(defaults, "MIN_PARALLEL_SAMPLES", 10_000)
-    model.fit(x, y, batch_size=32, verbose=0)  # too little work to start processes
+    model.fit(x, y, batch_size=64, verbose=0)  # too little work to start processes
     assert processes(model) == 1
     model.predict(x[:1])
     assert processes(model) == 1
 
 
 def test_the_rule():
-    assert defaults.MIN_SLICE_ROWS == 16
-    assert defaults.automatic_processes(2, 32, None) == 2
-    assert defaults.automatic_processes(2, 31, None) == 1
-    assert defaults.automatic_processes(8, 32, None) == 2
+    assert defaults.MIN_SLICE_ROWS == 32
+    assert defaults.automatic_processes(2, 64, None) == 2
+    assert defaults.automatic_processes(2, 63, None) == 1
+    assert defaults.automatic_processes(2, 32, None) == 1  # the seed's batch: one process
+    assert defaults.automatic_processes(8, 64, None) == 2
+    assert defaults.automatic_processes(8, 100, None) == 3
     assert defaults.automatic_processes(8, 256, None) == 8
     assert defaults.automatic_processes(1, 256, None) == 1
     assert defaults.automatic_processes(2, 256, defaults.MIN_PARALLEL_SAMPLES - 1) == 1
@@ -197,7 +201,7 @@ def test_a_subclass_of_model_stays_in_one_process():
     model.add(Output(3))
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     x, y = data()
-    model.fit(x, y, batch_size=32, verbose=0)
+    model.fit(x, y, batch_size=64, verbose=0)
     assert processes(model) == 1
 
 
@@ -206,20 +210,20 @@ def test_cnn_workers_overrides_the_default_and_an_argument_beats_it(monkeypatch)
     x, y = data()
     monkeypatch.setenv("CNN_WORKERS", "1")
     model = convnet()
-    model.fit(x, y, batch_size=32, verbose=0)
+    model.fit(x, y, batch_size=64, verbose=0)
     assert processes(model) == 1
     monkeypatch.setenv("CNN_WORKERS", "3")
-    model.fit(x, y, batch_size=32, verbose=0)
+    model.fit(x, y, batch_size=64, verbose=0)
     assert processes(model) == 3
-    model.fit(x, y, batch_size=32, verbose=0, workers=1)
+    model.fit(x, y, batch_size=64, verbose=0, workers=1)
     model.close_workers()
     monkeypatch.setenv("CNN_WORKERS", " Auto ")
-    model.fit(x, y, batch_size=32, verbose=0)
+    model.fit(x, y, batch_size=64, verbose=0)
     assert processes(model) == 2
     model.close_workers()
     monkeypatch.setenv("CNN_WORKERS", "2")
     with pytest.raises(ValueError, match="centering"):  # chosen, so not a default
-        convnet(extra=[BatchCentering(name="centering")]).fit(x, y, batch_size=32, verbose=0)
+        convnet(extra=[BatchCentering(name="centering")]).fit(x, y, batch_size=64, verbose=0)
 
 
 @pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])
@@ -264,21 +268,21 @@ def test_cnn_train_passes_the_flag_on(monkeypatch, tmp_path):
 def test_the_verbose_line(capsys):
     model, _ = train()
     x, y = data()
-    model.fit(x, y, batch_size=32, verbose=2)
+    model.fit(x, y, batch_size=64, verbose=2)
     err = capsys.readouterr().err
     assert err.count("cnn: ") == 1
-    assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 32; workers=1 or "
+    assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 64; workers=1 or "
             "CNN_WORKERS=1 to opt out)") in err
     model.evaluate(x, y, verbose=1)
-    assert "cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 96;" in capsys.readouterr().err
+    assert "cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 160;" in capsys.readouterr().err
     model.predict(x, verbose=0)
-    model.fit(x, y, batch_size=32, verbose=0)
+    model.fit(x, y, batch_size=64, verbose=0)
     assert capsys.readouterr().err == ""
-    model.fit(x, y, batch_size=32, verbose=1, workers=1)
-    assert "cnn: 1 process x 1 BLAS thread (2 cores usable, batch 32; as chosen)" in \
+    model.fit(x, y, batch_size=64, verbose=1, workers=1)
+    assert "cnn: 1 process x 1 BLAS thread (2 cores usable, batch 64; as chosen)" in \
         capsys.readouterr().err
-    model.fit(x, y, batch_size=16, verbose=1)
-    assert "one process because batches of 16 leave less than 16 samples a process" in \
+    model.fit(x, y, batch_size=32, verbose=1)
+    assert "one process because batches of 32 leave less than 32 samples a process" in \
         capsys.readouterr().err
     model.close_workers()
 
@@ -312,7 +316,7 @@ def threads_seen(tmp_path, **fit_kwargs) -> dict:
         old.unlink()
     model = convnet(extra=[RecordsThreads(str(tmp_path))])
     x, y = data()
-    model.fit(x, y, batch_size=32, verbose=0, **fit_kwargs)
+    model.fit(x, y, batch_size=64, verbose=0, **fit_kwargs)
     model.close_workers()
     return {int(path.name): int(path.read_text()) for path in tmp_path.iterdir()}
 
@@ -364,12 +368,12 @@ def test_under_mpi_explicit_workers_are_refused(monkeypatch):
     monkeypatch.setattr(trainer.distributed, "world", lambda: FakeWorld())
     with pytest.raises(ValueError, match=r"workers=2 starts local worker processes, which "
                                          r"cannot run inside an MPI rank"):
-        trainer.strategy_for(convnet(), 2, 32, 1000, "fit")
+        trainer.strategy_for(convnet(), 2, 64, 1000, "fit")
     monkeypatch.setenv("CNN_WORKERS", "2")
     with pytest.raises(ValueError, match="inside an MPI rank"):
-        trainer.strategy_for(convnet(), None, 32, 1000, "predict")
+        trainer.strategy_for(convnet(), None, 64, 1000, "predict")
     monkeypatch.delenv("CNN_WORKERS")
-    strategy, plan = trainer.strategy_for(convnet(), None, 32, 1000, "fit")
+    strategy, plan = trainer.strategy_for(convnet(), None, 64, 1000, "fit")
     assert plan.processes == 1 and "2 MPI ranks share each batch" in plan.describe()
 
 
@@ -397,7 +401,7 @@ def test_a_sequence_of_batches_of_64_trains_on_two_processes_and_says_so(capsys)
     err = capsys.readouterr().err
     assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batches from the data; "
             "workers=1 or CNN_WORKERS=1 to opt out)") in err
-    assert "batch 32" not in err
+    assert "batch 64" not in err
     assert processes(shared) == 2 and idle_pool(shared).capacity == 32
     alone = convnet()
     alone.fit(Batches(64), epochs=2, verbose=0, shuffle=False, seed=5, workers=1)

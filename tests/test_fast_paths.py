@@ -117,6 +117,27 @@ def test_chunked_conv_matches_reference(case, chunk_bytes, keep_bytes, memory, m
     np.testing.assert_allclose(db, db_ref, atol=1e-10)
 
 
+@pytest.mark.parametrize("chunk_bytes", [2000, 1 << 20], ids=["some", "all"])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1)])
+def test_training_with_band_columns_matches_reference(chunk_bytes, stride, monkeypatch):
+    """One input channel and a 9x9 kernel: the training forward uses band columns, keeps
+    none, and backward rebuilds them for the kernel gradient; both agree with the
+    reference."""
+    monkeypatch.setattr(conv_ops, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 1, 14, 13))
+    w, b = rng.standard_normal((3, 1, 9, 9)), rng.standard_normal(3)
+    padding = ((0, 0), (0, 0))
+    assert conv_ops.band_width(1, (9, 9), 5) == 5
+    y, cache = conv2d_forward(x, w, b, stride, padding, keep_columns=True, workspace={})
+    assert cache.columns is None
+    np.testing.assert_allclose(y, conv2d_reference(x, w, b, stride, padding), atol=1e-10)
+    dy = rng.standard_normal(y.shape)
+    expected = conv2d_backward_reference(dy, x, w, stride, padding)
+    for got, want in zip(conv2d_backward(dy, cache), expected):
+        np.testing.assert_allclose(got, want, atol=1e-10)
+
+
 def test_conv_output_and_input_gradient_are_stored_channels_last():
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))

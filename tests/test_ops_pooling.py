@@ -26,6 +26,8 @@ CASES = [
     (2, 1, (5, 5), (5, 5), (1, 1), "valid"),
     (2, 2, (4, 6), (2, 2), (2, 2), ((1, 1), (1, 1))),
     (1, 1, (8, 3), (4, 1), (2, 1), "same"),
+    (2, 3, (4, 6), (1, 2), (1, 2), "valid"),  # tiled path, windows one row high
+    (3, 2, (6, 4), (2, 1), (2, 1), "valid"),  # tiled path, windows one column wide
 ]
 
 

@@ -126,17 +126,18 @@ def test_batch_normalization_runs_on_workers_by_default_and_says_so(monkeypatch,
     for name in (defaults.WORKERS_VARIABLE, *defaults.THREAD_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     cnn.set_num_threads(None)
-    first, first_history = fit(None, epochs=2)
+    # batch 64: the default gives each process a slice of at least 32 rows
+    first, first_history = fit(None, n=140, batch_size=64, epochs=2)
     assert idle_pool(first).count == 1  # 2 processes
-    second, second_history = fit(None, epochs=2)
+    second, second_history = fit(None, n=140, batch_size=64, epochs=2)
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)  # two default runs: bit-identical
     assert first_history.history == second_history.history
-    alone, _ = fit(1)
+    alone, _ = fit(1, n=140, batch_size=64)
     assert_close_weights(first, alone)
-    x, y = data(70)
-    first.fit(x, y, batch_size=32, verbose=1)
-    assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 32; workers=1 or "
+    x, y = data(140)
+    first.fit(x, y, batch_size=64, verbose=1)
+    assert ("cnn: 2 processes x 1 BLAS thread (2 cores usable, batch 64; workers=1 or "
             "CNN_WORKERS=1 to opt out)") in capsys.readouterr().err
     first.close_workers()
     second.close_workers()

@@ -27,10 +27,16 @@ How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULT
   two kernel orders coincide, so one kernel matrix serves both. The input gradient comes
   from one batched GEMM per chunk as one (S * oh * ow, C) block per tap, added back by
   ``col2im_channels_last``.
-* Inference (``keep_columns=False``) with one input channel and a wide kernel: band columns
-  (``band_width``), one row per band of adjacent outputs, 3.5x less to copy for the seed
-  network's 9x9 kernel. Each chunk's output gets its bias, and an optional ``epilogue``
-  (an in-place activation), while it is in the cache.
+* One input channel and a wide kernel: band columns (``band_width``), one row per band of
+  adjacent outputs, 3.5x less to copy for the seed network's 9x9 kernel, in training too;
+  backward rebuilds the band columns chunk by chunk in the workspace for the kernel
+  gradient (the band matrix's gradient, then the B copies of the kernel added up). For the
+  seed network at batch 32 band columns with im2col columns rebuilt in backward took
+  forward and backward together 0.94x the CPU time of im2col columns kept from the
+  forward pass (data in the cache); band columns rebuilt in backward then took the
+  backward 0.91x that (one thread, alternating in one process, on the shared 2-core
+  machine, so indicative). Each chunk's output gets its bias, and an optional
+  ``epilogue`` (an in-place activation), while it is in the cache.
 """
 
 from __future__ import annotations
@@ -86,7 +92,8 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
             step. The next call with the same workspace overwrites them: a cache is then
             only valid until that call.
         keep_columns: False never keeps the columns for backward (inference; a backward
-            pass, if one comes, rebuilds them).
+            pass, if one comes, rebuilds them). Band columns (``band_width``) are never
+            kept: backward rebuilds them.
         dilation: ``(dh, dw)`` or an int: the kernel's taps ``dh`` rows and ``dw`` columns
             apart (a window spanning ``effective_kernel`` cells).
         epilogue: optional element-wise function applied in place to each chunk's output
@@ -111,13 +118,14 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), worksp
             f"{dilation})"
         )
     x_padded = pad_spatial(channels_last(x), padding, axes=_SPATIAL)
-    keep = keep_columns and _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES
+    band = band_width(x_padded.shape[3], (kh, kw), out_hw[1], dilation)
+    keep = (keep_columns and band <= 1
+            and _columns_bytes(x_padded, w, out_hw, n) <= KEEP_COLUMNS_BYTES)
     cache = ConvCache(x_padded, [] if keep else None, w, tuple(x.shape), stride, padding,
                       out_hw, b is not None, workspace, dilation)
     y = xp.empty((n, *out_hw, f), dtype=xp.result_type(x, w))
     # Added to (S, oh * ow * F) rows: a broadcast over the short F axis is 4x slower.
     bias_row = None if b is None else xp.tile(b, out_hw[0] * out_hw[1])
-    band = 0 if keep_columns else band_width(x_padded.shape[3], (kh, kw), out_hw[1], dilation)
     if band > 1:
         _band_forward(x_padded, w, stride, band, y, workspace,
                       lambda chunk: _finish_chunk(chunk, bias_row, epilogue))
@@ -144,7 +152,7 @@ def _finish_chunk(chunk, bias_row, epilogue):
         epilogue(chunk)
 
 
-# -- inference for one input channel: band columns ---------------------------------------------
+# -- one input channel, a wide kernel: band columns ---------------------------------------------
 BAND_OUTPUTS = 5  # the most output columns one band row computes
 BAND_MIN_KERNEL = 7  # narrower kernels keep the im2col columns (see band_width)
 
@@ -153,7 +161,7 @@ def band_width(channels, kernel, out_width, dilation=(1, 1)) -> int:
     """How many adjacent output columns one row of band columns computes (0 or 1: none).
 
     For one input channel and an undilated kernel ``kw >= BAND_MIN_KERNEL`` wide, the
-    inference forward builds one row per band of B outputs: the ``kh`` input rows' runs of
+    forward pass builds one row per band of B outputs: the ``kh`` input rows' runs of
     ``span = (B - 1) * sw + kw`` cells, multiplied by a (kh * span, B * F) band matrix that
     holds the kernel B times, shifted (``band_matrix``). Against im2col's B rows of kh * kw
     taps that copies 3.5x less (B = 5, 9x9 kernel) for 1.4x the multiply-adds, and ran the
@@ -181,25 +189,53 @@ def _band_forward(x_padded, w, stride, band, y, workspace, finish):
     """``y`` (N, oh, ow, F) from a padded one-channel input (N, Hp, Wp, 1), by band columns
     built chunk by chunk (``band_width``); ``finish`` is applied to each chunk's output."""
     n, oh, ow, f = y.shape
-    kh = w.shape[2]
-    span = (band - 1) * stride[1] + w.shape[3]
-    bands = ow // band
     matrix = band_matrix(w, band, stride[1])
+    y_bands = y.reshape(n, oh * (ow // band), band * f)
+    for samples, columns in _band_columns(x_padded, w.shape[2:], stride, band, (oh, ow),
+                                          workspace):
+        xp.matmul(columns, matrix, out=y_bands[samples].reshape(-1, band * f))
+        finish(y[samples])
+
+
+def _band_kernel_gradient(dy_rows, cache, band):
+    """The kernel gradient, in ``_kernel_matrix``'s (kh * kw, F) layout, of a one-channel
+    convolution whose forward pass used band columns: the band matrix's gradient, one GEMM
+    per chunk of rebuilt band columns against ``dy_rows`` (N * oh * ow, F) read as
+    (N * oh * bands, band * F) rows, then each band position's copy of the kernel added up.
+    3.5x less to copy than rebuilding im2col columns, for 1.4x the multiply-adds."""
+    (kh, kw), (oh, ow), sw = cache.w.shape[2:], cache.out_hw, cache.stride[1]
+    f = dy_rows.shape[1]
+    span = (band - 1) * sw + kw
+    dy_bands = dy_rows.reshape(cache.x_shape[0], oh * (ow // band), band * f)
+    d_matrix = xp.zeros((kh * span, band * f), dtype=xp.result_type(dy_rows, cache.x_padded))
+    for samples, columns in _band_columns(cache.x_padded, (kh, kw), cache.stride, band,
+                                          (oh, ow), cache.workspace):
+        d_matrix += columns.T @ dy_bands[samples].reshape(-1, band * f)
+    d_bands = d_matrix.reshape(kh, span, band, f)
+    dkernel = xp.zeros((kh, kw, f), dtype=d_matrix.dtype)
+    for q in range(band):  # the adjoint of band_matrix's shifted copies
+        dkernel += d_bands[:, q * sw:q * sw + kw, q, :]
+    return dkernel.reshape(kh * kw, f)
+
+
+def _band_columns(x_padded, kernel, stride, band, out_hw, workspace):
+    """Yield ``(samples, columns)``: a slice of the batch and its band columns, an
+    (S * oh * bands, kh * span) matrix built in the workspace (``band_width``)."""
+    n, (kh, kw), (oh, ow) = x_padded.shape[0], kernel, out_hw
+    span = (band - 1) * stride[1] + kw
+    bands = ow // band
     windows = xp.lib.stride_tricks.sliding_window_view(x_padded[..., 0], (kh, span),
                                                        axis=(1, 2))
     windows = windows[:, :: stride[0], :: band * stride[1]][:, :oh, :bands]
     per_sample = oh * bands * kh * span
     step = max(1, CHUNK_BYTES // (per_sample * x_padded.dtype.itemsize))
     buffer = _buffer(workspace, "bands", min(step, n) * per_sample, x_padded.dtype)
-    y_bands = y.reshape(n, oh * bands, band * f)
     for start in range(0, n, step):
         stop = min(start + step, n)
         columns = buffer[:(stop - start) * per_sample].reshape(stop - start, oh, bands, kh,
                                                                 span)
         xp.copyto(columns, windows[start:stop])
-        xp.matmul(columns.reshape(-1, kh * span), matrix,
-                  out=y_bands[start:stop].reshape(-1, band * f))
-        finish(y[start:stop])
+        yield slice(start, stop), columns.reshape(-1, kh * span)
 
 
 def _buffer(workspace, key, size, dtype):
@@ -233,19 +269,16 @@ def conv2d_backward(dy, cache, need_dx=True):
         raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {expected}")
     dy_rows = channels_last(dy).reshape(-1, f)  # (N * oh * ow, F)
     dy_samples = dy_rows.reshape(cache.x_shape[0], -1, f)  # (N, oh * ow, F)
-    kernel_matrix = _kernel_matrix(w)
-    tap_kernels = kernel_taps(w) if need_dx else None
-    dkernel = xp.zeros(kernel_matrix.shape, dtype=xp.result_type(dy, cache.x_padded))
-    dx_padded = xp.zeros(cache.x_padded.shape, dtype=xp.result_type(dy, w)) if need_dx else None
-    if cache.columns is None:
-        windows = channels_last_windows(cache.x_padded, (kh, kw), cache.stride, cache.dilation)
-    for index, (samples, rows) in enumerate(_chunks(cache)):
-        if cache.columns is None:
-            columns = _columns(windows[samples], cache)
-        else:
-            columns = cache.columns[index]
-        dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
-        if need_dx:
+    band = band_width(c, (kh, kw), cache.out_hw[1], cache.dilation)
+    if band > 1:  # the forward pass's layout, 3.5x less to rebuild than im2col columns
+        dkernel = _band_kernel_gradient(dy_rows, cache, band)
+    else:
+        dkernel = _kernel_gradient(dy_samples, cache)
+    dx_padded = None
+    if need_dx:
+        tap_kernels = kernel_taps(w)
+        dx_padded = xp.zeros(cache.x_padded.shape, dtype=xp.result_type(dy, w))
+        for samples, rows in _chunks(cache):
             taps = xp.matmul(dy_rows[rows], tap_kernels)  # (kh * kw, S * oh * ow, C)
             col2im_channels_last(taps, dx_padded[samples].shape, (kh, kw), cache.stride,
                                  cache.out_hw, out=dx_padded[samples], dilation=cache.dilation)
@@ -258,6 +291,25 @@ def conv2d_backward(dy, cache, need_dx=True):
     if need_dx:
         dx = crop_spatial(dx_padded, cache.padding, axes=_SPATIAL).transpose(0, 3, 1, 2)
     return dx, dw, db
+
+
+def _kernel_gradient(dy_samples, cache):
+    """The kernel gradient in ``_kernel_matrix``'s (kh * kw * C, F) layout from im2col
+    columns (the forward pass's, or rebuilt chunk by chunk) and ``dy_samples``
+    (N, oh * ow, F)."""
+    w = cache.w
+    dkernel = xp.zeros((w[0].size, w.shape[0]), dtype=xp.result_type(dy_samples,
+                                                                     cache.x_padded))
+    if cache.columns is None:
+        windows = channels_last_windows(cache.x_padded, w.shape[2:], cache.stride,
+                                        cache.dilation)
+    for index, (samples, _) in enumerate(_chunks(cache)):
+        if cache.columns is None:
+            columns = _columns(windows[samples], cache)
+        else:
+            columns = cache.columns[index]
+        dkernel += xp.matmul(columns.transpose(0, 2, 1), dy_samples[samples]).sum(axis=0)
+    return dkernel
 
 
 def _kernel_matrix(w):

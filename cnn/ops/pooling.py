@@ -122,6 +122,11 @@ def pool2d_backward(dy, cache):
     slices = window_slices(cache.pool_size, cache.stride, cache.out_hw)
     if cache.tiled:  # each input cell belongs to exactly one window: write it once
         dx = xp.empty((n, *cache.x_shape[2:], c), dtype=dy.dtype)
+        if cache.mode == "avg":  # every cell the same share: one broadcast product
+            (ph, pw), (oh, ow) = cache.pool_size, cache.out_hw
+            xp.multiply(dy[:, :, None, :, None, :], _reciprocal(cache.counts, dy.dtype),
+                        out=dx.reshape(n, oh, ph, ow, pw, c))
+            return _channels_first(dx)
         for index, (_, _, rows, cols) in enumerate(slices):
             xp.multiply(dy, _cell_weight(cache, index, dy.dtype), out=dx[:, rows, cols])
         return _channels_first(dx)

@@ -25,11 +25,12 @@ import numpy as np
 from cnn import backend
 
 # The smallest slice of a batch that pays for its round trip to a worker process. Measured
-# on 2 cores (benchmarks/RESULTS.md, "Two cores"): two processes trained the seed network
-# 1.23x faster at batch 32 (slices of 16) and 1.72x at batch 256 (slices of 128). The same
-# figures put the round trip at about 0.6 ms against 0.07 ms per sample (break-even near 8
-# samples); 16 is the smallest slice measured to win.
-MIN_SLICE_ROWS = 16
+# on 2 cores (docs/PERFORMANCE.md, "Every core by default"): at batch 32 (slices of 16) the
+# caller's half-step, with copying the weights out and the gradients back, costs ~83% of a
+# whole one-process step, so two processes were only 1.2x faster on a quiet machine and
+# 1.55x slower than that with another process keeping one core busy; one process is 1.01x
+# its quiet time under the same load. Slices of 32 (batch 64 on 2 cores) and more win.
+MIN_SLICE_ROWS = 32
 # The least work (samples, all epochs together) for which the default starts worker
 # processes: their start-up (forking and rebuilding the model, tens of ms) is paid back
 # only over a few thousand samples.
@@ -117,8 +118,8 @@ class Plan(NamedTuple):
 
     def describe(self) -> str:
         """The line verbose runs print, e.g. ``cnn: 2 processes x 1 BLAS thread (2 cores
-        usable, batch 32; workers=1 or CNN_WORKERS=1 to opt out)``; ``batches from the
-        data`` in place of ``batch 32`` for a Sequence or generator."""
+        usable, batch 64; workers=1 or CNN_WORKERS=1 to opt out)``; ``batches from the
+        data`` in place of ``batch 64`` for a Sequence or generator."""
         batch = "batches from the data" if self.rows is None else f"batch {self.rows}"
         head = (f"cnn: {self.processes} process{'es' if self.processes > 1 else ''} x "
                 f"{self.threads} BLAS thread{'s' if self.threads > 1 else ''} "
