@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch_loops  # benchmarks/torch_loops.py
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_FILE = ROOT / "cnn" / "datasets" / "data" / "mnist_sample.npz"
@@ -131,26 +132,11 @@ def torch_main(out: Path, epochs: int) -> None:
     loss_fn = nn.CrossEntropyLoss()
     history = {"epoch": [], "loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     start = time.perf_counter()
-    # The loop of common.torch_train_epoch, written out: common imports cnn, which a PyTorch
-    # user's script would not load (nor pay for), and this one needs the epoch's scores.
     for epoch in range(1, epochs + 1):
-        net.train()
-        permutation = torch.randperm(len(x_train))
-        loss_sum, correct = 0.0, 0
-        for begin in range(0, len(x_train), BATCH_SIZE):
-            index = permutation[begin:begin + BATCH_SIZE]
-            xb, yb = x_train[index], y_train[index]
-            output = net(xb)
-            loss = loss_fn(output, yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(xb)
-            correct += int((output.argmax(1) == yb).sum())
+        loss, accuracy = torch_loops.train_epoch(net, optimizer, x_train, y_train, BATCH_SIZE)
         val_loss, val_accuracy, _ = torch_score(net, loss_fn, x_val, y_val)
-        for key, value in (("epoch", epoch), ("loss", loss_sum / len(x_train)),
-                           ("accuracy", correct / len(x_train)), ("val_loss", val_loss),
-                           ("val_accuracy", val_accuracy)):
+        for key, value in (("epoch", epoch), ("loss", loss), ("accuracy", accuracy),
+                           ("val_loss", val_loss), ("val_accuracy", val_accuracy)):
             history[key].append(value)
         print(f"Epoch {epoch}/{epochs} - loss: {history['loss'][-1]:.4f} - accuracy: "
               f"{history['accuracy'][-1]:.4f} - val_loss: {val_loss:.4f} - val_accuracy: "

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch_loops  # benchmarks/torch_loops.py
 
 import cnn
 from cnn.datasets import fashion_mnist
@@ -101,24 +102,9 @@ def torch_model(network: str, seed: int = 0):
 
 def torch_train_epoch(net_and_optimizer, x_tensor, y_tensor, batch_size: int) -> float:
     """Seconds for one epoch of the usual PyTorch loop, logging loss and accuracy like fit."""
-    import torch
-
     net, optimizer = net_and_optimizer
-    loss_fn = torch.nn.CrossEntropyLoss()
-    net.train()
     start = time.perf_counter()
-    order = torch.randperm(x_tensor.shape[0])
-    loss_total, correct = 0.0, 0
-    for begin in range(0, x_tensor.shape[0], batch_size):
-        index = order[begin:begin + batch_size]
-        xb, yb = x_tensor[index], y_tensor[index]
-        out = net(xb)
-        loss = loss_fn(out, yb)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss_total += loss.item() * xb.shape[0]
-        correct += int((out.argmax(1) == yb).sum())
+    torch_loops.train_epoch(net, optimizer, x_tensor, y_tensor, batch_size)
     return time.perf_counter() - start
 
 
