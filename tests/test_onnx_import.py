@@ -402,8 +402,12 @@ def test_functional_models_export_import_and_round_trip(opset, tmp_path):
     assert_close(run_onnx(str(tmp_path / "f.onnx"), x), model.predict(x))
     imported = cnn.onnx.load(tmp_path / "f.onnx")
     assert_close(imported.predict(x), model.predict(x))
+    # the shared layer comes back as one layer called twice, with the original's weights
+    assert [layer.name for layer in imported.layers].count("shared") == 1
+    assert len(imported.get_weights()) == len(model.get_weights())
     second = cnn.onnx.to_onnx(imported, opset)
     assert [n.op_type for n in first.graph.node] == [n.op_type for n in second.graph.node]
+    assert len(first.graph.initializer) == len(second.graph.initializer)
     for a, b in zip(first.graph.initializer, second.graph.initializer):
         np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from cnn.layers import Input, TimeDistributed
 from cnn.models import Model, Sequential
 from cnn.onnx.errors import OnnxImportError
@@ -203,10 +205,11 @@ class ModelAssembly:
             self.take(output, None, "the graph output")
         inputs = [Input(shape, name=input_name if _NAME.fullmatch(input_name) else None)
                   for input_name, shape in self.inputs]
-        layers = self.make_layers({layer.name for layer in inputs})
         output_specs = [self.tensors[output.tensor].spec for output in outputs]
+        chain = self.is_chain(output_specs)
+        layers = self.make_layers({layer.name for layer in inputs}, share=not chain)
         model_name = name or "onnx_model"
-        if self.is_chain(output_specs):
+        if chain:
             model = Sequential([*inputs, *layers], name=model_name)
         else:
             made = {-1 - k: layer for k, layer in enumerate(inputs)}
@@ -229,14 +232,30 @@ class ModelAssembly:
         return all(not spec.multi_input and [self.tensors[t].spec for t in spec.inputs] == [i - 1]
                    for i, spec in enumerate(self.specs))
 
-    def make_layers(self, taken: set) -> list:
-        """The layers of the specs, named after their nodes where possible."""
+    def make_layers(self, taken: set, share: bool = False) -> list:
+        """The layers of the specs, named after their nodes where possible.
+
+        With ``share``, a spec whose node names the same layer as an earlier spec's, with
+        the same class, arguments and weights, is that layer called again: how a layer called
+        twice (``<layer>/MatMul``, ``<layer>/MatMul_1`` reading one set of weights) comes
+        back as one shared layer."""
         names = [_node_layer_name(spec, -3 if spec.time_steps else -2) for spec in self.specs]
+        first_of = {}  # layer name -> index of the spec that named it
+        again = {}     # spec index -> index of the earlier spec it calls again
         for i, candidate in enumerate(names):  # the nodes' names first, then cnn's own
+            earlier = first_of.get(candidate)
+            if share and earlier is not None and _same_layer(self.specs[earlier],
+                                                             self.specs[i]):
+                again[i] = earlier
+            elif candidate is not None and candidate not in taken:
+                first_of[candidate] = i
             names[i] = None if candidate is None or candidate in taken else candidate
             taken.add(names[i])
         layers = []
-        for spec, layer_name in zip(self.specs, names):
+        for index, (spec, layer_name) in enumerate(zip(self.specs, names)):
+            if index in again:
+                layers.append(layers[again[index]])
+                continue
             kwargs = dict(spec.kwargs)
             if spec.return_sequences is not None:
                 kwargs["return_sequences"] = spec.return_sequences
@@ -251,6 +270,18 @@ class ModelAssembly:
             except (TypeError, ValueError) as exc:
                 raise OnnxImportError(f"{self.source}: node {spec.node!r}: {exc}") from None
         return layers
+
+
+def _same_layer(a: LayerSpec, b: LayerSpec) -> bool:
+    """The two specs build one layer: the same class, arguments and weights (bit for bit;
+    layers without weights are never merged: two nodes stay two layers)."""
+    if not a.weights or (a.cls, a.kwargs, a.time_steps, a.return_sequences, a.multi_input) != (
+            b.cls, b.kwargs, b.time_steps, b.return_sequences, b.multi_input):
+        return False
+    if a.weights.keys() != b.weights.keys():
+        return False
+    return all(np.shape(a.weights[k]) == np.shape(b.weights[k])
+               and np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
 
 
 def _node_layer_name(spec: LayerSpec, position: int) -> str | None:
