@@ -1,0 +1,169 @@
+"""Tests written for mutation run 5 (docs/TESTING.md): each kills mutants of
+``cnn/ops/conv.py``, ``cnn/ops/pooling.py`` or ``cnn/ops/im2col.py`` that the older tests
+let through, against the slow references of ``cnn.ops.reference``."""
+
+import numpy as np
+import pytest
+
+from cnn.ops import conv as conv_ops
+from cnn.ops.conv import band_width, conv2d_backward, conv2d_forward
+from cnn.ops.reference_conv import (grouped_conv2d_backward_reference,
+                                    grouped_conv2d_reference)
+
+
+def _conv_agrees_with_reference(x, w, b, stride, padding, dilation=(1, 1), workspace=None):
+    y, cache = conv2d_forward(x, w, b, stride, padding, workspace=workspace,
+                              dilation=dilation)
+    want = grouped_conv2d_reference(x, w, b, stride, padding, dilation)
+    np.testing.assert_allclose(y, want, atol=1e-10)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    got = conv2d_backward(dy, cache)
+    expected = grouped_conv2d_backward_reference(dy, x, w, stride, padding, dilation)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=1e-10)
+    return cache
+
+
+def test_band_columns_only_for_one_channel_undilated_and_at_least_seven_wide():
+    assert band_width(1, (7, 7), 10) == 5
+    assert band_width(1, (9, 9), 4) == 4
+    assert band_width(1, (9, 9), 6) == 3  # the largest divisor up to BAND_OUTPUTS
+    assert band_width(1, (9, 9), 7) == 1  # a prime width: bands of one, im2col
+    assert band_width(1, (6, 6), 10) == 0
+    assert band_width(2, (9, 9), 10) == 0
+    assert band_width(1, (9, 9), 10, dilation=(2, 2)) == 0
+    assert band_width(1, (9, 9), 10, dilation=(1, 2)) == 0
+
+
+@pytest.mark.parametrize("channels, dilation", [(1, (2, 2)), (1, (1, 2)), (2, (1, 1))])
+def test_wide_kernels_that_band_columns_cannot_serve_match_the_reference(channels, dilation):
+    """A dilated one-channel kernel, or two channels: im2col columns, never band ones."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, channels, 20, 21))
+    w, b = rng.standard_normal((3, channels, 7, 7)), rng.standard_normal(3)
+    _conv_agrees_with_reference(x, w, b, (1, 1), ((0, 0), (0, 0)), dilation=dilation)
+
+
+@pytest.mark.parametrize("argument", ["stride", "dilation"])
+def test_conv_argument_errors_name_the_argument(argument):
+    x, w = np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3))
+    with pytest.raises(ValueError, match=f"^{argument} must be"):
+        conv2d_forward(x, w, None, **{"stride": 1, "padding": 0, argument: (1, 2, 3)})
+
+
+def _one_channel_wide(width, n=3, dtype=np.float64, seed=5):
+    """One input channel, a 9x9 kernel, output width ``width - 8`` (band columns when that
+    width has a divisor from 2 to 5)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 1, 11, width)).astype(dtype)
+    return x, rng.standard_normal((2, 1, 9, 9)).astype(dtype), rng.standard_normal(2)
+
+
+@pytest.mark.parametrize("width, band", [(10, 2), (13, 5), (15, 1)])
+def test_band_columns_exactly_when_a_band_holds_two_outputs_or_more(width, band):
+    """Bands of 2 to 5 outputs use band columns, built in the workspace and never kept; a
+    band of one (a prime output width) keeps im2col columns, as for several channels."""
+    x, w, b = _one_channel_wide(width)
+    assert band_width(1, (9, 9), width - 8) == band
+    workspace = {}
+    y, cache = conv2d_forward(x, w, b, workspace=workspace)
+    assert (cache.columns is None) == (band > 1)
+    assert ("bands" in workspace) == (band > 1)
+    if band > 1:
+        workspace["bands"][:] = np.nan  # backward must rebuild them there
+    conv2d_backward(np.ones_like(y), cache)
+    assert ("bands" in workspace) == (band > 1)
+    assert band == 1 or not np.isnan(workspace["bands"]).any()
+    _conv_agrees_with_reference(x, w, b, (1, 1), ((0, 0), (0, 0)), workspace=workspace)
+
+
+def test_band_columns_reuse_their_workspace_buffer_in_forward_and_backward():
+    x, w, b = _one_channel_wide(13, dtype=np.float32)
+    workspace = {}
+    y, cache = conv2d_forward(x, w, b.astype(np.float32), workspace=workspace)
+    buffer = workspace["bands"]
+    assert buffer.dtype == np.float32
+    buffer[:] = np.nan  # backward must rebuild the band columns in the same buffer
+    conv2d_backward(np.ones_like(y), cache)
+    assert not np.isnan(buffer).any()
+    conv2d_forward(x, w, None, workspace=workspace)
+    assert workspace["bands"] is buffer
+
+
+def test_band_columns_hold_one_sample_at_a_time_when_one_exceeds_the_chunk(monkeypatch):
+    monkeypatch.setattr(conv_ops, "CHUNK_BYTES", 8)
+    x, w, b = _one_channel_wide(13)
+    workspace = {}
+    _conv_agrees_with_reference(x, w, b, (1, 1), ((0, 0), (0, 0)), workspace=workspace)
+    oh, bands, span = 3, 1, 4 * 1 + 9
+    assert workspace["bands"].size == oh * bands * 9 * span
+
+
+def test_band_columns_with_a_shorter_last_chunk(monkeypatch):
+    """Five samples in chunks of two: the last chunk holds one."""
+    x, w, b = _one_channel_wide(13, n=5)
+    per_sample_bytes = 3 * 1 * 9 * 13 * 8
+    monkeypatch.setattr(conv_ops, "CHUNK_BYTES", 2 * per_sample_bytes)
+    _conv_agrees_with_reference(x, w, b, (1, 1), ((0, 0), (0, 0)), workspace={})
+
+
+def test_band_matrix_keeps_the_kernel_dtype():
+    w = np.ones((2, 1, 9, 9), dtype=np.float32)
+    assert conv_ops.band_matrix(w, 5, 1).dtype == np.float32
+
+
+@pytest.mark.parametrize("width", [13, 15])  # band columns, im2col columns
+@pytest.mark.parametrize("x_dtype, dy_dtype", [(np.float32, np.float32),
+                                               (np.float32, np.float64),
+                                               (np.float64, np.float32)])
+def test_result_dtypes_are_those_of_numpy_promotion_on_either_path(width, x_dtype, dy_dtype):
+    x, w, _ = _one_channel_wide(width, dtype=x_dtype)
+    w = w.astype(np.float32)
+    y, cache = conv2d_forward(x, w, None, workspace={})
+    assert y.dtype == np.result_type(x_dtype, np.float32)
+    dx, dw, _ = conv2d_backward(np.ones(y.shape, dtype=dy_dtype), cache)
+    assert dw.dtype == np.result_type(dy_dtype, x_dtype)
+    assert dx.dtype == np.result_type(dy_dtype, np.float32)
+
+
+def test_columns_are_kept_up_to_exactly_their_limit(monkeypatch):
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    columns_bytes = 2 * 4 * 4 * 27 * 8
+    monkeypatch.setattr(conv_ops, "KEEP_COLUMNS_BYTES", columns_bytes)
+    assert conv2d_forward(x, w)[1].columns is not None
+    monkeypatch.setattr(conv_ops, "KEEP_COLUMNS_BYTES", columns_bytes - 1)
+    assert conv2d_forward(x, w)[1].columns is None
+
+
+def test_mixed_operands_give_the_wider_dtype():
+    w = _one_channel_wide(13)[1]
+    for width in (13, 15):
+        x, _, _ = _one_channel_wide(width, dtype=np.float32)
+        assert conv2d_forward(x, w)[0].dtype == np.float64
+
+
+@pytest.mark.parametrize("width", [13, 15])  # band columns, im2col columns
+def test_the_epilogue_runs_on_either_path(width):
+    x, w, b = _one_channel_wide(width)
+
+    def relu(chunk):
+        return np.maximum(chunk, 0, out=chunk)
+
+    y, _ = conv2d_forward(x, w, b, workspace={}, epilogue=relu)
+    want = np.maximum(grouped_conv2d_reference(x, w, b, (1, 1), ((0, 0), (0, 0))), 0)
+    np.testing.assert_allclose(y, want, atol=1e-10)
+    assert (y == 0).any()
+
+
+def test_columns_not_kept_take_one_chunk_of_the_workspace(monkeypatch):
+    """Columns rebuilt chunk by chunk reuse one chunk's rows of the workspace buffer."""
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((4, 3, 6, 6)), rng.standard_normal((2, 3, 3, 3))
+    one_sample = 4 * 4 * 27
+    monkeypatch.setattr(conv_ops, "CHUNK_BYTES", one_sample * 8)
+    workspace = {}
+    y, cache = conv2d_forward(x, w, None, workspace=workspace, keep_columns=False)
+    np.testing.assert_allclose(y, grouped_conv2d_reference(x, w, None, (1, 1),
+                                                           ((0, 0), (0, 0))), atol=1e-10)
+    assert workspace["columns"].size == one_sample
