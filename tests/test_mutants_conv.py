@@ -7,6 +7,7 @@ import pytest
 
 from cnn.ops import conv as conv_ops
 from cnn.ops.conv import band_width, conv2d_backward, conv2d_forward
+from cnn.ops.pooling import pool2d_backward, pool2d_forward
 from cnn.ops.reference_conv import (grouped_conv2d_backward_reference,
                                     grouped_conv2d_reference)
 
@@ -137,10 +138,14 @@ def test_columns_are_kept_up_to_exactly_their_limit(monkeypatch):
 
 
 def test_mixed_operands_give_the_wider_dtype():
+    """A float32 input and dy with a float64 kernel: float64 results, both paths."""
     w = _one_channel_wide(13)[1]
     for width in (13, 15):
         x, _, _ = _one_channel_wide(width, dtype=np.float32)
-        assert conv2d_forward(x, w)[0].dtype == np.float64
+        y, cache = conv2d_forward(x, w)
+        assert y.dtype == np.float64
+        dx, dw, _ = conv2d_backward(np.ones(y.shape, dtype=np.float32), cache)
+        assert dx.dtype == np.float64 and dw.dtype == np.float32  # dw: of dy and x
 
 
 @pytest.mark.parametrize("width", [13, 15])  # band columns, im2col columns
@@ -167,3 +172,22 @@ def test_columns_not_kept_take_one_chunk_of_the_workspace(monkeypatch):
     np.testing.assert_allclose(y, grouped_conv2d_reference(x, w, None, (1, 1),
                                                            ((0, 0), (0, 0))), atol=1e-10)
     assert workspace["columns"].size == one_sample
+
+
+@pytest.mark.parametrize("size, stride", [(9, 3), (11, 4)])  # tiled; gaps between windows
+def test_float32_average_pooling_gradient_is_the_float32_product(size, stride):
+    """Each cell of a 3x3 window gets dy * float32(1/9), rounded once in float32 (a float64
+    share would round differently and make a float64 temporary)."""
+    dy_shape = (2, 3, 3, 3)
+    dy = np.random.default_rng(4).standard_normal(dy_shape).astype(np.float32)
+    x = np.zeros((2, 3, size, size), dtype=np.float32)
+    _, cache = pool2d_forward(x, (3, 3), (stride, stride), mode="avg")
+    dx = pool2d_backward(dy, cache)
+    want = np.zeros_like(x)
+    share = dy * np.float32(1 / 9)
+    for i in range(3):
+        for j in range(3):
+            want[:, :, i * stride:i * stride + 3, j * stride:j * stride + 3] = \
+                share[:, :, i:i + 1, j:j + 1]
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, want)
