@@ -8,6 +8,7 @@ import pytest
 from cnn.ops import conv as conv_ops
 from cnn.ops.conv import band_width, conv2d_backward, conv2d_forward
 from cnn.ops.pooling import pool2d_backward, pool2d_forward
+from cnn.ops.reference import pool2d_backward_reference, pool2d_reference
 from cnn.ops.reference_conv import (grouped_conv2d_backward_reference,
                                     grouped_conv2d_reference)
 
@@ -191,3 +192,16 @@ def test_float32_average_pooling_gradient_is_the_float32_product(size, stride):
                 share[:, :, i:i + 1, j:j + 1]
     assert dx.dtype == np.float32
     np.testing.assert_array_equal(dx, want)
+
+
+@pytest.mark.parametrize("padding", [((1, 0), (0, 0)), ((0, 0), (1, 0)), ((0, 1), (0, 0))])
+def test_average_pooling_with_one_padded_side_counts_only_unpadded_cells(padding):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 2, 5, 6))
+    y, cache = pool2d_forward(x, (2, 2), (2, 2), padding, mode="avg")
+    np.testing.assert_allclose(y, pool2d_reference(x, (2, 2), (2, 2), padding, "avg"),
+                               atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(pool2d_backward(dy, cache),
+                               pool2d_backward_reference(dy, x, (2, 2), (2, 2), padding, "avg"),
+                               atol=1e-12)
