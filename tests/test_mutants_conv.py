@@ -162,17 +162,18 @@ def test_the_epilogue_runs_on_either_path(width):
     assert (y == 0).any()
 
 
-def test_columns_not_kept_take_one_chunk_of_the_workspace(monkeypatch):
+@pytest.mark.parametrize("samples_per_chunk", [1, 2])
+def test_columns_not_kept_take_one_chunk_of_the_workspace(samples_per_chunk, monkeypatch):
     """Columns rebuilt chunk by chunk reuse one chunk's rows of the workspace buffer."""
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal((4, 3, 6, 6)), rng.standard_normal((2, 3, 3, 3))
     one_sample = 4 * 4 * 27
-    monkeypatch.setattr(conv_ops, "CHUNK_BYTES", one_sample * 8)
+    monkeypatch.setattr(conv_ops, "CHUNK_BYTES", samples_per_chunk * one_sample * 8)
     workspace = {}
     y, cache = conv2d_forward(x, w, None, workspace=workspace, keep_columns=False)
     np.testing.assert_allclose(y, grouped_conv2d_reference(x, w, None, (1, 1),
                                                            ((0, 0), (0, 0))), atol=1e-10)
-    assert workspace["columns"].size == one_sample
+    assert workspace["columns"].size == samples_per_chunk * one_sample
 
 
 @pytest.mark.parametrize("size, stride", [(9, 3), (11, 4)])  # tiled; gaps between windows
