@@ -206,3 +206,18 @@ def test_average_pooling_with_one_padded_side_counts_only_unpadded_cells(padding
     np.testing.assert_allclose(pool2d_backward(dy, cache),
                                pool2d_backward_reference(dy, x, (2, 2), (2, 2), padding, "avg"),
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [1, 3])  # tap-major columns, row-major columns
+def test_im2col_columns_are_built_in_the_workspace_forward_and_backward(channels):
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, channels, 6, 6)), rng.standard_normal((2, channels, 3, 3))
+    workspace = {}
+    _, cache = conv2d_forward(x, w, workspace=workspace)
+    assert all(np.shares_memory(c, workspace["columns"]) for c in cache.columns)
+    workspace = {}
+    y, cache = conv2d_forward(x, w, workspace=workspace, keep_columns=False)
+    size = workspace["columns"].size
+    workspace["columns"][:] = np.nan
+    conv2d_backward(np.ones_like(y), cache)
+    assert workspace["columns"].size == size and not np.isnan(workspace["columns"]).any()
