@@ -221,3 +221,16 @@ def test_im2col_columns_are_built_in_the_workspace_forward_and_backward(channels
     workspace["columns"][:] = np.nan
     conv2d_backward(np.ones_like(y), cache)
     assert workspace["columns"].size == size and not np.isnan(workspace["columns"]).any()
+
+
+@pytest.mark.parametrize("width", [13, 15])  # band columns, im2col columns
+def test_float32_results_are_the_same_bits_with_or_without_a_workspace(width):
+    x, w, b = _one_channel_wide(width, dtype=np.float32)
+    b = b.astype(np.float32)
+    y_fresh, cache_fresh = conv2d_forward(x, w, b)
+    y_kept, cache_kept = conv2d_forward(x, w, b, workspace={})
+    np.testing.assert_array_equal(y_fresh, y_kept)
+    dy = np.random.default_rng(0).standard_normal(y_kept.shape).astype(np.float32)
+    for fresh, kept in zip(conv2d_backward(dy, cache_fresh), conv2d_backward(dy, cache_kept)):
+        assert fresh.dtype == np.float32
+        np.testing.assert_array_equal(fresh, kept)
