@@ -130,8 +130,8 @@ def test_result_dtypes_are_those_of_numpy_promotion_on_either_path(width, x_dtyp
 
 def test_columns_are_kept_up_to_exactly_their_limit(monkeypatch):
     rng = np.random.default_rng(2)
-    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
-    columns_bytes = 2 * 4 * 4 * 27 * 8
+    x, w = rng.standard_normal((2, 3, 6, 8)), rng.standard_normal((4, 3, 3, 2))
+    columns_bytes = 2 * 4 * 7 * 18 * 8  # N * oh * ow * kh * kw * C * 8: nothing square
     monkeypatch.setattr(conv_ops, "KEEP_COLUMNS_BYTES", columns_bytes)
     assert conv2d_forward(x, w)[1].columns is not None
     monkeypatch.setattr(conv_ops, "KEEP_COLUMNS_BYTES", columns_bytes - 1)
@@ -234,3 +234,15 @@ def test_float32_results_are_the_same_bits_with_or_without_a_workspace(width):
     for fresh, kept in zip(conv2d_backward(dy, cache_fresh), conv2d_backward(dy, cache_kept)):
         assert fresh.dtype == np.float32
         np.testing.assert_array_equal(fresh, kept)
+
+
+def test_conv_operand_errors_say_what_is_wrong_with_the_numbers():
+    x, w = np.zeros((2, 3, 8, 9)), np.zeros((4, 5, 3, 2))
+    with pytest.raises(ValueError, match=r"input of shape \(N, C, H, W\), got \(3, 8, 9\)"):
+        conv2d_forward(x[0], w[:, :3])
+    with pytest.raises(ValueError, match=r"kernel of shape \(F, C, kh, kw\), got \(4, 5, 3\)"):
+        conv2d_forward(x, w[..., 0])
+    with pytest.raises(ValueError, match=r"input has 3 channels .* kernel expects 5 "):
+        conv2d_forward(x, w)
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
+        conv2d_forward(x, w[:, :3], np.zeros(5))
