@@ -7,8 +7,9 @@ import pytest
 
 from cnn.ops import conv as conv_ops
 from cnn.ops.conv import band_width, conv2d_backward, conv2d_forward
+from cnn.ops.im2col import col2im, col2im_channels_last, im2col
 from cnn.ops.pooling import pool2d_backward, pool2d_forward
-from cnn.ops.reference import pool2d_backward_reference, pool2d_reference
+from cnn.ops.reference import im2col_reference, pool2d_backward_reference, pool2d_reference
 from cnn.ops.reference_conv import (grouped_conv2d_backward_reference,
                                     grouped_conv2d_reference)
 
@@ -246,3 +247,25 @@ def test_conv_operand_errors_say_what_is_wrong_with_the_numbers():
         conv2d_forward(x, w)
     with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
         conv2d_forward(x, w[:, :3], np.zeros(5))
+
+
+def test_im2col_and_col2im_fill_the_out_they_are_given_and_check_it():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 5, 5))
+    cols = im2col_reference(x, (3, 3), (1, 1), (3, 3))
+    out = np.empty(cols.shape)
+    assert im2col(x, (3, 3), (1, 1), (3, 3), out=out) is out
+    np.testing.assert_array_equal(out, cols)
+    with pytest.raises(ValueError, match="C-contiguous"):  # a filled view would be lost
+        im2col(x, (3, 3), (1, 1), (3, 3), out=np.empty(cols.shape[::-1]).T)
+    image = np.zeros(x.shape)
+    assert col2im(cols, x.shape, (3, 3), (1, 1), (3, 3), out=image) is image
+    np.testing.assert_allclose(image, col2im(cols, x.shape, (3, 3), (1, 1), (3, 3)))
+    assert image.any()
+    with pytest.raises(ValueError, match=r"out has shape \(2, 3, 5, 4\), expected \(2, 3, 5, 5\)"):
+        col2im(cols, x.shape, (3, 3), (1, 1), (3, 3), out=np.zeros((2, 3, 5, 4)))
+    with pytest.raises(ValueError, match=r"^col2im: cols has shape"):
+        col2im(cols[:-1], x.shape, (3, 3), (1, 1), (3, 3))
+    taps = np.zeros((9, 18, 2))
+    with pytest.raises(ValueError, match=r"^col2im_channels_last: cols has shape"):
+        col2im_channels_last(taps, (2, 5, 5, 3), (3, 3), (1, 1), (3, 3))
