@@ -383,8 +383,9 @@ class _RNN(Layer):
             dh_seq = None
             final_grads[0] = grad if final_grads[0] is None else grad + final_grads[0]
         dxw, initial_grads, recurrent_grads = self._recurrence_backward(cache, dh_seq, final_grads)
+        # (T * N, G * U); the LSTM's dxw is a gate-major view whose reshape is a view as well
+        flat = dxw.reshape(-1, dxw.shape[-1])
         if not self.projects_inputs:
-            flat = dxw.reshape(-1, dxw.shape[-1])
             self.grads["kernel"] = flat.T @ x_steps.reshape(-1, x_steps.shape[-1])
             if self.use_bias:
                 self.grads["bias"] = flat.sum(axis=0)
@@ -393,8 +394,6 @@ class _RNN(Layer):
         self._cache = None
         if not self.needs_input_grad:
             return None
-        # the LSTM's dxw is a gate-major view whose (T * N, 4U) reshape is a view as well
-        flat = dxw.reshape(-1, dxw.shape[-1])
         dx = (flat @ self.params["kernel"]).reshape(x_steps.shape)
         if self.go_backwards:
             dx = dx[::-1]
