@@ -9,7 +9,8 @@ frameworks alternate, and the medians are reported:
 * the LeNet-like network (``examples/fashion_mnist_convnet.py``), one epoch at batch 128;
 * ``benchmarks/bench_lstm.py``'s LSTM(128) -> Dense(10) training step (batch 64), timed over
   an epoch of ``fit``;
-* ``predict`` on the 10,000 test images (images/s, a warm call after a first one);
+* ``predict`` on the 10,000 test images (images/s: in each round the median of 5 warm calls
+  after a first one, since single calls here vary by a third);
 * no collapse: the seed network's batch-32 epoch again while a busy loop holds one core
   (a process pinned there with ``os.sched_setaffinity``);
 * the README's main command (``python -m cnn train``) wall time, quiet and with the busy loop.
@@ -106,15 +107,26 @@ def _cnn_processes(model) -> int:
     return 1 if pool is None else pool.count + 1
 
 
+PREDICT_CALLS = 5  # warm calls timed in each round; their median is the round's value
+
+
+def _median_seconds(call) -> float:
+    """The median wall time of ``PREDICT_CALLS`` calls of ``call()``."""
+    seconds = []
+    for _ in range(PREDICT_CALLS):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return common.median(seconds)
+
+
 def _predict(framework, network, x_test) -> dict:
     if framework == "cnn":
         from cnn.training import defaults
 
         model = common.cnn_model(network)
         model.predict(x_test)  # the first call starts the worker processes (if any)
-        start = time.perf_counter()
-        model.predict(x_test)
-        seconds = time.perf_counter() - start
+        seconds = _median_seconds(lambda: model.predict(x_test))
         processes = _cnn_processes(model)
         threads = defaults.threads_per_process(processes)
     else:
@@ -123,9 +135,7 @@ def _predict(framework, network, x_test) -> dict:
         net, _ = common.torch_model(network)
         tensor = torch.from_numpy(x_test)
         common.torch_predict(net, tensor)
-        start = time.perf_counter()
-        common.torch_predict(net, tensor)
-        seconds = time.perf_counter() - start
+        seconds = _median_seconds(lambda: common.torch_predict(net, tensor))
         processes, threads = 1, torch.get_num_threads()
     return {"value": len(x_test) / seconds, "processes": processes, "threads": threads}
 
