@@ -202,6 +202,35 @@ class _Convolution(WindowLayer, register=False):
         self.z = None
         return self.a
 
+    def forward_pooled(self, x, pool):
+        """Inference: this layer's output pooled by the pooling layer ``pool`` in one pass,
+        chunk by chunk (``cnn.ops.conv.conv2d_pool_forward``), or None where that path does
+        not serve the pair (the layers then run one after the other). The pair must be 2-D
+        in one data format, on fixed shapes, with a one-channel input, a kernel band columns
+        serve, an activation with an in-place form (ReLU, linear), and pooling windows that tile the
+        output (``pool.tiled_window``)."""
+        in_place = self.activation.forward_inplace
+        if (self.rank != 2 or pool.rank != 2 or pool.data_format != self.data_format
+                or has_variable_axis(self.input_shape) or self.keep_preactivation
+                or self.activation.needs_input or in_place is None):
+            return None
+        window = pool.tiled_window(self._output_shape)
+        if window is None:
+            return None
+        pool_size, mode = window
+        channels, _ = formats.split_shape(self.input_shape, self.data_format)
+        out_hw = formats.split_shape(self._output_shape, self.data_format)[1]
+        if conv_ops.pooled_band_width(channels, self.kernel_size, self.op_dilation, out_hw,
+                                      pool_size) == 0:
+            return None
+        if not hasattr(self, "_workspace"):
+            self._workspace = {}
+        y = conv_ops.conv2d_pool_forward(
+            self.to_nchw(x), self.params["kernel"], self.params.get("bias"), self.op_strides,
+            self.pads, pool_size, mode, epilogue=in_place, workspace=self._workspace)
+        self.a = self.z = self._cache = None
+        return self.from_nchw(y)
+
     def forward_linear(self, x, training=False, epilogue=None):
         if not hasattr(self, "_workspace"):
             self._workspace = {}  # column buffers lent to conv2d_forward, reused every step

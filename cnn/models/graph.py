@@ -70,11 +70,31 @@ class Graph:
                 self.consumers[tensor.id] = self.consumers.get(tensor.id, 0) + 1
         self._snapshots: dict[int, dict] = {}
         self._dropped_masks: set[int] = set()  # layers already warned about
+        self.pooled_pairs = self._pooled_pairs()
 
     def model_nodes(self, layer) -> list:
         """The nodes of ``layer`` that belong to this graph, in their order of creation."""
         mine = {node.id for node in self.nodes} | {t.node.id for t in self.inputs}
         return [node for node in layer.inbound_nodes if node.id in mine]
+
+    def _pooled_pairs(self) -> dict:
+        """``{node id: pooling node}`` for each node whose layer can compute the pooling
+        after it in one pass in inference (``forward_pooled``): the pooling node is the only
+        reader of its output, which is no model output, and neither layer is shared."""
+        readers: dict[int, list] = {}
+        for node in self.nodes:
+            for tensor in node.inputs:
+                readers.setdefault(tensor.id, []).append(node)
+        outputs = {t.id for t in self.outputs}
+        pairs = {}
+        for node in self.nodes:
+            after = readers.get(node.output.id, [])
+            if (len(after) == 1 and node.output.id not in outputs
+                    and hasattr(node.layer, "forward_pooled")
+                    and hasattr(after[0].layer, "tiled_window")
+                    and not {id(node.layer), id(after[0].layer)} & self.shared):
+                pairs[node.id] = after[0]
+        return pairs
 
     def tensors(self) -> list:
         """Every tensor of the graph: the inputs, then each node's output."""
@@ -89,6 +109,8 @@ class Graph:
         keep = {t.id for t in self.outputs}
         self._snapshots = {}
         for node in self.nodes:
+            if node.output.id in values:  # computed with the node before it (pooled_pairs)
+                continue
             args = [values[t.id] for t in node.inputs]
             arg_masks = [masks.get(t.id) for t in node.inputs]
             x = args if node.multi_input else args[0]
@@ -96,11 +118,18 @@ class Graph:
             layer = node.layer
             if any(m is not None for m in arg_masks):
                 self._warn_if_dropped(layer)
-            out = layer.call_forward(x, training, mask)
+            pool = None if training or mask is not None else self.pooled_pairs.get(node.id)
+            pooled = None if pool is None else layer.forward_pooled(x, pool.layer)
+            if pooled is not None:  # inference: the pooling's output, in one pass
+                values[pool.output.id] = pooled
+                out = None
+            else:
+                out = layer.call_forward(x, training, mask)
             out_mask = layer.compute_mask(x, mask)
             if out_mask is not None:
                 masks[node.output.id] = out_mask
-            values[node.output.id] = out
+            if out is not None:
+                values[node.output.id] = out
             if id(layer) in self.shared:
                 self._snapshots[node.id] = dict(layer.__dict__)
             for t in node.inputs:  # let go of what no later node reads
