@@ -180,7 +180,34 @@ def test_pairs_left_to_the_layers(monkeypatch):
                   _seed_like(AveragePooling2D(2, strides=1)),  # overlapping windows
                   _seed_like(MaxPooling2D(4, padding="same"))):  # 20 % 4 == 0 but same
         assert model.predict(x, workers=1).shape == (4, 5)
+        assert bool(model.graph.pooled_pairs) == (len(calls) == 1)
     assert len(calls) == 1  # only the 4x4 "same" pool, whose windows tile 20 x 20 exactly
+
+
+def test_a_narrow_kernel_or_several_channels_keep_the_layers_and_their_parts():
+    cnn.set_seed(0)
+    model = Model(Input((3, 28, 28)))
+    model.add(Conv2D(4, 3, activation="relu"))  # narrow and three channels: im2col
+    model.add(MaxPooling2D(2))
+    model.add(Conv2D(4, 9, activation="relu"))  # 4 channels
+    model.add(AveragePooling2D(2))
+    model.add(Flatten())
+    model.add(Output(5))
+    assert model.graph.pooled_pairs == {}
+    assert model.parts(300, training=False) == model.parts(300)
+
+
+def test_inference_parts_leave_out_the_activation_the_fused_pass_never_holds():
+    model = _seed_like(AveragePooling2D(2))  # (6, 20, 20) conv output, (6, 10, 10) pooled
+    conv_output = model.graph.nodes[0].output
+    assert conv_output not in model.graph.inference_tensors()
+    assert len(model.graph.inference_tensors()) == len(model.graph.tensors()) - 1
+    rows = cnn.models.model.PART_BYTES // (6 * 20 * 20 * 4)  # a part in training
+    assert len(model.parts(4 * rows)) == 4
+    # The (1, 28, 28) input is the largest activation inference holds now.
+    input_parts = -(-4 * rows * 28 * 28 * 4 // cnn.models.model.PART_BYTES)
+    assert input_parts == 2
+    assert len(model.parts(4 * rows, training=False)) == input_parts
 
 
 def test_a_convolution_read_twice_or_given_out_is_not_fused():

@@ -78,9 +78,10 @@ class Graph:
         return [node for node in layer.inbound_nodes if node.id in mine]
 
     def _pooled_pairs(self) -> dict:
-        """``{node id: pooling node}`` for each node whose layer can compute the pooling
-        after it in one pass in inference (``forward_pooled``): the pooling node is the only
-        reader of its output, which is no model output, and neither layer is shared."""
+        """``{node id: pooling node}`` for each node whose layer computes the pooling after
+        it in one pass in inference (``pools_on_the_fly``, ``forward_pooled``): the pooling
+        node is the only reader of its output, which is no model output, and neither layer
+        is shared."""
         readers: dict[int, list] = {}
         for node in self.nodes:
             for tensor in node.inputs:
@@ -90,15 +91,23 @@ class Graph:
         for node in self.nodes:
             after = readers.get(node.output.id, [])
             if (len(after) == 1 and node.output.id not in outputs
-                    and hasattr(node.layer, "forward_pooled")
+                    and hasattr(node.layer, "pools_on_the_fly")
                     and hasattr(after[0].layer, "tiled_window")
-                    and not {id(node.layer), id(after[0].layer)} & self.shared):
+                    and not {id(node.layer), id(after[0].layer)} & self.shared
+                    and node.layer.pools_on_the_fly(after[0].layer)):
                 pairs[node.id] = after[0]
         return pairs
 
     def tensors(self) -> list:
         """Every tensor of the graph: the inputs, then each node's output."""
         return [*self.inputs, *(node.output for node in self.nodes)]
+
+    def inference_tensors(self) -> list:
+        """``tensors()`` less those an inference pass never holds: the outputs of the
+        nodes that compute the pooling after them in one pass (``pooled_pairs``), whose
+        outputs ``forward_pooled`` keeps a chunk of samples at a time."""
+        skipped = {node.output.id for node in self.nodes if node.id in self.pooled_pairs}
+        return [t for t in self.tensors() if t.id not in skipped]
 
     # -- running ----------------------------------------------------------------------------
     def forward(self, xs: list, training: bool = False) -> list:
@@ -119,9 +128,8 @@ class Graph:
             if any(m is not None for m in arg_masks):
                 self._warn_if_dropped(layer)
             pool = None if training or mask is not None else self.pooled_pairs.get(node.id)
-            pooled = None if pool is None else layer.forward_pooled(x, pool.layer)
-            if pooled is not None:  # inference: the pooling's output, in one pass
-                values[pool.output.id] = pooled
+            if pool is not None:  # inference: the pooling's output, in one pass
+                values[pool.output.id] = layer.forward_pooled(x, pool.layer)
                 out = None
             else:
                 out = layer.call_forward(x, training, mask)
