@@ -242,3 +242,25 @@ def test_relu_inplace_gives_maximum_with_zero_bit_for_bit():
     assert relu_inplace(strided) is strided
     np.testing.assert_array_equal(strided, expected)
     assert linear(strided) is strided
+
+
+def test_worker_processes_pool_on_the_fly_and_give_one_process_outputs(monkeypatch):
+    model = _seed_like(AveragePooling2D(2))
+    rng = np.random.default_rng(9)
+    x = rng.random((300, 1, 28, 28), dtype=np.float32)
+    y = np.eye(5, dtype=np.float32)[rng.integers(0, 5, 300)]
+
+    def layer_by_layer(*args, **kwargs):
+        raise AssertionError("the pooling layer ran on its own")
+
+    with monkeypatch.context() as patch:  # the forked workers inherit it
+        patch.setattr(pool_ops, "pool2d_forward", layer_by_layer)
+        try:
+            two = model.predict(x, batch_size=100, workers=2)
+            two_loss = model.evaluate(x, y, batch_size=100, workers=2)
+        finally:
+            model.close_workers()
+    one = model.predict(x, batch_size=100, workers=1)
+    assert model.graph.pooled_pairs  # the worker rebuilds the same graph from the config
+    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
+    assert two_loss == pytest.approx(model.evaluate(x, y, batch_size=100, workers=1), rel=1e-5)
