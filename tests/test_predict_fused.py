@@ -74,6 +74,20 @@ def test_pooled_convolution_matches_the_layer_by_layer_pass_in_float32(case, mod
     assert {"bands", "pooled_conv"} <= set(workspace)
 
 
+@pytest.mark.parametrize("mode", ["avg", "max"])
+def test_pooled_convolution_matches_pytorch(mode):
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle here (a test dependency)")
+    functional = torch.nn.functional
+    x, w, b, stride, padding, pool = _case(CASES[1], np.float64, seed=3)
+    got = conv_ops.conv2d_pool_forward(x, w, b, stride, padding, pool, mode, relu_inplace)
+    (top, bottom), (left, right) = padding
+    padded = functional.pad(torch.from_numpy(x), (left, right, top, bottom))
+    z = functional.relu(functional.conv2d(padded, torch.from_numpy(w), torch.from_numpy(b),
+                                          stride=stride))
+    pooled = (functional.avg_pool2d if mode == "avg" else functional.max_pool2d)(z, pool)
+    np.testing.assert_allclose(got, pooled.numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_pooled_band_width_takes_multiples_of_the_pool_width_that_tile_the_output():
     assert conv_ops.pooled_band_width(1, (9, 9), (1, 1), (20, 20), (2, 2)) == 4
     assert conv_ops.pooled_band_width(1, (9, 9), (1, 1), (20, 20), (2, 5)) == 5
