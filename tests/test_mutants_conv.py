@@ -8,7 +8,7 @@ import pytest
 from cnn.ops import conv as conv_ops
 from cnn.ops import pooling as pooling_ops
 from cnn.ops.conv import band_width, conv2d_backward, conv2d_forward
-from cnn.ops.im2col import col2im, col2im_channels_last, im2col
+from cnn.ops.im2col import col2im, col2im_channels_last, crop_spatial, im2col, pad_spatial
 from cnn.ops.pooling import pool2d_backward, pool2d_forward
 from cnn.ops.reference import im2col_reference, pool2d_backward_reference, pool2d_reference
 from cnn.ops.reference_conv import (grouped_conv2d_backward_reference,
@@ -371,3 +371,22 @@ def test_pooling_visits_each_sample_once_in_chunks_of_chunk_bytes(mode, chunk_sa
     np.testing.assert_allclose(y, pool2d_reference(x, (2, 2), (2, 2), ((0, 0), (0, 0)), mode),
                                atol=1e-12)
     assert numpy_counted.sizes == [p * y[0].size for p in passes]
+
+
+@pytest.mark.parametrize("axes", [(2, 3), (1, 2)])  # (N, C, H, W), channels last
+def test_pad_spatial_pads_each_side_by_its_own_amount_and_crop_spatial_undoes_it(axes):
+    """Every padding of 0-2 cells a side, against ``np.pad``; zeros by default; no padding
+    returns ``x`` itself."""
+    x = np.random.default_rng(15).standard_normal((2, 3, 4, 5))
+    assert pad_spatial(x, ((0, 0), (0, 0)), axes=axes) is x
+    around = [(0, 0), (0, 0), (0, 0), (0, 0)]
+    around[axes[0]] = around[axes[1]] = (1, 1)
+    np.testing.assert_array_equal(pad_spatial(x, ((1, 1), (1, 1)), axes=axes), np.pad(x, around))
+    for top, bottom, left, right in np.ndindex(3, 3, 3, 3):
+        widths = [(0, 0)] * 4
+        widths[axes[0]], widths[axes[1]] = (top, bottom), (left, right)
+        padded = pad_spatial(x, ((top, bottom), (left, right)), 7.0, axes)
+        np.testing.assert_array_equal(padded, np.pad(x, widths, constant_values=7.0))
+        cropped = crop_spatial(padded, ((top, bottom), (left, right)), axes)
+        assert cropped.flags.c_contiguous
+        np.testing.assert_array_equal(cropped, x)
