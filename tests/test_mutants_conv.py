@@ -1,4 +1,4 @@
-"""Tests written for mutation run 5 (docs/TESTING.md): each kills mutants of
+"""Tests written for mutation runs 5 and 6 (docs/TESTING.md): each kills mutants of
 ``cnn/ops/conv.py``, ``cnn/ops/pooling.py`` or ``cnn/ops/im2col.py`` that the older tests
 let through, against the slow references of ``cnn.ops.reference``."""
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cnn.ops import conv as conv_ops
+from cnn.ops import pooling as pooling_ops
 from cnn.ops.conv import band_width, conv2d_backward, conv2d_forward
-from cnn.ops.im2col import col2im, col2im_channels_last, im2col
+from cnn.ops.im2col import col2im, col2im_channels_last, crop_spatial, im2col, pad_spatial
 from cnn.ops.pooling import pool2d_backward, pool2d_forward
 from cnn.ops.reference import im2col_reference, pool2d_backward_reference, pool2d_reference
 from cnn.ops.reference_conv import (grouped_conv2d_backward_reference,
@@ -269,3 +270,123 @@ def test_im2col_and_col2im_fill_the_out_they_are_given_and_check_it():
     taps = np.zeros((9, 18, 2))
     with pytest.raises(ValueError, match=r"^col2im_channels_last: cols has shape"):
         col2im_channels_last(taps, (2, 5, 5, 3), (3, 3), (1, 1), (3, 3))
+
+
+# Mutation run 6: pool2d_forward and the window helpers of im2col.py
+
+
+def test_pooling_defaults_to_max():
+    x = np.random.default_rng(11).standard_normal((2, 3, 4, 6))
+    y, cache = pool2d_forward(x, 2)
+    np.testing.assert_array_equal(y, pool2d_reference(x, (2, 2), (2, 2), ((0, 0), (0, 0)),
+                                                      "max"))
+    assert cache.mode == "max"
+
+
+def test_pooling_argument_errors_name_the_argument_and_the_value():
+    x = np.zeros((2, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"unknown mode 'sum'; valid modes: max, avg$"):
+        pool2d_forward(x, 2, mode="sum")
+    with pytest.raises(ValueError, match=r"input of shape \(N, C, H, W\), got \(3, 4, 4\)$"):
+        pool2d_forward(x[0], 2)
+    with pytest.raises(ValueError, match=r"^pool_size must be an int or a pair of ints, got '2'"):
+        pool2d_forward(x, "2")
+    with pytest.raises(ValueError, match=r"^stride must be positive, got \(0, 1\)"):
+        pool2d_forward(x, 2, (0, 1))
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_the_pool_cache_records_the_mode_and_the_path_that_ran(mode):
+    x = np.zeros((2, 3, 6, 6))
+    _, tiled = pool2d_forward(x, 2, mode=mode)
+    _, general = pool2d_forward(x, 2, 1, mode=mode)
+    assert (tiled.mode, tiled.tiled, general.mode, general.tiled) == (mode, True, mode, False)
+
+
+@pytest.mark.parametrize("pool, index_dtype", [((2, 2), np.uint8), ((16, 16), np.uint8),
+                                               ((1, 257), np.int64)])
+def test_max_pooling_indices_take_one_byte_up_to_256_cells(pool, index_dtype):
+    """The winner's index is stored in one byte while every cell's index fits (0-255); a
+    window of 257 cells needs more. The last cell wins one window, so its index is used."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 2, 2 * pool[0], pool[1]))
+    x[0, 1, pool[0] - 1, pool[1] - 1] = 10.0
+    y, cache = pool2d_forward(x, pool)
+    assert cache.argmax.dtype == index_dtype
+    np.testing.assert_array_equal(y, pool2d_reference(x, pool, pool, ((0, 0), (0, 0)), "max"))
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(
+        pool2d_backward(dy, cache),
+        pool2d_backward_reference(dy, x, pool, pool, ((0, 0), (0, 0)), "max"))
+
+
+@pytest.mark.parametrize("stride, padding", [(3, ((0, 0), (0, 0))), (2, ((1, 1), (0, 1)))])
+def test_float32_average_pooling_is_the_float32_sum_times_the_float32_share(stride, padding):
+    """The cells are added in row-major order in float32 and the sum multiplied by the
+    float32 reciprocal of the window's unpadded cells (a float64 share would round
+    differently and make a float64 temporary)."""
+    x = np.random.default_rng(13).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    y, cache = pool2d_forward(x, 3, stride, padding, mode="avg")
+    (top, bottom), (left, right) = padding
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    inside = np.pad(np.ones((9, 9)), ((top, bottom), (left, right)))
+    oh, ow = y.shape[2:]
+    total, count = np.zeros(y.shape, np.float32), np.zeros((oh, ow))
+    for i in range(3):
+        for j in range(3):
+            rows, cols = slice(i, i + stride * oh, stride), slice(j, j + stride * ow, stride)
+            total += padded[:, :, rows, cols]
+            count += inside[rows, cols]
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, total * (1 / count).astype(np.float32))
+
+
+class _CountedCopies:
+    """NumPy, recording the size of every ``copyto`` destination (pooling starts each chunk's
+    running max or sum with one)."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def copyto(self, destination, source, **options):
+        self.sizes.append(destination.size)
+        return np.copyto(destination, source, **options)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("chunk_samples, passes", [(2, [2, 2, 1]), (0.5, [1] * 5)])
+def test_pooling_visits_each_sample_once_in_chunks_of_chunk_bytes(mode, chunk_samples,
+                                                                  passes, monkeypatch):
+    """5 samples, chunks of 2 samples' bytes: passes over 2, 2 and 1 samples; chunks smaller
+    than a sample: one sample a pass. No sample is pooled twice or left out."""
+    x = np.random.default_rng(14).standard_normal((5, 3, 6, 4))
+    one_sample = x[0].nbytes
+    numpy_counted = _CountedCopies()
+    monkeypatch.setattr(pooling_ops, "CHUNK_BYTES", int(chunk_samples * one_sample))
+    monkeypatch.setattr(pooling_ops, "xp", numpy_counted)
+    y, _ = pool2d_forward(x, 2, mode=mode)
+    np.testing.assert_allclose(y, pool2d_reference(x, (2, 2), (2, 2), ((0, 0), (0, 0)), mode),
+                               atol=1e-12)
+    assert numpy_counted.sizes == [p * y[0].size for p in passes]
+
+
+@pytest.mark.parametrize("axes", [(2, 3), (1, 2)])  # (N, C, H, W), channels last
+def test_pad_spatial_pads_each_side_by_its_own_amount_and_crop_spatial_undoes_it(axes):
+    """Every padding of 0-2 cells a side, against ``np.pad``; zeros by default; no padding
+    returns ``x`` itself."""
+    x = np.random.default_rng(15).standard_normal((2, 3, 4, 5))
+    assert pad_spatial(x, ((0, 0), (0, 0)), axes=axes) is x
+    around = [(0, 0), (0, 0), (0, 0), (0, 0)]
+    around[axes[0]] = around[axes[1]] = (1, 1)
+    np.testing.assert_array_equal(pad_spatial(x, ((1, 1), (1, 1)), axes=axes), np.pad(x, around))
+    for top, bottom, left, right in np.ndindex(3, 3, 3, 3):
+        widths = [(0, 0)] * 4
+        widths[axes[0]], widths[axes[1]] = (top, bottom), (left, right)
+        padded = pad_spatial(x, ((top, bottom), (left, right)), 7.0, axes)
+        np.testing.assert_array_equal(padded, np.pad(x, widths, constant_values=7.0))
+        cropped = crop_spatial(padded, ((top, bottom), (left, right)), axes)
+        assert cropped.flags.c_contiguous
+        np.testing.assert_array_equal(cropped, x)
