@@ -3,11 +3,15 @@ cnn.optimizers."""
 
 from __future__ import annotations
 
+import inspect
+import math
+import re
+
 import numpy as np
 import pytest
 from scipy import special
 
-from cnn import losses
+from cnn import losses, optimizers
 from cnn.losses import CategoricalCrossentropy, SeedMeanSquaredError, SparseCategoricalCrossentropy
 from cnn.ops import activations as act_ops
 from cnn.utils.gradient_check import numerical_gradient, relative_error
@@ -182,3 +186,126 @@ def test_a_loss_config_resolves_names_as_the_string_does():
     assert type(losses.get({"name": "mse"})) is losses.MeanSquaredError
     with pytest.raises(ValueError, match=r"unknown loss 'msq'; valid loss names: .*\bMSE\b"):
         losses.get({"name": "msq"})
+    with pytest.raises(ValueError, match=r"^loss must be given by name \(a string\) or as an "
+                                         r"object, got None$"):
+        losses.get({"from_logits": True})
+
+
+def test_loss_names_are_listed_case_insensitively_and_all_resolve():
+    names = losses.names()
+    assert names == sorted(names, key=str.lower) and len(set(names)) == len(names)
+    assert {"MSE", "mse", "huber", "cross_tropy", "sparse_categorical_crossentropy"} <= set(names)
+    for name in names:
+        assert isinstance(losses.get(name), losses.Loss), name
+    assert type(losses.get("MSE")) is SeedMeanSquaredError
+
+
+def test_losses_show_their_arguments():
+    assert repr(losses.MeanSquaredError()) == "MeanSquaredError()"
+    assert repr(CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)) == (
+        "CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)")
+    assert repr(losses.BinaryCrossentropy()) == (
+        "BinaryCrossentropy(from_logits=False, label_smoothing=0.0)")
+
+
+# -- optimizers -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given", [{"clipnorm": 1.0, "clipvalue": 0.5},
+                                   {"clipnorm": 2.0, "global_clipnorm": 3.0},
+                                   {"clipvalue": 0.5, "global_clipnorm": 3.0}])
+def test_two_clipping_options_are_refused_naming_both(given):
+    shown = ", ".join(f"{key}={value!r}" for key, value in given.items())
+    with pytest.raises(ValueError, match=re.escape(
+            f"only one of clipnorm, clipvalue and global_clipnorm can be set, got {shown}")):
+        optimizers.SGD(**given)
+
+
+OPTIMIZERS = [optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop,
+              optimizers.Adagrad, optimizers.Adadelta, optimizers.Nadam]
+BOOLEANS = {"nesterov", "centered"}
+ZERO_ALLOWED = {"momentum", "weight_decay", "initial_accumulator_value", "beta_1", "beta_2",
+                "rho"}
+FRACTIONS = {"beta_1", "beta_2", "rho"}
+CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
+
+
+def hyper_parameters(cls):
+    """The numeric arguments of ``cls``: its own and the clipping options of the base class."""
+    own = [name for name in inspect.signature(cls).parameters
+           if name not in BOOLEANS and name != "kwargs"]
+    return own + list(CLIPPING)
+
+
+@pytest.mark.parametrize("cls", OPTIMIZERS, ids=lambda c: c.__name__)
+def test_every_bad_hyper_parameter_is_refused_naming_it_and_its_bound(cls):
+    for name in hyper_parameters(cls):
+        if name in FRACTIONS:
+            bound = r"in \[0, 1\)"
+        else:
+            bound = "a finite number " + (">= 0" if name in ZERO_ALLOWED else "> 0")
+        for bad in (-1.0, math.nan, 1.0 if name in FRACTIONS else -math.inf):
+            with pytest.raises(ValueError, match=rf"^{name} must be {bound}, got {bad!r}$"):
+                cls(**{name: bad})
+
+
+@pytest.mark.parametrize("cls", OPTIMIZERS, ids=lambda c: c.__name__)
+def test_zero_is_accepted_exactly_where_keras_accepts_it(cls):
+    for name in hyper_parameters(cls):
+        if name in ZERO_ALLOWED:
+            assert getattr(cls(**{name: 0.0}), name) == 0.0, name
+        else:
+            with pytest.raises(ValueError, match=rf"^{name} must be"):
+                cls(**{name: 0.0})
+
+
+def test_last_learning_rate_is_none_until_the_first_step():
+    optimizer = optimizers.SGD(learning_rate=0.5)
+    assert optimizer.last_learning_rate is None
+    optimizer.apply_gradients([np.zeros(2)], [np.ones(2)])
+    assert optimizer.last_learning_rate == 0.5
+
+
+def test_sgd_defaults_are_keras_defaults():
+    optimizer = optimizers.SGD()
+    assert (optimizer.learning_rate, optimizer.momentum, optimizer.nesterov,
+            optimizer.weight_decay) == (0.01, 0.0, False, 0.0)
+
+
+@pytest.mark.parametrize("cls", [optimizers.Adadelta, optimizers.Nadam],
+                         ids=lambda c: c.__name__)
+def test_clipping_arguments_reach_the_base_class(cls):
+    assert cls(clipnorm=1.5).clipnorm == 1.5
+    assert cls(clipvalue=0.5).clipvalue == 0.5
+    assert cls(global_clipnorm=2.0).global_clipnorm == 2.0
+
+
+def test_sgd_without_momentum_keeps_no_state():
+    """Keras's SGD has no momentum variables when momentum is 0: nothing to save."""
+    optimizer = optimizers.SGD(0.1)
+    optimizer.apply_gradients([np.zeros(3)], [np.ones(3)])
+    assert optimizer.get_state() == {"iterations": 1}
+
+
+def test_the_optimizers_errors_say_what_is_wrong():
+    optimizer = optimizers.SGD(0.1)
+    with pytest.raises(ValueError, match=r"^2 parameters but 1 gradients$"):
+        optimizer.apply_gradients([np.zeros(2), np.zeros(3)], [np.ones(2)])
+    optimizer.apply_gradients([np.zeros(2)], [np.ones(2)])
+    with pytest.raises(ValueError, match=r"^optimizer state is for 1 parameters, got 2: an "
+                                         r"optimizer instance belongs to one model$"):
+        optimizer.apply_gradients([np.zeros(2), np.zeros(3)], [np.ones(2), np.ones(3)])
+    with pytest.raises(ValueError, match=r"^nesterov=True needs momentum > 0$"):
+        optimizers.SGD(0.1, nesterov=True)
+    with pytest.raises(ValueError, match=r"^give the learning rate to the optimizer instance, "
+                                         r"not to compile\(\)$"):
+        optimizers.get(optimizers.Adam(), learning_rate=0.1)
+
+
+def test_training_float16_is_refused_saying_why_and_what_to_do():
+    optimizers.check_trainable(np.float32)
+    with pytest.raises(ValueError, match=re.escape(
+            "cannot train a float16 model: without loss scaling its gradients underflow and "
+            "overflow (NaN within a few steps). Train it in float32 (cnn.set_floatx('float32') "
+            "before building it, or load_model(path, dtype='float32')), then run inference in "
+            "float16 with load_model(path, dtype='float16')")):
+        optimizers.check_trainable("float16")
