@@ -40,7 +40,8 @@ def torch_oracles():
     relu_op = (act_ops.thresholded_relu, act_ops.thresholded_relu_backward)
     return [
         ("relu6", *ours(*relu_op, max_value=6.0), functional.relu6),
-        ("threshold 1", *ours(*relu_op, threshold=1.0), lambda z: functional.threshold(z, 1.0, 0.0)),
+        ("threshold 1", *ours(*relu_op, threshold=1.0),
+         lambda z: functional.threshold(z, 1.0, 0.0)),
         ("threshold 0.5", *ours(*relu_op, threshold=0.5),
          lambda z: functional.threshold(z, 0.5, 0.0)),
         ("leaky as relu", *ours(*relu_op, negative_slope=0.1),
@@ -269,14 +270,6 @@ def test_sgd_defaults_are_keras_defaults():
     optimizer = optimizers.SGD()
     assert (optimizer.learning_rate, optimizer.momentum, optimizer.nesterov,
             optimizer.weight_decay) == (0.01, 0.0, False, 0.0)
-
-
-@pytest.mark.parametrize("cls", [optimizers.Adadelta, optimizers.Nadam],
-                         ids=lambda c: c.__name__)
-def test_clipping_arguments_reach_the_base_class(cls):
-    assert cls(clipnorm=1.5).clipnorm == 1.5
-    assert cls(clipvalue=0.5).clipvalue == 0.5
-    assert cls(global_clipnorm=2.0).global_clipnorm == 2.0
 
 
 def test_sgd_without_momentum_keeps_no_state():
