@@ -162,8 +162,10 @@ def test_a_float32_loss_is_computed_in_float32_whatever_the_targets_dtype(make):
     output = act_ops.softmax(rng.standard_normal((64, 10))).astype(np.float32)
     target = np.eye(10)[rng.integers(0, 10, 64)]
     loss = make()
-    assert loss(target, output) == loss(target.astype(np.float32), output)
-    assert loss(target.astype(np.int64), output) == loss(target.astype(np.float32), output)
+    in_float32 = float(loss.per_sample(output, target.astype(np.float32)).mean())
+    assert loss.per_sample(output, target).dtype == np.float64  # as a check that it matters
+    for given in (target, target.astype(np.int64), target.astype(np.float32)):
+        assert loss(given, output) == in_float32
 
 
 @pytest.mark.parametrize("from_logits", [False, True])
