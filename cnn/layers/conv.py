@@ -202,6 +202,38 @@ class _Convolution(WindowLayer, register=False):
         self.z = None
         return self.a
 
+    def pools_on_the_fly(self, pool) -> bool:
+        """Whether ``forward_pooled`` serves this layer followed by the pooling layer
+        ``pool``: both 2-D in one data format, on fixed shapes, a one-channel input and a
+        kernel band columns serve, an activation with an in-place form (ReLU, linear), and
+        pooling windows that tile the output (``pool.tiled_window``)."""
+        if (self.rank != 2 or pool.rank != 2 or pool.data_format != self.data_format
+                or has_variable_axis(self.input_shape) or self.keep_preactivation
+                or self.activation.needs_input or self.activation.forward_inplace is None):
+            return False
+        window = pool.tiled_window(self._output_shape)
+        if window is None:
+            return False
+        channels, _ = formats.split_shape(self.input_shape, self.data_format)
+        out_hw = formats.split_shape(self._output_shape, self.data_format)[1]
+        return conv_ops.pooled_band_width(channels, self.kernel_size, self.op_dilation,
+                                          out_hw, window[0]) > 0
+
+    def forward_pooled(self, x, pool):
+        """Inference: this layer's output pooled by the pooling layer ``pool`` in one pass,
+        chunk by chunk (``cnn.ops.conv.conv2d_pool_forward``), for a pair that
+        ``pools_on_the_fly``; the same values as the two layers one after the other, up to
+        float rounding."""
+        pool_size, mode = pool.tiled_window(self._output_shape)
+        if not hasattr(self, "_workspace"):
+            self._workspace = {}
+        y = conv_ops.conv2d_pool_forward(
+            self.to_nchw(x), self.params["kernel"], self.params.get("bias"), self.op_strides,
+            self.pads, pool_size, mode, epilogue=self.activation.forward_inplace,
+            workspace=self._workspace)
+        self.a = self.z = self._cache = None
+        return self.from_nchw(y)
+
     def forward_linear(self, x, training=False, epilogue=None):
         if not hasattr(self, "_workspace"):
             self._workspace = {}  # column buffers lent to conv2d_forward, reused every step

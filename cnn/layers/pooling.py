@@ -77,6 +77,17 @@ class _Pooling(Layer, register=False):
             raise formats.does_not_fit(self, window, sample_shape)
         return out if self.rank == 2 else out[1:]
 
+    def tiled_window(self, input_shape):
+        """``(pool_size, mode)`` in 2-D when this layer's windows tile an input of sample
+        shape ``input_shape`` exactly (stride = pool size, no padding, sizes divisible), which
+        ``Conv2D.forward_pooled`` can pool on the fly; else None."""
+        if self.rank != 2 or has_variable_axis(input_shape) or self.strides != self.pool_size:
+            return None
+        _, spatial = formats.split_shape(tuple(input_shape), self.data_format)
+        if any(size % pool for size, pool in zip(spatial, self.pool_size)):
+            return None  # "valid" would drop cells, "same" would pad
+        return tuple(self.pool_size), self.mode
+
     def forward(self, x, training=False):
         if has_variable_axis(self.input_shape):
             self._window(tuple(x.shape[1:]))

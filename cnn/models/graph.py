@@ -70,15 +70,44 @@ class Graph:
                 self.consumers[tensor.id] = self.consumers.get(tensor.id, 0) + 1
         self._snapshots: dict[int, dict] = {}
         self._dropped_masks: set[int] = set()  # layers already warned about
+        self.pooled_pairs = self._pooled_pairs()
 
     def model_nodes(self, layer) -> list:
         """The nodes of ``layer`` that belong to this graph, in their order of creation."""
         mine = {node.id for node in self.nodes} | {t.node.id for t in self.inputs}
         return [node for node in layer.inbound_nodes if node.id in mine]
 
+    def _pooled_pairs(self) -> dict:
+        """``{node id: pooling node}`` for each node whose layer computes the pooling after
+        it in one pass in inference (``pools_on_the_fly``, ``forward_pooled``): the pooling
+        node is the only reader of its output, which is no model output, and neither layer
+        is shared."""
+        readers: dict[int, list] = {}
+        for node in self.nodes:
+            for tensor in node.inputs:
+                readers.setdefault(tensor.id, []).append(node)
+        outputs = {t.id for t in self.outputs}
+        pairs = {}
+        for node in self.nodes:
+            after = readers.get(node.output.id, [])
+            if (len(after) == 1 and node.output.id not in outputs
+                    and hasattr(node.layer, "pools_on_the_fly")
+                    and hasattr(after[0].layer, "tiled_window")
+                    and not {id(node.layer), id(after[0].layer)} & self.shared
+                    and node.layer.pools_on_the_fly(after[0].layer)):
+                pairs[node.id] = after[0]
+        return pairs
+
     def tensors(self) -> list:
         """Every tensor of the graph: the inputs, then each node's output."""
         return [*self.inputs, *(node.output for node in self.nodes)]
+
+    def inference_tensors(self) -> list:
+        """``tensors()`` less those an inference pass never holds: the outputs of the
+        nodes that compute the pooling after them in one pass (``pooled_pairs``), whose
+        outputs ``forward_pooled`` keeps a chunk of samples at a time."""
+        skipped = {node.output.id for node in self.nodes if node.id in self.pooled_pairs}
+        return [t for t in self.tensors() if t.id not in skipped]
 
     # -- running ----------------------------------------------------------------------------
     def forward(self, xs: list, training: bool = False) -> list:
@@ -89,6 +118,8 @@ class Graph:
         keep = {t.id for t in self.outputs}
         self._snapshots = {}
         for node in self.nodes:
+            if node.output.id in values:  # computed with the node before it (pooled_pairs)
+                continue
             args = [values[t.id] for t in node.inputs]
             arg_masks = [masks.get(t.id) for t in node.inputs]
             x = args if node.multi_input else args[0]
@@ -96,11 +127,17 @@ class Graph:
             layer = node.layer
             if any(m is not None for m in arg_masks):
                 self._warn_if_dropped(layer)
-            out = layer.call_forward(x, training, mask)
+            pool = None if training or mask is not None else self.pooled_pairs.get(node.id)
+            if pool is not None:  # inference: the pooling's output, in one pass
+                values[pool.output.id] = layer.forward_pooled(x, pool.layer)
+                out = None
+            else:
+                out = layer.call_forward(x, training, mask)
             out_mask = layer.compute_mask(x, mask)
             if out_mask is not None:
                 masks[node.output.id] = out_mask
-            values[node.output.id] = out
+            if out is not None:
+                values[node.output.id] = out
             if id(layer) in self.shared:
                 self._snapshots[node.id] = dict(layer.__dict__)
             for t in node.inputs:  # let go of what no later node reads

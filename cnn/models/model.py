@@ -467,16 +467,18 @@ class Model:
             grad *= scale
         return self.output_loss(index, output, target, weights), grad
 
-    def parts(self, n: int, xs=None) -> list[slice]:
+    def parts(self, n: int, xs=None, training: bool = True) -> list[slice]:
         """Slices splitting a batch of ``n`` samples into about equal parts whose largest
         activation takes at most ``PART_BYTES``; the whole batch when a layer is not
         ``samplewise`` (a result for one sample would depend on the others). ``xs``, the
         batch's inputs, give the size of variable (None) axes (their longest length stands
-        for every variable axis; without ``xs``, 1)."""
+        for every variable axis; without ``xs``, 1). ``training=False``: only the
+        activations an inference pass holds count (``Graph.inference_tensors``)."""
         if not all(layer.samplewise for layer in self.layers):
             return [slice(0, n)]
         steps = 1 if xs is None else variable_size(self.input_shapes, xs)
-        sizes = [sample_elements(t.sample_shape, steps) for t in self.graph.tensors()]
+        tensors = self.graph.tensors() if training else self.graph.inference_tensors()
+        sizes = [sample_elements(t.sample_shape, steps) for t in tensors]
         per_sample = max(sizes) * np.dtype(self.dtype).itemsize
         count = min(n, max(1, -(-n * per_sample // PART_BYTES)))
         bounds = [n * i // count for i in range(count + 1)]

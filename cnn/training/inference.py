@@ -18,14 +18,15 @@ class Outputs(NamedTuple):
 
 
 def run_inference(model, batch) -> Outputs:
-    """Forward in parts (``model.parts``), computing each output's loss from each part
-    right after its forward (a fused loss reads the part's logits)."""
+    """Forward in parts (``model.parts``, sized by the activations inference holds),
+    computing each output's loss from each part right after its forward (a fused loss reads
+    the part's logits)."""
     n = batch.rows
     chunks: list[list] = [[] for _ in model.outputs]
     with_loss = batch.y is not None
     total = 0.0
     output_losses = [None if loss is None else 0.0 for loss in model.output_losses]
-    for part in model.parts(n, batch.x):
+    for part in model.parts(n, batch.x, training=False):
         result = model.graph.forward([x[part] for x in batch.x], training=False)
         share = (part.stop - part.start) / n
         for k, output in enumerate(result):
