@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cnn import optimizers
-from cnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from cnn.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Nadam, RMSprop
 
 # Keras 3's documented defaults
 KERAS_DEFAULTS = {
@@ -27,7 +27,8 @@ def test_keras_defaults(cls):
         assert getattr(optimizer, key) == value, key
 
 
-@pytest.mark.parametrize("cls", [RMSprop, Adagrad, AdamW, Adam, SGD], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [RMSprop, Adagrad, AdamW, Adam, SGD, Adadelta, Nadam],
+                         ids=lambda c: c.__name__)
 def test_clipping_arguments_reach_the_base_class(cls):
     assert cls(clipnorm=1.5).clipnorm == 1.5
     assert cls(clipvalue=0.5).clipvalue == 0.5

@@ -81,8 +81,9 @@ def prelu(z, alpha):
 
 def prelu_backward(grad, z, alpha):
     """Gradients with respect to ``z`` and to ``alpha`` (before summing ``alpha``'s
-    broadcast axes): ``(grad_z, grad * min(z, 0))``."""
-    negative = z < 0
+    broadcast axes): ``(grad_z, grad * min(z, 0))``; at ``z = 0`` the slope is ``alpha``, as
+    in PyTorch's ``prelu`` and in ``leaky_relu_backward``."""
+    negative = z <= 0
     return xp.where(negative, grad * alpha, grad), grad * xp.where(negative, z, 0)
 
 
