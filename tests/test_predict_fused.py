@@ -114,6 +114,75 @@ def test_pooled_convolution_refuses_what_it_does_not_serve_by_name():
         conv_ops.conv2d_pool_forward(np.zeros((2, 1, 5, 5), np.float32), w, None)
 
 
+# Mutation run 8 (docs/TESTING.md): what the tests above let conv2d_pool_forward get wrong.
+
+
+def test_pooled_convolution_errors_name_the_argument_and_the_value():
+    x = np.zeros((2, 1, 28, 28))
+    w = np.zeros((4, 1, 9, 9))
+    with pytest.raises(ValueError, match=r"unknown mode 'sum'; valid modes: max, avg$"):
+        conv_ops.conv2d_pool_forward(x, w, None, 1, 0, (2, 2), "sum")
+    with pytest.raises(ValueError, match=r"^pool_size must be an int or a pair of ints, got '2'"):
+        conv_ops.conv2d_pool_forward(x, w, None, 1, 0, "2")
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\) .* got \(5,\)$"):
+        conv_ops.conv2d_pool_forward(x, w, np.zeros(5))
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\) .* got \(1, 4\)$"):
+        conv_ops.conv2d_pool_forward(x, w, np.zeros((1, 4)))  # would broadcast
+
+
+@pytest.mark.parametrize("x_dtype, w_dtype", [(np.float32, np.float64),
+                                              (np.float64, np.float32)])
+def test_pooled_convolution_of_mixed_operands_gives_the_wider_dtype(x_dtype, w_dtype):
+    x, w, b, stride, padding, pool = _case(CASES[2], np.float64, seed=4)
+    x, w = x.astype(x_dtype), w.astype(w_dtype)
+    got = conv_ops.conv2d_pool_forward(x, w, b, stride, padding, pool, "avg", relu_inplace)
+    assert got.dtype == np.float64
+    expected = pool2d_reference(
+        np.maximum(conv2d_reference(x.astype(np.float64), w.astype(np.float64), b, stride,
+                                    padding), 0), pool, pool, ((0, 0), (0, 0)), "avg")
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4]])
+def test_float32_pooling_on_the_fly_is_the_layer_by_layer_float32_pass_bit_for_bit(case, mode):
+    # Small integers make every GEMM exact in float32, so the bias, the ReLU, the sum of the
+    # cells and its share (1/15 for 3x5 windows) are the only roundings: all in float32.
+    x, w, _, stride, padding, pool = _case(case, np.float32, seed=5)
+    x, w = np.round(x * 1.5), np.round(w * 1.5)
+    b = np.random.default_rng(6).standard_normal(w.shape[0]).astype(np.float32)
+    y, _ = conv_ops.conv2d_forward(x, w, b, stride, padding, epilogue=relu_inplace)
+    expected, _ = pool_ops.pool2d_forward(y, pool, mode=mode)
+    workspace = {}
+    got = conv_ops.conv2d_pool_forward(x, w, b, stride, padding, pool, mode, relu_inplace,
+                                       workspace)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    assert workspace["pooled_conv"].dtype == workspace["bands"].dtype == np.float32
+
+
+def test_pooled_convolution_allocates_its_buffers_once_whatever_the_chunks(monkeypatch):
+    empties = []
+
+    class CountingNumpy:
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def empty(self, *args, **kwargs):
+            empties.append(args[0])
+            return np.empty(*args, **kwargs)
+
+    x, w, b, stride, padding, pool = _case(CASES[0], np.float32, seed=7)
+    monkeypatch.setattr(conv_ops, "xp", CountingNumpy())
+    counts = []
+    for chunk_bytes in (1 << 30, 20000):  # one chunk, then one sample a chunk
+        monkeypatch.setattr(conv_ops, "CHUNK_BYTES", chunk_bytes)
+        empties.clear()
+        conv_ops.conv2d_pool_forward(x, w, b, stride, padding, pool)  # no workspace given
+        counts.append(len(empties))
+    assert counts[0] == counts[1] <= 3  # the output, the band columns, the convolution
+
+
 def _seed_like(pool_layer, activation="relu", data_format=None):
     cnn.set_seed(0)
     model = Model(Input((1, 28, 28) if data_format != "channels_last" else (28, 28, 1)))
