@@ -1,5 +1,6 @@
 """The LSTM kernel's fast paths (cnn.ops.rnn): one exp for every gate, the backward's factors
-computed for all steps at once, and the gate-major gradient layout.
+computed for all steps at once (with sigmoid/tanh, paired around ``i g`` and ``o act(c)``),
+and the gate-major gradient layout.
 
 The kernels' results are held to the slow BPTT twin in test_reference_rnn.py; these tests pin
 what that twin does not reach: saturated gates, the exactness of the exp-based activations
