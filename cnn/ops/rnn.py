@@ -383,10 +383,9 @@ def _lstm_step_factors(gates, z, c, act_c, gate_fns, cell_fn, workspace):
     gate_factors = buffer(gates.shape, gates, workspace, "gate_factors")
     cell_factors = buffer(act_c.shape, act_c, workspace, "cell_factors")
     i_rows, f_rows, g_rows, o_rows = (slice(k * u, (k + 1) * u) for k in range(4))
-    rec, _, act, _ = gate_fns.functions
-    cell = cell_fn.functions[0]
+    rec, _, act, _ = gate_fns.functions  # act is the cell's activation as well
     i, f, g, o = (gates[:, rows] for rows in (i_rows, f_rows, g_rows, o_rows))
-    if gate_fns.fast and cell_fn.fast:
+    if gate_fns.fast:
         # The factors pair up around the products i g and o act(c_t) (13 passes, not 15);
         # the f rows hold each product until their own factor replaces it.
         product = gate_factors[:, f_rows]
@@ -395,7 +394,7 @@ def _lstm_step_factors(gates, z, c, act_c, gate_fns, cell_fn, workspace):
         derivative_times(act, g, i, product, gate_factors[:, g_rows])
         xp.multiply(o, act_c, out=product)
         derivative_times(rec, o, act_c, product, gate_factors[:, o_rows])
-        derivative_times(cell, act_c, o, product, cell_factors)
+        derivative_times(act, act_c, o, product, cell_factors)
         activation_derivative(rec, f, None, product)
         product *= c[:-1]
         return gate_factors, cell_factors
@@ -407,7 +406,7 @@ def _lstm_step_factors(gates, z, c, act_c, gate_fns, cell_fn, workspace):
     gate_factors[:, f_rows] *= c[:-1]
     gate_factors[:, g_rows] *= i
     gate_factors[:, o_rows] *= act_c
-    activation_derivative(cell, act_c, c[1:], cell_factors)
+    activation_derivative(cell_fn.functions[0], act_c, c[1:], cell_factors)
     cell_factors *= o
     return gate_factors, cell_factors
 
