@@ -455,15 +455,15 @@ def lstm_backward(cache, dh_seq, final_state_grads):
         dh_seq = m.ascontiguousarray(dh_seq.transpose(0, 2, 1))
     gate_factors, cell_factors = _lstm_step_factors(gates, z, c, act_c, gate_fns, cell_fn,
                                                     workspace)
+    # d loss / d pre-activations of one step (4U, N), copied into the gate-major dxw
+    d = m.empty((four_units, batch), dtype=gates.dtype)
+    by_cell, by_output = d[:3 * u].reshape(3, u, batch), d[3 * u:]
     cell_rows = gate_factors[:, :3 * u].reshape(steps, 3, u, batch)
     output_rows = gate_factors[:, 3 * u:]
     f_gate = gates[:, u:2 * u]
     dh_to_dc = m.empty((u, batch), dtype=gates.dtype)
     recurrent_t = m.ascontiguousarray(recurrent_kernel.T)  # 1.4x faster GEMMs than the view
-    # d loss / d pre-activations, gate-major: step t's (4U, N) is written in place in dxw[:, t]
-    # (rows of N contiguous floats, which the GEMM reads as they are)
     dxw = buffer((four_units, steps, batch), gates, workspace, "dxw")
-    dxw_by_cell, dxw_by_output = dxw[:3 * u].reshape(3, u, steps, batch), dxw[3 * u:]
     dh = _carry_in(_transposed(final_state_grads[0]), (u, batch), gates)
     dc = _carry_in(_transposed(final_state_grads[1]), (u, batch), gates)
     for t in range(steps - 1, -1, -1):
@@ -471,10 +471,11 @@ def lstm_backward(cache, dh_seq, final_state_grads):
             dh += dh_seq[t]
         passed = None if steps_mask is None else (steps_mask.hold(t, dh), steps_mask.hold(t, dc))
         dc += multiply(dh, cell_factors[t], out=dh_to_dc)
-        multiply(dc, cell_rows[t], out=dxw_by_cell[:, :, t])
-        multiply(dh, output_rows[t], out=dxw_by_output[:, t])
+        multiply(dc, cell_rows[t], out=by_cell)
+        multiply(dh, output_rows[t], out=by_output)
         dc *= f_gate[t]
-        matmul(recurrent_t, dxw[:, t], out=dh)
+        matmul(recurrent_t, d, out=dh)
+        dxw[:, t] = d
         if recurrent_mask is not None:
             dh *= recurrent_mask
         if passed is not None:
