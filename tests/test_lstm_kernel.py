@@ -1,5 +1,6 @@
 """The LSTM kernel's fast paths (cnn.ops.rnn): one exp for every gate, the backward's factors
-computed for all steps at once, and the gate-major gradient layout.
+computed for all steps at once (with sigmoid/tanh, paired around ``i g`` and ``o act(c)``),
+and the gate-major gradient layout.
 
 The kernels' results are held to the slow BPTT twin in test_reference_rnn.py; these tests pin
 what that twin does not reach: saturated gates, the exactness of the exp-based activations
@@ -128,3 +129,60 @@ def test_lstm_exp_scale_folds_minus_one_and_minus_two():
     scale = rnn_ops.lstm_exp_scale(gate_fns)
     assert scale.dtype == np.float32
     np.testing.assert_array_equal(scale, [-1] * 6 + [-2] * 3 + [-1] * 3)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_derivative_times_is_the_derivative_times_the_other_factor(name):
+    """``derivative_times(fn, a, b, a * b, out)`` = fn's derivative at output ``a`` times
+    ``b``, from the product (the backward factors' paired form), in float64 to rounding and
+    in float32 within a float32 rounding of ``b`` also where the gate saturates."""
+    fn = activations.get(name)
+    rng = np.random.default_rng(3)
+    z = np.concatenate([rng.standard_normal(200) * 3, [-40.0, -12.0, 12.0, 40.0]])
+    b = rng.standard_normal(z.shape)
+    for dtype, tolerance in ((np.float64, 1e-15), (np.float32, 3e-7)):
+        a = fn.forward(z.astype(dtype))
+        b_typed = b.astype(dtype)
+        out = np.empty_like(a)
+        result = rnn_ops.derivative_times(fn, a, b_typed, a * b_typed, out)
+        assert result is out and out.dtype == dtype
+        expected = fn.backward(b.astype(np.float64), z, a.astype(np.float64))
+        np.testing.assert_allclose(out, expected, rtol=0, atol=tolerance * np.abs(b).max())
+
+
+def test_derivative_times_refuses_an_activation_without_the_paired_form():
+    a = np.full(3, 0.5)
+    with pytest.raises(ValueError, match="sigmoid or tanh.*'relu'"):
+        rnn_ops.derivative_times(activations.get("relu"), a, a, a * a, np.empty(3))
+
+
+def renamed(fn):
+    """``fn`` under another name: the same function, off the fast paths."""
+    return activations.ActivationFunction("renamed_" + fn.name, fn.forward, fn.backward)
+
+
+@pytest.mark.parametrize("recurrent_name", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_paired_backward_factors_match_the_block_by_block_ones(name, recurrent_name):
+    """With sigmoid/tanh gates and cell the backward factors pair up around ``i g`` and
+    ``o act(c)``: the backward gives what the block-by-block factors of the same
+    activations under other names give (float64, to rounding), masks and dropout included."""
+    rng = np.random.default_rng(5)
+    t, n, f, u = 6, 4, 3, 5
+    x = rng.standard_normal((t, n, f))
+    h0, c0 = rng.standard_normal((n, u)), rng.standard_normal((n, u))
+    weights = (rng.standard_normal((4 * u, f)), rng.standard_normal((4 * u, u)) * 0.5,
+               rng.standard_normal(4 * u))
+    options = {"mask": rng.random((t, n)) > 0.3,
+               "recurrent_mask": (rng.random((n, u)) > 0.2) / 0.8}
+    dh = rng.standard_normal((t, n, u))
+    finals = [rng.standard_normal((n, u)), rng.standard_normal((n, u))]
+    act, rec = activations.get(name), activations.get(recurrent_name)
+    results = []
+    for pair in ((act, rec), (renamed(act), renamed(rec))):
+        _, _, cache = rnn_ops.lstm_forward(x, h0, c0, *weights, *pair, **options)
+        results.append(rnn_ops.lstm_backward(cache, dh, finals))
+    (paired_dxw, paired_states, paired_weights), (dxw, states, weight_grads) = results
+    np.testing.assert_allclose(paired_dxw, dxw, rtol=1e-12, atol=1e-12)
+    for ours, theirs in zip(paired_states + paired_weights, states + weight_grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
