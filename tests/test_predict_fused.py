@@ -12,7 +12,7 @@ from cnn.layers import (AveragePooling2D, Conv2D, Dense, Flatten, Input, MaxPool
 from cnn.models import Model
 from cnn.ops import conv as conv_ops
 from cnn.ops import pooling as pool_ops
-from cnn.ops.activations import linear, relu_inplace
+from cnn.ops.activations import in_memory_order, linear, relu_inplace
 from cnn.ops.reference import conv2d_reference, pool2d_reference
 
 # (N, F, (H, W), (kh, kw), stride, padding, pool): one input channel, a kernel bands serve,
@@ -325,6 +325,24 @@ def test_relu_inplace_gives_maximum_with_zero_bit_for_bit():
     assert relu_inplace(strided) is strided
     np.testing.assert_array_equal(strided, expected)
     assert linear(strided) is strided
+
+
+def test_relu_inplace_follows_the_memory_order_of_a_permuted_view():
+    """A convolution's channels-last output read as (N, C, H, W): the zeros are shaped in
+    memory order (``in_memory_order``), the values written where they lie."""
+    rng = np.random.default_rng(10)
+    base = rng.standard_normal((4, 5, 6, 3)).astype(np.float32)  # (N, H, W, C) in memory
+    base.reshape(-1)[:2] = [-0.0, np.nan]
+    view = base.transpose(0, 3, 1, 2)
+    expected = np.maximum(view, 0)
+    assert in_memory_order(view).shape == (4, 5, 6, 3)
+    assert np.shares_memory(in_memory_order(view), base)
+    assert relu_inplace(view) is view
+    np.testing.assert_array_equal(view, expected)
+    assert (np.signbit(view) == np.signbit(expected)).all()
+    assert in_memory_order(base) is base
+    sliced = base[:, ::2]  # no permutation makes it contiguous: used as it is
+    assert in_memory_order(sliced) is sliced
 
 
 def test_worker_processes_pool_on_the_fly_and_give_one_process_outputs(monkeypatch):

@@ -33,11 +33,26 @@ def relu(z):
 def relu_inplace(z):
     """``relu`` written over ``z`` (for a layer that does not keep its pre-activation).
 
-    The zero is an array of one sample's shape, broadcast over the batch: NumPy's maximum
-    against a scalar ran 4-5x slower here than against an array, for the same values (signed
-    zeros and NaNs included)."""
-    zeros = xp.zeros(z.shape[1:] if z.ndim > 1 else z.shape, dtype=z.dtype)
-    return xp.maximum(z, zeros, out=z)
+    The zero is an array of one sample's shape in ``z``'s memory order, broadcast over the
+    batch: NumPy's maximum against a scalar ran 1.5-5x slower here than against an array
+    (most for small arrays), for the same values (signed zeros and NaNs included). The
+    array must follow the memory order: against a channels-last activation read as
+    (N, C, H, W), zeros shaped (C, H, W) ran 2-4x slower than the scalar."""
+    memory = in_memory_order(z)
+    zeros = xp.zeros(memory.shape[1:] if memory.ndim > 1 else memory.shape, dtype=z.dtype)
+    xp.maximum(memory, zeros, out=memory)
+    return z
+
+
+def in_memory_order(z):
+    """``z``'s axes permuted so that the view is C-contiguous (e.g. an (N, H, W, C) array
+    seen through its (N, C, H, W) transpose comes back as (N, H, W, C)); ``z`` itself when
+    it already is, or when no permutation makes it so (a sliced view)."""
+    if z.flags.c_contiguous:
+        return z
+    axes = sorted(range(z.ndim), key=lambda axis: -abs(z.strides[axis]))
+    view = z.transpose(axes)
+    return view if view.flags.c_contiguous else z
 
 
 def relu_backward(grad, z, a):
