@@ -186,3 +186,20 @@ def test_paired_backward_factors_match_the_block_by_block_ones(name, recurrent_n
     np.testing.assert_allclose(paired_dxw, dxw, rtol=1e-12, atol=1e-12)
     for ours, theirs in zip(paired_states + paired_weights, states + weight_grads):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_activation_derivative_of_sigmoid_and_tanh_is_the_closed_form_from_the_output(name):
+    """sigmoid's and tanh's derivatives come from the output alone (``a (1 - a)``,
+    ``1 - a^2``), not from the activation's generic backward (an extra ones array and pass):
+    a backward that raises is never called (mutation run 9)."""
+    fn = activations.get(name)
+
+    def refuse(*args):
+        raise AssertionError(f"{name}'s generic backward called")
+
+    same_name = activations.ActivationFunction(name, fn.forward, refuse)
+    a = fn.forward(np.linspace(-3.0, 3.0, 7))
+    out = rnn_ops.activation_derivative(same_name, a, None, np.empty_like(a))
+    np.testing.assert_allclose(out, a * (1 - a) if name == "sigmoid" else 1 - a * a,
+                               rtol=1e-15)
