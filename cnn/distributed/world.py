@@ -33,6 +33,10 @@ COLLECTIVE_TIMEOUT = 60.0  # seconds a rank waits for the others in one collecti
 ANSWER_SECONDS = 2.0       # seconds the rank that gave up waits for the others to answer
 FIRST_PAUSE = 1e-5         # seconds between two tests of a request, doubling up to:
 LONGEST_PAUSE = 5e-4
+# seconds a rank that aborts every rank waits after writing its error: mpiexec forwards a
+# rank's output asynchronously, and an immediate MPI_Abort once lost a failing rank's
+# traceback in CI (mpiexec exited non-zero with empty output)
+ABORT_GRACE_SECONDS = 0.5
 QUESTION, ANSWER = 7301, 7302  # tags on the control communicator
 
 
@@ -127,6 +131,12 @@ class MPIWorld:
         self.wait(self.comm.Ibarrier(), "barrier")
 
     def abort(self, code: int = 1) -> None:
+        """End every rank with exit status ``code``, once what this rank wrote has had
+        ``ABORT_GRACE_SECONDS`` to reach mpiexec."""
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        time.sleep(ABORT_GRACE_SECONDS)
         self.comm.Abort(code)
 
     def wait(self, request, what: str) -> None:
