@@ -53,7 +53,7 @@ from cnn.ops.im2col import (
     rows_from_windows,
     taps_from_windows,
 )
-from cnn.ops.pooling import POOL_MODES
+from cnn.ops.pooling import POOL_MODES, cell_share, combine_cells
 from cnn.ops.shapes import check_padding, effective_kernel, pair, window_output_shape
 
 CHUNK_BYTES = 1 << 20  # columns built at once; a few samples' worth fits the 2 MB L2 cache
@@ -272,7 +272,7 @@ def conv2d_pool_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)),
     dtype = xp.result_type(x, w)
     y = xp.empty((n, oh // ph, ow // pw, f), dtype=dtype)
     bias_row = None if b is None else xp.tile(b, oh * ow)
-    reciprocal = xp.asarray(1.0 / (ph * pw), dtype=dtype)
+    share = cell_share(ph * pw, dtype)
     run = band // pw * f  # the values of one cell of a band's windows
     for samples, columns in _band_columns(x_padded, w.shape[2:], stride, band, (oh, ow),
                                           workspace):
@@ -282,17 +282,9 @@ def conv2d_pool_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)),
         _finish_chunk(z.reshape(s, oh, ow, f), bias_row, epilogue)
         cells = z.reshape(s, oh // ph, ph, ow // band, pw, run)
         out = y[samples].reshape(s, oh // ph, ow // band, run)
-        xp.copyto(out, cells[:, :, 0, :, 0])
-        for i in range(ph):
-            for j in range(pw):
-                if i or j:
-                    cell = cells[:, :, i, :, j]
-                    if mode == "max":
-                        xp.maximum(out, cell, out=out)
-                    else:
-                        out += cell
+        combine_cells([cells[:, :, i, :, j] for i in range(ph) for j in range(pw)], out, mode)
         if mode == "avg":
-            out *= reciprocal
+            out *= share
     return y.transpose(0, 3, 1, 2)
 
 

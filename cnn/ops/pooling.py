@@ -89,13 +89,13 @@ def pool2d_forward(x, pool_size, stride=None, padding=((0, 0), (0, 0)), mode="ma
     argmax = None
     if mode == "max":
         argmax = xp.empty(y.shape, dtype=xp.uint8 if len(slices) <= 256 else xp.int64)
-    reciprocal = _reciprocal(counts, y.dtype)
+    reciprocal = cell_share(counts, y.dtype)
     for samples in _sample_chunks(x):
         cells = [x[samples, rows, cols] for _, _, rows, cols in slices]
         if mode == "max":
             _first_max(cells, y[samples], argmax[samples])
         else:
-            _cell_sum(cells, y[samples])
+            combine_cells(cells, y[samples])
             y[samples] *= reciprocal
     if mode == "max":
         return _channels_first(y), PoolCache("max", *geometry, tiled, argmax, None)
@@ -124,7 +124,7 @@ def pool2d_backward(dy, cache):
         dx = xp.empty((n, *cache.x_shape[2:], c), dtype=dy.dtype)
         if cache.mode == "avg":  # every cell the same share: one broadcast product
             (ph, pw), (oh, ow) = cache.pool_size, cache.out_hw
-            xp.multiply(dy[:, :, None, :, None, :], _reciprocal(cache.counts, dy.dtype),
+            xp.multiply(dy[:, :, None, :, None, :], cell_share(cache.counts, dy.dtype),
                         out=dx.reshape(n, oh, ph, ow, pw, c))
             return _channels_first(dx)
         for index, (_, _, rows, cols) in enumerate(slices):
@@ -181,14 +181,19 @@ def _first_max(cells, y, argmax):
         xp.maximum(argmax, wins, out=argmax)
 
 
-def _cell_sum(cells, total):
-    """The sum of ``cells`` (in their order) into ``total``."""
-    xp.copyto(total, cells[0])
+def combine_cells(cells, out, mode="avg"):
+    """``out`` = the sum (``"avg"``) or the element-wise maximum (``"max"``, no argmax) of
+    ``cells``, taken in their order."""
+    combine = xp.maximum if mode == "max" else xp.add
+    xp.copyto(out, cells[0])
     for cell in cells[1:]:
-        total += cell
+        combine(out, cell, out=out)
+    return out
 
 
-def _reciprocal(counts, dtype):
+def cell_share(counts, dtype):
+    """``1 / counts`` (a window's cell count, or an array of them) in ``dtype``, computed in
+    float64: what an average pooling multiplies its sums by."""
     return xp.asarray(1.0 / xp.asarray(counts, dtype=xp.float64), dtype=dtype)
 
 
@@ -221,4 +226,4 @@ def _cell_weight(cache, index, dtype):
     """
     if cache.mode == "max":
         return cache.argmax == index
-    return _reciprocal(cache.counts, dtype)
+    return cell_share(cache.counts, dtype)
