@@ -112,6 +112,9 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None) -> float:
         """The weighted mean loss of a batch, called in Keras's order (targets first)."""
         y_pred = xp.asarray(y_pred)
+        if y_pred.ndim == 0 or y_pred.shape[0] == 0:
+            raise ValueError(f"{self.name}: y_pred has shape {tuple(y_pred.shape)}; a loss "
+                             f"needs a batch of at least one sample, shape (N, ...) with N >= 1")
         target = self.dense_targets(xp.asarray(y_true), y_pred)
         if tuple(target.shape) != tuple(y_pred.shape):
             raise ValueError(f"{self.name}: y_true has shape {tuple(target.shape)} but y_pred "

@@ -269,6 +269,11 @@ def test_names_and_keras_class_names_resolve(name, cls):
      r"num_classes=4"),
     (lambda: SparseCategoricalCrossentropy()(IDS + 0.5, LOGITS), "not whole numbers"),
     (lambda: MeanSquaredError()(ONE_HOT[:, :3], LOGITS), r"y_true has shape \(6, 3\)"),
+    (lambda: MeanSquaredError()(ONE_HOT[:0], LOGITS[:0]),
+     r"mean_squared_error: y_pred has shape \(0, 4\); a loss needs a batch of at least one"),
+    (lambda: SparseCategoricalCrossentropy()(IDS[:0], LOGITS[:0]),
+     r"sparse_categorical_crossentropy: y_pred has shape \(0, 4\)"),
+    (lambda: BinaryCrossentropy()(0.0, 0.5), r"binary_crossentropy: y_pred has shape \(\)"),
 ])
 def test_bad_arguments_are_named(make, match):
     with pytest.raises(ValueError, match=match):

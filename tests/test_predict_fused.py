@@ -76,7 +76,7 @@ def test_pooled_convolution_matches_the_layer_by_layer_pass_in_float32(case, mod
 
 @pytest.mark.parametrize("mode", ["avg", "max"])
 def test_pooled_convolution_matches_pytorch(mode):
-    torch = pytest.importorskip("torch", reason="PyTorch is the oracle here (a test dependency)")
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle of this test")
     functional = torch.nn.functional
     x, w, b, stride, padding, pool = _case(CASES[1], np.float64, seed=3)
     got = conv_ops.conv2d_pool_forward(x, w, b, stride, padding, pool, mode, relu_inplace)

@@ -5,8 +5,8 @@ Forward::
     y[n, f, p, q] = b[f] + sum_{c, i, j} w[f, c, i, j]
                                   * x_padded[n, c, p * sh + i * dh, q * sw + j * dw]
 
-with the dilation ``(dh, dw)`` (1 unless asked). The kernel is not flipped. Backward returns gradients summed over the batch. The caller's
-loss divides by N.
+with the dilation ``(dh, dw)`` (1 unless asked). The kernel is not flipped. Backward returns
+gradients summed over the batch. The caller's loss divides by N.
 
 How it runs (each choice measured on the 2-core machine, see ``benchmarks/RESULTS.md``):
 
@@ -56,7 +56,7 @@ from cnn.ops.im2col import (
 from cnn.ops.pooling import POOL_MODES, cell_share, combine_cells
 from cnn.ops.shapes import check_padding, effective_kernel, pair, window_output_shape
 
-CHUNK_BYTES = 1 << 20  # columns built at once; a few samples' worth fits the 2 MB L2 cache
+CHUNK_BYTES = 1 << 20  # columns built at once (a few samples); 128 KB-1 MB timed alike here
 KEEP_COLUMNS_BYTES = 8 << 20  # keep the forward pass's columns up to this size
 
 _SPATIAL = (1, 2)  # the H and W axes of a channels-last array
