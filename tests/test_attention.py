@@ -97,6 +97,25 @@ def test_gradients(kwargs, case):
     assert "input 0" in errors and "input 1" in errors
 
 
+@pytest.mark.parametrize("case", ["graph masks", "attention_mask"])
+def test_gradients_where_a_query_may_attend_to_no_key(case):
+    """A padded query (a row of no allowed keys) attends uniformly, from constant logits: its
+    gradient reaches the values only, not the queries or keys (it once leaked into both)."""
+    q, v = random((N, TQ, D)), random((N, TV, D), 1)
+    if case == "graph masks":
+        layer = built([q, v])
+        masks = [np.array([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=bool),
+                 np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)]
+        errors = check_gradients(layer, [q, v], lambda a: layer.forward(a, mask=masks))
+    else:
+        allowed = random((N, TQ, TV), 4) > 0
+        allowed[0, 1] = allowed[1, 3] = False
+        inputs = [q, v, None, allowed.astype(np.float64)]
+        layer = built(inputs)
+        errors = check_gradients(layer, [q, v, inputs[3]], lambda a: layer.forward(a))
+    assert {"input 0", "input 1", "query_kernel", "key_kernel"} <= set(errors)
+
+
 def test_gradients_with_dropout_fixed_by_the_seed():
     q, v = random((N, TQ, D)), random((N, TV, D), 1)
     layer = built([q, v], dropout=0.3)

@@ -8,6 +8,13 @@ input, in order. ``Subtract`` takes exactly two inputs.
 Variable axes (None), as Keras: None matches any size, and an axis that is None in any input
 is None in the output (``(None, None, 8)`` and ``(None, 5, 8)`` give ``(None, None, 8)``);
 each batch's arrays must then agree on it, which is checked (the error names the layer).
+
+Masks, as Keras 3: a merge passes sequence masks (N, T) on. The output's mask is the OR of the
+inputs' masks when every input has one, else None (an input without a mask is all real steps,
+so the OR would be all True). ``Concatenate`` along the steps joins the masks (an unmasked
+input's steps all real); along another axis it is the OR, all True where an input has none.
+``Maximum`` also lets only real steps compete: at a step where some inputs are real it is the
+maximum over those, where none is, over all.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ class _Merge(Layer, register=False):
 
     samplewise = True
     variable_length = True
+    supports_masking = True
     min_inputs = 2
     max_inputs = None
     joined_axis = None  # the sample axis along which the inputs may differ (Concatenate)
@@ -50,6 +58,10 @@ class _Merge(Layer, register=False):
                                  f"of shapes {listed}")
         return super().call_forward(x, training, mask)
 
+    def compute_mask(self, x, mask):
+        """The OR of the inputs' (N, T) masks when all have one, else None."""
+        return either_mask(mask)
+
     def _check_count(self, input_shape):
         if not isinstance(input_shape, list):
             raise ValueError(f"layer {self.describe()} merges a list of tensors: call it as "
@@ -62,6 +74,22 @@ class _Merge(Layer, register=False):
 
     def get_config(self):
         return {"name": self.name}
+
+
+def either_mask(masks):
+    """The elementwise OR of a list of (N, T) boolean masks; None if any of them is None."""
+    if masks is None or any(m is None for m in masks):
+        return None
+    return xp.logical_or.reduce(xp.stack([xp.asarray(m, dtype=bool) for m in masks]))
+
+
+def real_steps(mask, x):
+    """A boolean array that broadcasts against ``x`` (N, T, ...): True at real steps
+    (everywhere when ``mask`` is None)."""
+    if mask is None:
+        return xp.ones((1,) * x.ndim, dtype=bool)
+    mask = xp.asarray(mask, dtype=bool)
+    return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
 
 
 def merged_shape(shapes):
@@ -146,12 +174,23 @@ class Average(_Merge):
 
 
 class Maximum(_Merge):
-    """The elementwise maximum; a tie sends the gradient to the first of the tied inputs."""
+    """The elementwise maximum; a tie sends the gradient to the first of the tied inputs.
 
-    def forward(self, x, training=False):
+    With masks (Keras 3), only the inputs whose step is real compete at that step (all of
+    them where none is real)."""
+
+    accepts_mask = True
+
+    def forward(self, x, training=False, mask=None):
         stacked = xp.stack(x)
-        self.winner = stacked.argmax(axis=0)
-        return stacked.max(axis=0)
+        if mask is None or all(m is None for m in mask):
+            self.winner = stacked.argmax(axis=0)
+            return stacked.max(axis=0)
+        real = xp.stack([xp.broadcast_to(real_steps(m, a), a.shape) for m, a in zip(mask, x)])
+        competes = real | ~real.any(axis=0)
+        lowest = xp.asarray(-xp.inf, dtype=stacked.dtype)
+        self.winner = xp.where(competes, stacked, lowest).argmax(axis=0)
+        return xp.take_along_axis(stacked, self.winner[None], axis=0)[0]
 
     def backward(self, grad):
         winner, self.winner = self.winner, None
@@ -194,6 +233,19 @@ class Concatenate(_Merge):
         self._batch_sizes = [a.shape[self.sample_axis + 1] for a in x]
         return xp.concatenate(x, axis=self.sample_axis + 1)
 
+    def compute_mask(self, x, mask):
+        """Along the steps (axis 1): the inputs' masks joined, an unmasked input's steps all
+        real. Along another axis: the OR, all True where an input has no mask (Keras 3)."""
+        if mask is None or all(m is None for m in mask):
+            return None
+        if self.sample_axis == 0:
+            return xp.concatenate([xp.ones(a.shape[:2], dtype=bool) if m is None
+                                   else xp.asarray(m, dtype=bool) for m, a in zip(mask, x)],
+                                  axis=1)
+        if any(m is None for m in mask):
+            return xp.ones(x[0].shape[:2], dtype=bool)
+        return either_mask(mask)
+
     def backward(self, grad):
         sizes = self._batch_sizes or self.sizes
         bounds = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
@@ -202,5 +254,7 @@ class Concatenate(_Merge):
     def get_config(self):
         return {"axis": self.axis, "name": self.name}
 
+
+MERGE_LAYERS = (Add, Subtract, Multiply, Average, Maximum, Concatenate)
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate"]

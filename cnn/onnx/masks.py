@@ -7,13 +7,24 @@ output carries the query's mask). Any other layer that reads a mask (``accepts_m
 recurrent layers, Bidirectional, TimeDistributed) is refused, so that the graph
 never computes something other than ``model.predict``; a mask that reaches no reader changes
 nothing.
+
+The merge layers carry masks as cnn's graph does (``cnn.layers.merge``): the OR of the inputs'
+masks (``Max`` of the 0/1 masks) when every input has one, ``Concatenate`` along the steps
+joins them (``Concat``, an unmasked input all ones). ``Maximum`` given a masked input is
+refused: its ONNX ``Max`` would let the padded steps compete.
 """
 
 from __future__ import annotations
 
-from onnx import TensorProto
+from dataclasses import dataclass
+from typing import Callable
 
-from cnn.layers import Embedding, GlobalAveragePooling1D, Masking, MultiHeadAttention
+import numpy as np
+from onnx import TensorProto, numpy_helper
+
+from cnn.layers import (Concatenate, Embedding, GlobalAveragePooling1D, Masking, Maximum,
+                        MultiHeadAttention)
+from cnn.layers.merge import MERGE_LAYERS
 from cnn.layers.attention import LAYOUTS
 from cnn.layers.data_format import CHANNELS_LAST
 from cnn.onnx.converters.attention import convert_multi_head_attention
@@ -50,21 +61,74 @@ def emit_masked_average(builder, layer, x: str, mask: str, output: str) -> None:
                  keepdims=int(layer.keepdims))
 
 
+def emit_ones(builder, x: str) -> str:
+    """A float (N, T) tensor of ones for the (N, T, ...) tensor ``x``: all its steps real."""
+    steps = builder.node("Slice", [builder.node("Shape", [x]), builder.ints([0], "start"),
+                                   builder.ints([2], "end")])
+    one = numpy_helper.from_array(np.ones(1, dtype=np.float32), "one")
+    return builder.node("ConstantOfShape", [steps], value=one)
+
+
+@dataclass(frozen=True)
+class CarriedMask:
+    """A mask that a tensor carries: ``origin`` (the Embedding or Masking layer it starts
+    from, named in errors), ``key`` (what it is computed from: equal keys are one tensor) and
+    ``emit`` (adds its nodes, returns the float (N, T) tensor; called once, where read)."""
+
+    origin: object
+    key: tuple
+    emit: Callable[[], str]
+
+
 class ExportMasks:
     """Converts the graph's nodes one by one, keeping which tensors carry which mask."""
 
     def __init__(self, builder):
         self.builder = builder
-        self.carried: dict[str, tuple] = {}  # tensor -> (layer making the mask, its input)
-        self.emitted: dict[tuple, str] = {}  # (layer id, input) -> the mask tensor
+        self.carried: dict[str, CarriedMask] = {}  # tensor -> its mask
+        self.emitted: dict[tuple, str] = {}  # CarriedMask.key -> the mask tensor
 
-    def mask_tensor(self, source) -> str:
-        layer, x = source
-        key = (id(layer), x)
-        if key not in self.emitted:
+    def mask_tensor(self, mask: CarriedMask) -> str:
+        if mask.key not in self.emitted:
+            self.emitted[mask.key] = mask.emit()
+        return self.emitted[mask.key]
+
+    def made_mask(self, layer, x: str) -> CarriedMask:
+        def emit():
             with self.builder.scope(f"{layer.name or layer.default_name()}/mask"):
-                self.emitted[key] = emit_mask(self.builder, layer, x)
-        return self.emitted[key]
+                return emit_mask(self.builder, layer, x)
+        return CarriedMask(layer, ("made", id(layer), x), emit)
+
+    def merged_mask(self, node) -> CarriedMask | None:
+        """The mask a merge layer's output carries (see the module's docstring)."""
+        layer = node.layer
+        masks = [self.carried.get(name) for name in node.inputs]
+        if isinstance(layer, Maximum):
+            origin = next(m for m in masks if m is not None).origin
+            raise OnnxExportError(
+                f"layer {layer.describe()} cannot be exported: it takes the mask of layer "
+                f"{origin.describe()}, and its ONNX Max would let the padded steps compete; "
+                "export the model without the mask (mask_zero=False, no Masking layer)")
+        origin = next(m for m in masks if m is not None).origin
+        scope = f"{layer.name or layer.default_name()}/mask"
+        if isinstance(layer, Concatenate) and layer.sample_axis == 0:
+            def join():
+                parts = [self.mask_tensor(m) if m is not None else emit_ones(self.builder, x)
+                         for m, x in zip(masks, node.inputs)]
+                with self.builder.scope(scope):
+                    return self.builder.node("Concat", parts, axis=1)
+            return CarriedMask(origin, ("joined", node.output), join)
+        if any(m is None for m in masks):
+            return None  # the OR is all True: nothing is masked
+        keys = tuple(dict.fromkeys(m.key for m in masks))
+        if len(keys) == 1:
+            return masks[0]
+
+        def either():
+            parts = [self.mask_tensor(m) for m in masks]
+            with self.builder.scope(scope):
+                return self.builder.node("Max", parts)
+        return CarriedMask(origin, ("either", keys), either)
 
     def convert(self, node) -> None:
         """Convert ``node`` (a ``cnn.onnx.graph.GraphNode``), or raise naming the layer that
@@ -74,11 +138,17 @@ class ExportMasks:
         if carried and isinstance(layer, MultiHeadAttention):
             self.convert_attention(node)
             return
+        if carried and isinstance(layer, MERGE_LAYERS):
+            merged = self.merged_mask(node)
+            convert_layer(self.builder, layer, node.inputs, node.output)
+            if merged is not None:
+                self.carried[node.output] = merged
+            return
         if carried and layer.accepts_mask:
             if not isinstance(layer, GlobalAveragePooling1D):
                 raise OnnxExportError(
                     f"layer {layer.describe()} cannot be exported: it reads the mask of layer "
-                    f"{carried[0][0].describe()}, which its ONNX form cannot apply (the masked "
+                    f"{carried[0].origin.describe()}, which its ONNX form cannot apply (the masked "
                     "steps would count); export the model without the mask (mask_zero=False, "
                     "no Masking layer) if the padded steps may count")
             mask = self.mask_tensor(carried[0])
@@ -87,7 +157,7 @@ class ExportMasks:
             return
         convert_layer(self.builder, layer, node.inputs, node.output)
         if makes_mask(layer):
-            self.carried[node.output] = (layer, node.inputs[0])
+            self.carried[node.output] = self.made_mask(layer, node.inputs[0])
         elif carried and layer.supports_masking:
             self.carried[node.output] = carried[0]
 

@@ -3,7 +3,8 @@
 Layout: heads on axis 1, ``q`` (N, H, Tq, K), ``k`` (N, H, Tv, K), ``v`` (N, H, Tv, V).
 ``allowed`` (N, 1 or H, Tq, Tv) bool (True where query step i may attend to key step j) or
 None. A disallowed pair gets the logit ``MASKED_LOGIT`` before the softmax, as Keras adds
-a large negative number, so a query with no allowed key attends uniformly (no NaN).
+a large negative number, so a query with no allowed key attends uniformly (no NaN). Those
+constant logits depend on neither ``q`` nor ``k``: the backward pass gives them no gradient.
 """
 
 from __future__ import annotations
@@ -76,18 +77,20 @@ def attention_forward(q, k, v, allowed=None, dropout_mask=None):
     scores /= scores.sum(axis=-1, keepdims=True)
     weights = scores if dropout_mask is None else scores * dropout_mask
     context = weights @ v
-    return context, scores, (q, k, v, scores, weights, dropout_mask, scale)
+    return context, scores, (q, k, v, scores, weights, dropout_mask, scale, allowed)
 
 
 def attention_backward(cache, d_context):
     """Returns ``(dq, dk, dv)`` from the gradient of the context (N, H, Tq, V)."""
-    q, k, v, scores, weights, dropout_mask, scale = cache
+    q, k, v, scores, weights, dropout_mask, scale, allowed = cache
     dv = weights.swapaxes(-1, -2) @ d_context
     d_scores = d_context @ v.swapaxes(-1, -2)
     if dropout_mask is not None:
         d_scores *= dropout_mask
     # softmax: d logits = s * (d s - sum(d s * s))
     d_logits = scores * (d_scores - (d_scores * scores).sum(axis=-1, keepdims=True))
+    if allowed is not None:  # MASKED_LOGIT is a constant
+        d_logits = xp.where(allowed, d_logits, d_logits.dtype.type(0))
     dq = (d_logits @ k) * scale
     dk = d_logits.swapaxes(-1, -2) @ q * scale
     return dq, dk, dv
