@@ -103,13 +103,12 @@ class ExportMasks:
         """The mask a merge layer's output carries (see the module's docstring)."""
         layer = node.layer
         masks = [self.carried.get(name) for name in node.inputs]
+        origin = next(m for m in masks if m is not None).origin
         if isinstance(layer, Maximum):
-            origin = next(m for m in masks if m is not None).origin
             raise OnnxExportError(
                 f"layer {layer.describe()} cannot be exported: it takes the mask of layer "
                 f"{origin.describe()}, and its ONNX Max would let the padded steps compete; "
                 "export the model without the mask (mask_zero=False, no Masking layer)")
-        origin = next(m for m in masks if m is not None).origin
         scope = f"{layer.name or layer.default_name()}/mask"
         if isinstance(layer, Concatenate) and layer.sample_axis == 0:
             def join():
