@@ -34,6 +34,9 @@ class Graph:
         inputs, outputs: the lists given.
         nodes: the non-input nodes, every node after the nodes it reads.
         layers: the layers of those nodes, each once, in the order of their first node.
+        readers: ``{tensor id: [nodes that read it]}``, a node once per input it reads it as;
+            ``consumers`` counts them.
+        pooled_pairs: ``{node id: pooling node}`` computed in one pass in inference.
     Raises:
         TypeError: an input or output is not a symbolic tensor.
         ValueError: an input is not an ``Input``'s tensor, an output is not reachable from
@@ -64,10 +67,11 @@ class Graph:
                 self.layers.append(node.layer)
             calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
         self.shared = {key for key, count in calls.items() if count > 1}
-        self.consumers: dict[int, int] = {}
+        self.readers: dict[int, list] = {}  # tensor id -> the nodes reading it, once a read
         for node in self.nodes:
             for tensor in node.inputs:
-                self.consumers[tensor.id] = self.consumers.get(tensor.id, 0) + 1
+                self.readers.setdefault(tensor.id, []).append(node)
+        self.consumers = {key: len(nodes) for key, nodes in self.readers.items()}
         self._snapshots: dict[int, dict] = {}
         self._dropped_masks: set[int] = set()  # layers already warned about
         self.pooled_pairs = self._pooled_pairs()
@@ -82,14 +86,10 @@ class Graph:
         it in one pass in inference (``pools_on_the_fly``, ``forward_pooled``): the pooling
         node is the only reader of its output, which is no model output, and neither layer
         is shared."""
-        readers: dict[int, list] = {}
-        for node in self.nodes:
-            for tensor in node.inputs:
-                readers.setdefault(tensor.id, []).append(node)
         outputs = {t.id for t in self.outputs}
         pairs = {}
         for node in self.nodes:
-            after = readers.get(node.output.id, [])
+            after = self.readers.get(node.output.id, [])
             if (len(after) == 1 and node.output.id not in outputs
                     and hasattr(node.layer, "pools_on_the_fly")
                     and hasattr(after[0].layer, "tiled_window")
