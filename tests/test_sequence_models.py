@@ -4,13 +4,15 @@ gradients through the graph, save and load."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 import cnn
 from cnn.backend import floatx_scope
 from cnn.layers import (LSTM, Bidirectional, Dense, Embedding, Input, LayerNormalization,
-                        Masking, MultiHeadAttention, PositionEmbedding)
+                        Masking, MultiHeadAttention, PositionEmbedding, TimeDistributed)
 from cnn.models import Model, load_model
 from cnn.utils.gradient_check import numerical_gradient
 from helpers import gradient_error
@@ -83,6 +85,19 @@ def test_masking_layer_in_a_model_matches_the_trimmed_sequence():
     short.build((4, 2))
     short.set_weights(model.get_weights())
     np.testing.assert_allclose(model.predict(x), short.forward(x[:, :4]), atol=1e-6)
+
+
+def test_time_distributed_passes_the_mask_on_as_keras_3():
+    cnn.set_seed(8)
+    tokens = Input((T,))
+    embedding, dense, lstm = Embedding(V, 4, mask_zero=True), Dense(3), LSTM(2)
+    model = Model(tokens, lstm(TimeDistributed(dense)(embedding(tokens))))
+    x = ids(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mask is dropped
+        out = model.predict(x)
+    expected = lstm.forward(dense.forward(embedding.forward(x)), mask=x != 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
 
 
 def transformer(causal=False, mask_zero=False):

@@ -20,9 +20,11 @@ from cnn.layers.rnn import RNN_LAYERS
 
 class TimeDistributed(Layer):
     """Wraps ``layer``; its parameters, gradients and buffers are the wrapper's. The time
-    axis may be variable (None); the wrapped layer sees the axes after it."""
+    axis may be variable (None); the wrapped layer sees the axes after it. A sequence mask
+    (N, T) passes on unchanged, as in Keras 3 (each step is computed on its own)."""
 
     variable_length = True
+    supports_masking = True
 
     @property
     def samplewise(self) -> bool:

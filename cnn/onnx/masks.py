@@ -4,7 +4,7 @@ The exporter walks the graph with ``ExportMasks``: a mask becomes nodes only whe
 reads it, and the one reader that ONNX expresses here is ``GlobalAveragePooling1D`` (the mean
 over the unmasked steps) and ``MultiHeadAttention`` (padded queries and keys masked; its
 output carries the query's mask). Any other layer that reads a mask (``accepts_mask``: the
-recurrent layers, Bidirectional, TimeDistributed) is refused, so that the graph
+recurrent layers, Bidirectional) is refused, so that the graph
 never computes something other than ``model.predict``; a mask that reaches no reader changes
 nothing.
 
