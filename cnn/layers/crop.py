@@ -78,8 +78,8 @@ class RandomCrop(Augmentation):
             return self._random_windows(x, h, w)
         self._cache = "resize"
         rows, cols = (m.astype(x.dtype) for m in self._resize)
-        y = xp.einsum("ph,nchw->ncpw", rows, formats.to_nchw(x, self.data_format))
-        return formats.from_nchw(xp.einsum("qw,ncpw->ncpq", cols, y), self.data_format)
+        y = rows @ formats.to_nchw(x, self.data_format) @ cols.T  # (N, C, height, width)
+        return formats.from_nchw(y, self.data_format)
 
     def _random_windows(self, x, h, w):
         rng = self.generator()
@@ -98,8 +98,7 @@ class RandomCrop(Augmentation):
         g = formats.to_nchw(grad, self.data_format)
         if isinstance(self._cache, str):
             rows, cols = (m.astype(grad.dtype) for m in self._resize)
-            dx = xp.einsum("ph,ncpw->nchw", rows, xp.einsum("qw,ncpq->ncpw", cols, g))
-            return formats.from_nchw(dx, self.data_format)
+            return formats.from_nchw(rows.T @ g @ cols, self.data_format)
         images, rows, cols = self._cache
         n, c = g.shape[:2]
         _, (h, w) = formats.split_shape(self.input_shape, self.data_format)
