@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cnn
+from cnn import replica
 from cnn.layers import (Conv2D, Dense, Flatten, Input, RandomBrightness, RandomContrast,
                         RandomCrop, RandomZoom, batch_draws, deserialize, serialize)
 from cnn.models import Sequential
@@ -201,18 +202,20 @@ def bilinear_resize_reference(image, height, width):
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-def test_crop_training_windows_match_the_loop_reference(data_format):
+@pytest.mark.parametrize("target", [(4, 5), (7, 5), (2, 9)])  # also a side equal to the input's
+def test_crop_training_windows_match_the_loop_reference(data_format, target):
     x = random((6, 2, 7, 9))
-    layer = built(RandomCrop(4, 5, seed=9, data_format=data_format),
+    height, width = target
+    layer = built(RandomCrop(height, width, seed=9, data_format=data_format),
                   image_shape(data_format, 2, 7, 9))
     y = layer.forward(x if data_format == "channels_first" else x.transpose(0, 2, 3, 1),
                       training=True)
     y = y if data_format == "channels_first" else y.transpose(0, 3, 1, 2)
-    starts = np.random.default_rng(9).integers(0, [4, 5], size=(6, 2))
-    want = np.zeros((6, 2, 4, 5))
+    starts = np.random.default_rng(9).integers(0, [8 - height, 10 - width], size=(6, 2))
+    want = np.zeros((6, 2, height, width))
     for n, (top, left) in enumerate(starts):
-        for p in range(4):
-            for q in range(5):
+        for p in range(height):
+            for q in range(width):
                 want[n, :, p, q] = x[n, :, top + p, left + q]
     np.testing.assert_array_equal(y, want)
     assert len({tuple(s) for s in starts}) > 1  # the images got different windows
@@ -267,22 +270,27 @@ def test_seeded_draws_repeat(case):
 
 @pytest.mark.parametrize("case", LAYERS)
 def test_each_global_sample_gets_its_draw_whatever_the_pieces(case):
-    """A batch computed in two parts (``batch_draws.part``) transforms every image as the
-    whole batch does, forward and backward."""
-    x, grad = random((7, 2, 6, 5)), None
+    """A batch computed in two parts (``batch_draws.part``, here the later part first), or
+    one process's slice of it (``replica.replica_slice``, as a worker or MPI rank computes
+    it), transforms every image as the whole batch does, forward and backward."""
+    x = random((7, 2, 6, 5))
     whole = built(LAYERS[case](seed=4), (2, 6, 5))
     y = whole.forward(x, training=True)
     grad = random(y.shape, seed=3)
     dx = whole.backward(grad)
     parts = built(LAYERS[case](seed=4), (2, 6, 5))
-    outputs, grads = [], []
+    outputs, grads = {}, {}
     with batch_draws.shared_over_parts():
-        for start, stop in ((0, 3), (3, 7)):
+        for start, stop in ((3, 7), (0, 3)):
             with batch_draws.part(7, start):
-                outputs.append(parts.forward(x[start:stop], training=True))
-                grads.append(parts.backward(grad[start:stop]))
-    np.testing.assert_array_equal(np.concatenate(outputs), y)
-    np.testing.assert_array_equal(np.concatenate(grads), dx)
+                outputs[start] = parts.forward(x[start:stop], training=True)
+                grads[start] = parts.backward(grad[start:stop])
+    np.testing.assert_array_equal(np.concatenate([outputs[0], outputs[3]]), y)
+    np.testing.assert_array_equal(np.concatenate([grads[0], grads[3]]), dx)
+    rank = built(LAYERS[case](seed=4), (2, 6, 5))
+    with replica.replica_slice(7, 4):
+        np.testing.assert_array_equal(rank.forward(x[4:], training=True), y[4:])
+        np.testing.assert_array_equal(rank.backward(grad[4:]), dx[4:])
 
 
 @pytest.mark.parametrize("make", [lambda: RandomZoom(0.2, data_format="channels_last"),
