@@ -10,7 +10,8 @@ import pytest
 import cnn
 from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose,
                         Cropping2D, Dense, DepthwiseConv2D, Flatten, SeparableConv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Input,
-                        MaxPooling2D, UpSampling2D, ZeroPadding2D, deserialize, serialize)
+                        MaxPooling2D, RandomContrast, RandomCrop, RandomZoom, UpSampling2D,
+                        ZeroPadding2D, deserialize, serialize)
 from cnn.models import Model, Sequential, load_model
 from cnn.optimizers import Adam
 from helpers import check_layer_gradients, seed_dir
@@ -37,6 +38,10 @@ IMAGE_LAYERS = {
     "separable": lambda f: SeparableConv2D(3, 3, padding="same", data_format=f,
                                            depth_multiplier=2),
     "transposed": lambda f: Conv2DTranspose(3, 3, 2, "same", 1, f),
+    "random_crop": lambda f: RandomCrop(4, 3, seed=1, data_format=f),
+    "random_crop_resized": lambda f: RandomCrop(5, 7, seed=1, data_format=f),
+    "random_zoom": lambda f: RandomZoom(0.3, seed=1, data_format=f),
+    "random_contrast": lambda f: RandomContrast(0.4, (-2, 2), seed=1, data_format=f),
 }
 
 

@@ -21,7 +21,8 @@ from cnn.layers import (ELU, GRU, LSTM, Add, AveragePooling1D, AveragePooling2D,
                         GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Input,
                         LayerNormalization, LeakyReLU, Masking, MaxPooling1D, MaxPooling2D,
                         MultiHeadAttention, Normalization, PositionEmbedding, PReLU,
-                        RandomFlip, RandomRotation, RandomTranslation, ReLU, RepeatVector,
+                        RandomBrightness, RandomContrast, RandomCrop, RandomFlip,
+                        RandomRotation, RandomTranslation, RandomZoom, ReLU, RepeatVector,
                         Rescaling, SeparableConv2D, SimpleRNN, Softmax, UpSampling2D,
                         TimeDistributed, ZeroPadding2D)
 from cnn.models import Model, Sequential  # noqa: E402
@@ -114,6 +115,13 @@ LAYERS = {
     "random_flip": (IMAGE, lambda: RandomFlip(**FIRST)),
     "random_rotation": (IMAGE, lambda: RandomRotation(0.2, **FIRST)),
     "random_translation": (IMAGE, lambda: RandomTranslation(0.1, 0.2, **FIRST)),
+    "random_zoom": (IMAGE, lambda: RandomZoom(0.2, **FIRST)),
+    "random_contrast": (IMAGE, lambda: RandomContrast(0.3, **FIRST)),
+    "random_brightness_last": (IMAGE_LAST, lambda: RandomBrightness(0.2, **LAST)),
+    "random_crop_resized": (IMAGE, lambda: RandomCrop(5, 7, **FIRST)),  # 9x8 -> 6x8 -> 5x7
+    "random_crop_up_last": (IMAGE_LAST, lambda: RandomCrop(12, 5, **LAST)),  # 9x8 -> 9x3 -> 12x5
+    "random_crop_window": ((3, 9, 12), lambda: RandomCrop(6, 8, **FIRST)),  # 9x12 -> 9x12 -> 6x8
+    "random_crop_no_resize": (IMAGE, lambda: RandomCrop(9, 4, **FIRST)),  # a centred 9x4 window
     # sequences
     "layer_norm": (SEQ, lambda: LayerNormalization()),
     "layer_norm_two_axes": (IMAGE, lambda: LayerNormalization(axis=[2, 3], epsilon=1e-5)),

@@ -14,8 +14,8 @@ import cnn
 from cnn.backend import floatx_scope
 from cnn.callbacks import Callback, TerminateOnNaN
 from cnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                        Input, Layer, LSTM, MaxPooling2D, Output, RandomFlip,
-                        RandomTranslation)
+                        Input, Layer, LSTM, MaxPooling2D, Output, RandomBrightness,
+                        RandomContrast, RandomCrop, RandomFlip, RandomTranslation, RandomZoom)
 from cnn.models import Model, NonFiniteLossError
 from cnn.models import model as model_module
 from cnn.training.strategy import idle_pool
@@ -99,6 +99,10 @@ def random_layers_model(seed=0):
     model = Model(Input((1, 10, 10)), "random")
     model.add(RandomFlip(data_format="channels_first"))
     model.add(RandomTranslation(0.2, 0.2, seed=3, data_format="channels_first"))
+    model.add(RandomZoom(0.2, data_format="channels_first"))
+    model.add(RandomContrast(0.3, value_range=(-3, 3), seed=4, data_format="channels_first"))
+    model.add(RandomBrightness(0.1, value_range=(-3, 3), data_format="channels_first"))
+    model.add(RandomCrop(8, 8, data_format="channels_first"))
     model.add(Conv2D(4, 3, activation="relu"))
     model.add(Flatten())
     model.add(Dropout(0.3))

@@ -1,11 +1,13 @@
 """Helpers for the window-layer tests: one forward/backward pass of a cnn layer, the same
-pass in PyTorch, and a save/load round trip of a small model around a layer."""
+pass in PyTorch, a save/load round trip of a small model around a layer, and the
+reproducibility of an augmentation layer's draws."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import cnn
 from cnn.backend import floatx_scope
 from cnn.layers import Flatten, Input
 from cnn.models import Model, load_model
@@ -75,3 +77,18 @@ def built(layer, input_shape):
     with floatx_scope("float64"):
         layer.build(input_shape)
     return layer
+
+
+def assert_seeded_draws_repeat(make, shape=(1, 6, 6)):
+    """``make(seed=...)`` layers transform a batch alike with the same seed, and unseeded
+    ones alike after the same ``cnn.set_seed``; returns the seed-8 output."""
+    x = random((5, *shape))
+    a = built(make(seed=8), shape).forward(x, training=True)
+    b = built(make(seed=8), shape).forward(x, training=True)
+    np.testing.assert_array_equal(a, b)
+    cnn.set_seed(3)
+    c = built(make(), shape).forward(x, training=True)
+    cnn.set_seed(3)
+    d = built(make(), shape).forward(x, training=True)
+    np.testing.assert_array_equal(c, d)
+    return a

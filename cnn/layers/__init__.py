@@ -2,10 +2,12 @@
 
 from cnn.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from cnn.layers.attention import MultiHeadAttention
-from cnn.layers.augmentation import RandomFlip, RandomRotation, RandomTranslation
+from cnn.layers.augmentation import RandomFlip, RandomRotation, RandomTranslation, RandomZoom
+from cnn.layers.augmentation_color import RandomBrightness, RandomContrast
 from cnn.layers.base import deserialize, Layer, layer_class, serialize
 from cnn.layers.conv import Conv1D, Conv2D
 from cnn.layers.conv_transpose import Conv2DTranspose
+from cnn.layers.crop import RandomCrop
 from cnn.layers.core import Activation, Dense, Dropout, Flatten, Input, Output
 from cnn.layers.depthwise import DepthwiseConv2D, SeparableConv2D
 from cnn.layers.embedding import Embedding, PositionEmbedding
@@ -76,4 +78,8 @@ __all__ = [
     "RandomFlip",
     "RandomTranslation",
     "RandomRotation",
+    "RandomZoom",
+    "RandomContrast",
+    "RandomBrightness",
+    "RandomCrop",
 ]

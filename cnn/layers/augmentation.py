@@ -1,5 +1,6 @@
 """Image augmentation layers, active only in training: RandomFlip, RandomTranslation,
-RandomRotation (Keras's names and arguments).
+RandomRotation, RandomZoom (Keras's names and arguments), and their shared base
+``Augmentation`` (also of RandomContrast, RandomBrightness and RandomCrop).
 
 At inference (``training=False``: predict, evaluate, validation) each is the identity and
 returns its input unchanged. In training each image of the batch gets its own random
@@ -43,7 +44,7 @@ def factor_range(factor, name):
     return lower, upper
 
 
-class _Augmentation(OwnGenerator, Layer, register=False):
+class Augmentation(OwnGenerator, Layer, register=False):
     """Shared: the data format, the generator, identity at inference, the image checks."""
 
     samplewise = True
@@ -69,6 +70,11 @@ class _Augmentation(OwnGenerator, Layer, register=False):
         image is transformed as one process computing the whole batch would."""
         return batch_draws.rows_of(self, draw, n)
 
+    def uniform_per_sample(self, bounds, n):
+        """(n,) draws uniform in ``bounds`` (lower, upper), one per image (``per_sample``)."""
+        rng = self.generator()
+        return self.per_sample(lambda size: rng.uniform(*bounds, size=size), n)
+
     def forward(self, x, training=False):
         self._cache = None
         if not training:
@@ -82,7 +88,7 @@ class _Augmentation(OwnGenerator, Layer, register=False):
         return {"seed": self.seed, "data_format": self.data_format, "name": self.name}
 
 
-class RandomFlip(_Augmentation):
+class RandomFlip(Augmentation):
     """Flip each image left-right and/or upside down, each with probability 1/2.
 
     Args:
@@ -128,7 +134,7 @@ class RandomFlip(_Augmentation):
         return {"mode": self.mode, **super().get_config()}
 
 
-class _AffineAugmentation(_Augmentation, register=False):
+class AffineAugmentation(Augmentation, register=False):
     """Resampling under a random affine map per image (``cnn.ops.affine``)."""
 
     def __init__(self, fill_mode, interpolation, seed, fill_value, data_format, input_shape,
@@ -164,7 +170,7 @@ class _AffineAugmentation(_Augmentation, register=False):
                 "fill_value": self.fill_value, **super().get_config()}
 
 
-class RandomTranslation(_AffineAugmentation):
+class RandomTranslation(AffineAugmentation):
     """Shift each image by a random fraction of its height and width.
 
     Args:
@@ -187,9 +193,8 @@ class RandomTranslation(_AffineAugmentation):
         self.width_factor = factor_range(width_factor, "width_factor")
 
     def draw_matrices(self, n, h, w):
-        rng = self.generator()
-        down = self.per_sample(lambda size: rng.uniform(*self.height_factor, size=size), n) * h
-        right = self.per_sample(lambda size: rng.uniform(*self.width_factor, size=size), n) * w
+        down = self.uniform_per_sample(self.height_factor, n) * h
+        right = self.uniform_per_sample(self.width_factor, n) * w
         matrices = np.zeros((n, 2, 3))
         matrices[:, 0, 0] = matrices[:, 1, 1] = 1.0
         matrices[:, 0, 2], matrices[:, 1, 2] = -down, -right  # output (r, c) reads (r - down, ...)
@@ -200,7 +205,7 @@ class RandomTranslation(_AffineAugmentation):
                 "width_factor": list(self.width_factor), **super().get_config()}
 
 
-class RandomRotation(_AffineAugmentation):
+class RandomRotation(AffineAugmentation):
     """Rotate each image about its centre by a random angle.
 
     Args:
@@ -217,8 +222,7 @@ class RandomRotation(_AffineAugmentation):
         self.factor = factor_range(factor, "factor")
 
     def draw_matrices(self, n, h, w):
-        rng = self.generator()
-        turns = self.per_sample(lambda size: rng.uniform(*self.factor, size=size), n)
+        turns = self.uniform_per_sample(self.factor, n)
         return rotation_matrices(turns * 2 * math.pi, h, w)
 
     def get_config(self):
@@ -237,4 +241,51 @@ def rotation_matrices(angles, h, w):
     matrices[:, 1, 0], matrices[:, 1, 1] = -sin, cos
     matrices[:, 0, 2] = centre_r - cos * centre_r - sin * centre_c
     matrices[:, 1, 2] = centre_c + sin * centre_r - cos * centre_c
+    return matrices
+
+
+class RandomZoom(AffineAugmentation):
+    """Zoom each image in or out about its centre by a random factor per axis.
+
+    Args:
+        height_factor: ``f`` (zoom by up to ``f`` either way) or ``(lower, upper)``, each in
+            [-1, 1]: the image is read over ``1 + u`` times its height, ``u`` uniform in
+            ``[lower, upper]``, so positive values zoom out (the content shrinks) and negative
+            ones zoom in, as in Keras.
+        width_factor: the same for the width; None (default) keeps the aspect ratio: the
+            width takes the height's draw.
+        fill_mode, interpolation, fill_value, seed, data_format: as for RandomTranslation.
+    Shapes: unchanged. Output pixel ``(r, c)`` reads the input at
+    ``(centre_r + (r - centre_r) * zoom_h, centre_c + (c - centre_c) * zoom_w)``, the centre
+    ``((h - 1) / 2, (w - 1) / 2)`` (Keras's zoom matrix).
+    """
+
+    def __init__(self, height_factor, width_factor=None, fill_mode="reflect",
+                 interpolation="bilinear", seed=None, fill_value=0.0, data_format=None, *,
+                 input_shape=None, name=None):
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, input_shape,
+                         name)
+        self.height_factor = factor_range(height_factor, "height_factor")
+        self.width_factor = (None if width_factor is None
+                             else factor_range(width_factor, "width_factor"))
+
+    def draw_matrices(self, n, h, w):
+        zoom_h = 1.0 + self.uniform_per_sample(self.height_factor, n)
+        zoom_w = (zoom_h if self.width_factor is None
+                  else 1.0 + self.uniform_per_sample(self.width_factor, n))
+        return zoom_matrices(zoom_h, zoom_w, h, w)
+
+    def get_config(self):
+        width = None if self.width_factor is None else list(self.width_factor)
+        return {"height_factor": list(self.height_factor), "width_factor": width,
+                **super().get_config()}
+
+
+def zoom_matrices(zoom_h, zoom_w, h, w):
+    """(N, 2, 3) maps reading (h, w) images over ``zoom_h`` times their height and ``zoom_w``
+    times their width about the centre (above 1: zoom out)."""
+    matrices = np.zeros((len(zoom_h), 2, 3))
+    matrices[:, 0, 0], matrices[:, 1, 1] = zoom_h, zoom_w
+    matrices[:, 0, 2] = (h - 1) / 2 * (1 - zoom_h)
+    matrices[:, 1, 2] = (w - 1) / 2 * (1 - zoom_w)
     return matrices

@@ -17,16 +17,22 @@ INTERPOLATIONS = ("nearest", "bilinear")
 
 def linear_resize_matrix(size, factor, dtype):
     """(size * factor, size): row ``o`` holds the two weights of output pixel ``o``."""
-    out = size * factor
-    source = (xp.arange(out, dtype=xp.float64) + 0.5) / factor - 0.5
-    source = xp.clip(source, 0, size - 1)
+    return window_resize_matrix(size, 0, size, size * factor, dtype)
+
+
+def window_resize_matrix(size, start, length, out, dtype):
+    """(out, size): the pixels ``start:start + length`` of an axis of ``size`` resized to
+    ``out`` bilinearly with half-pixel centres (output pixel ``o`` reads the window at
+    ``(o + 0.5) * length / out - 0.5``, clamped to its edge pixels); zero outside the window."""
+    source = (xp.arange(out, dtype=xp.float64) + 0.5) * (length / out) - 0.5
+    source = xp.clip(source, 0, length - 1)
     below = xp.floor(source).astype(xp.int64)
-    above = xp.minimum(below + 1, size - 1)
+    above = xp.minimum(below + 1, length - 1)
     weight = source - below
     matrix = xp.zeros((out, size), dtype=xp.float64)
     rows = xp.arange(out)
-    matrix[rows, below] += 1 - weight
-    matrix[rows, above] += weight
+    matrix[rows, start + below] += 1 - weight
+    matrix[rows, start + above] += weight
     return matrix.astype(dtype)
 
 
