@@ -46,12 +46,12 @@ def test_a_merge_called_on_one_tensor_says_to_pass_a_list():
         Add(name="plus")(Input((F,)))
 
 
-@pytest.mark.parametrize("layer, count, wanted", [(Add(name="m"), 1, "at least 2"),
-                                                  (Subtract(name="m"), 3, "exactly 2"),
-                                                  (Subtract(name="m"), 1, "exactly 2")])
-def test_a_merge_of_too_few_or_too_many_inputs_says_how_many_it_takes(layer, count, wanted):
+@pytest.mark.parametrize("merge, count, wanted", [(Add, 1, "at least 2"),
+                                                  (Subtract, 3, "exactly 2"),
+                                                  (Subtract, 1, "exactly 2")])
+def test_a_merge_of_too_few_or_too_many_inputs_says_how_many_it_takes(merge, count, wanted):
     with pytest.raises(ValueError, match=rf'"m" \(\w+\) needs {wanted} inputs, got {count}$'):
-        layer([Input((F,)) for _ in range(count)])
+        merge(name="m")([Input((F,)) for _ in range(count)])
 
 
 # -- merge.py: masks are boolean ----------------------------------------------------------------
