@@ -229,6 +229,7 @@ def test_export_joins_a_masked_and_an_unmasked_sequence(tmp_path):
 
 def test_export_refuses_a_maximum_of_masked_inputs(tmp_path):
     pytest.importorskip("onnx", reason="needs the [onnx] extra")
+    import cnn.onnx  # not imported by cnn; run alone, nothing else here imports it
     cnn.set_seed(12)
     tokens = Input((T,))
     embedded = Embedding(9, 3, mask_zero=True, name="words")(tokens)

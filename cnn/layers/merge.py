@@ -215,7 +215,7 @@ class Concatenate(_Merge):
         self._check_count(input_shape)
         shapes = [tuple(s) for s in input_shape]
         rank = len(shapes[0]) + 1
-        if any(len(s) + 1 != rank for s in shapes) or not -rank <= self.axis < rank:
+        if any(len(s) + 1 != rank for s in shapes) or not -rank < self.axis < rank:
             raise ValueError(f"layer {self.describe()} cannot join shapes "
                              f"{', '.join(format_shape(s) for s in shapes)} on axis {self.axis}")
         self.sample_axis = self.joined_axis = (self.axis % rank) - 1
