@@ -251,3 +251,23 @@ def test_a_mask_carried_to_the_attention_mask_input_adds_no_nodes(export):
     got, graph = export(model, batch)
     np.testing.assert_allclose(got[0], model.predict(batch), rtol=1e-4, atol=1e-5)
     assert not [node.name for node in graph.node if node.name.startswith("pair_mask/mask")]
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_a_masked_channels_first_average_weights_its_steps_axis_at_export(export, keepdims):
+    """GlobalAveragePooling1D(data_format="channels_first") reads (N, C, L) and weights the
+    L axis by the mask (N, L). Masking on (N, 4, 4) gives such a mask, so the graph must put
+    the weights on axis 2 and sum over it, as predict does."""
+    cnn.set_seed(22)
+    values = Input((4, 4))
+    pooled = GlobalAveragePooling1D(data_format="channels_first", keepdims=keepdims)(
+        Masking()(values))
+    model = Model(values, pooled)
+    x = np.random.default_rng(4).standard_normal((3, 4, 4)).astype(np.float32)
+    x[0, 1] = x[1, 2] = x[1, 3] = 0.0
+    got, _ = export(model, x)
+    mask = (x != 0).any(axis=-1)  # (N, L): the steps of the channels-first input
+    weights = mask / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+    expected = (x * weights[:, None, :]).sum(axis=2, keepdims=keepdims)
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
