@@ -59,16 +59,16 @@ class RandomCrop(Augmentation):
     def _build(self, input_shape):
         formats.require_input(self, input_shape)
         channels, (h, w) = formats.split_shape(input_shape, self.data_format)
-        top, rows = centred_window(h, w, self.height, self.width)
-        left, cols = centred_window(w, h, self.width, self.height)
+        (top, rows), (left, cols) = self.central_window((h, w))
         dtype = np.float64
         self._resize = (window_resize_matrix(h, top, rows, self.height, dtype),
                         window_resize_matrix(w, left, cols, self.width, dtype))
         return formats.join_shape(channels, (self.height, self.width), self.data_format)
 
-    def central_window(self):
-        """``((top, rows), (left, cols))``: the window that inference resizes."""
-        _, (h, w) = formats.split_shape(self.input_shape, self.data_format)
+    def central_window(self, size=None):
+        """``((top, rows), (left, cols))``: the window that inference resizes, of an image of
+        ``size`` (h, w), by default the built input's."""
+        h, w = size or formats.split_shape(self.input_shape, self.data_format)[1]
         return (centred_window(h, w, self.height, self.width),
                 centred_window(w, h, self.width, self.height))
 
